@@ -1,0 +1,68 @@
+# Bedside BCG unit: everything a person repeats.
+#   make test    C unit tests (ASan/UBSan) + pytest     make lint   ruff check + format check
+#   make run     demo of the DSP core                    make bench  benchmarks
+# The first target that needs Python creates .venv and installs the project into it.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUILD := build
+
+CC ?= cc
+C_SRC := $(sort $(wildcard dsp_c/src/*.c))
+C_HDR := $(wildcard dsp_c/include/*.h)
+C_TESTS := $(sort $(wildcard dsp_c/tests/test_*.c))
+C_TEST_BINS := $(patsubst dsp_c/tests/%.c,$(BUILD)/%,$(C_TESTS))
+CTEST_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	-g -O1 -Wall -Wextra -Werror -std=c99 -ffp-contract=off -Idsp_c/include
+
+.PHONY: all venv build ctest pytest test lint format bench run clean
+
+all: build
+
+venv: $(STAMP)
+
+# Editable install: the cffi extension is built in place (dsp_c/_bcg_dsp*.so), so the
+# package imports from the repo root; `make build` rebuilds it after C changes.
+$(STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+build: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+	$(PY) -c "import dsp_c._bcg_dsp as m; print('built', m.__file__)"
+
+$(BUILD)/test_%: dsp_c/tests/test_%.c $(C_SRC) $(C_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CTEST_FLAGS) -o $@ $< $(C_SRC) -lm
+
+# Runs every C test binary, then fails if any of them failed.
+ctest: $(C_TEST_BINS)
+	@failed=""; for t in $(C_TEST_BINS); do echo "== $$t"; ./$$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "C tests failed:$$failed"; exit 1; fi
+
+pytest: build
+	$(PY) -m pytest -q
+
+test: ctest pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: build
+	$(PY) tests/bench/bench_dsp.py
+
+run: build
+	$(PY) -m dsp_c.demo
+
+clean:
+	rm -rf $(BUILD) *.egg-info dsp_c/_bcg_dsp.c dsp_c/_bcg_dsp.o dsp_c/_bcg_dsp*.so
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

@@ -1,0 +1,31 @@
+"""dsp_c: the signal-processing core of the bedside BCG unit (C via cffi).
+
+    sos = dsp_c.butter_bandpass(order, low_hz, high_hz, fs)   # scipy's SOS layout
+    f = dsp_c.SosFilter(sos); y = f.process(x); f.reset()      # chunked == one-shot
+    det = dsp_c.JPeakDetector(fs)                               # causal streaming J-peaks
+    idx = det.process(y_chunk); idx = det.flush()               # absolute sample indices
+    idx = dsp_c.detect_beats(x, fs)                             # raw signal -> J-peaks
+    resp = dsp_c.RespirationExtractor(fs); sig, breaths = resp.process(x)  # breathing
+    motion = dsp_c.MotionMeter(fs, window_s=1.0); energy, moving = motion.process(x)
+
+Bad parameters or arrays raise ValueError / TypeError naming the parameter; other errors
+from the C core raise DspError.
+"""
+
+from ._status import DspError
+from .beats import JPeakDetector, detect_beats
+from .filters import SosFilter, butter_bandpass
+from .motion import MotionMeter, motion_energy
+from .respiration import RespirationExtractor, respiration_rate
+
+__all__ = [
+    "DspError",
+    "SosFilter",
+    "butter_bandpass",
+    "JPeakDetector",
+    "detect_beats",
+    "MotionMeter",
+    "motion_energy",
+    "RespirationExtractor",
+    "respiration_rate",
+]

@@ -1,0 +1,542 @@
+/*
+ * jpeak.c - causal streaming J-peak (heartbeat) detector for BCG.
+ * The algorithm and its latency are documented in bcg_dsp.h.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "bcg_dsp.h"
+
+/* Fractions of the decision logic (see bcg_dsp.h). */
+#define THRESHOLD_FRACTION 0.25  /* threshold = noise + f * (signal - noise) */
+#define LEVEL_RATE 0.125         /* running average weight of a new peak */
+#define SEARCHBACK_RATE 0.25     /* ... of a beat found by search-back */
+#define EARLY_FRACTION 0.7       /* earlier than this x interval: tentative */
+#define LATE_FRACTION 1.3        /* a tentative beat is kept after this x interval */
+#define PLAUSIBLE_FRACTION 0.5   /* on-time candidate beats a tentative one this high */
+#define SEARCHBACK_FRACTION 1.66 /* no beat for this x interval: search back */
+#define HALF_RATE_HEIGHT 0.75    /* mid-interval candidates this high suggest half rate */
+#define HALF_RATE_COUNT 3        /* ... this many times in a row */
+#define ARTIFACT_RATIO 2.0       /* levels learn from heights capped at this x signal */
+#define SEED_FRACTION 0.75       /* learning: peaks this x the highest set the rhythm */
+#define ALTERNATION_RATIO 0.75   /* big-small-big beats: small below this x neighbours */
+
+static int64_t ms_to_samples(double fs, int ms)
+{
+    return (int64_t)floor(fs * ms / 1000.0 + 0.5);
+}
+
+void bcg_jpeak_reset(bcg_jpeak *d)
+{
+    double fs = d->fs;
+    memset(d, 0, sizeof *d);
+    d->fs = fs;
+    d->half_window = ms_to_samples(fs, BCG_JPEAK_HALF_WINDOW_MS);
+    if (d->half_window < 1)
+        d->half_window = 1;
+    d->refractory = ms_to_samples(fs, BCG_JPEAK_REFRACTORY_MS);
+    d->learn = ms_to_samples(fs, BCG_JPEAK_LEARN_MS);
+    d->learn_max = ms_to_samples(fs, BCG_JPEAK_LEARN_MAX_MS);
+    d->max_ibi = ms_to_samples(fs, 2000);
+    d->learning = 1;
+    d->last_beat = -1;
+    d->prev_beat = -1;
+    d->pending = -1;
+}
+
+bcg_status bcg_jpeak_init(bcg_jpeak *d, double fs)
+{
+    if (d == NULL)
+        return BCG_ERR_NULL;
+    if (!isfinite(fs) || fs < BCG_JPEAK_MIN_FS || fs > BCG_JPEAK_MAX_FS)
+        return BCG_ERR_FS;
+    d->fs = fs;
+    bcg_jpeak_reset(d);
+    return BCG_OK;
+}
+
+size_t bcg_jpeak_max_beats(const bcg_jpeak *d, size_t n)
+{
+    /* Reported beats are at least one refractory period apart and at most
+     * learn_max + 2 * max_ibi + refractory + half_window samples old. */
+    int64_t latency = d->learn_max + 2 * d->max_ibi + d->refractory + d->half_window;
+    return (n + (size_t)latency) / (size_t)d->refractory + 2;
+}
+
+/* Recompute the cached median interval after the interval ring changed. */
+static void update_interval(bcg_jpeak *d)
+{
+    int64_t sorted[BCG_JPEAK_IBI_CAP] = {0};
+    int n = d->ibi_len;
+    if (n == 0) {
+        d->interval = 0.0;
+        return;
+    }
+    for (int i = 0; i < n; i++) { /* insertion sort of at most 8 values */
+        int64_t v = d->ibi[(d->ibi_head + i) % BCG_JPEAK_IBI_CAP];
+        int j = i;
+        while (j > 0 && sorted[j - 1] > v) {
+            sorted[j] = sorted[j - 1];
+            j--;
+        }
+        sorted[j] = v;
+    }
+    d->interval = (n % 2) ? (double)sorted[n / 2]
+                          : 0.5 * (double)(sorted[n / 2 - 1] + sorted[n / 2]);
+}
+
+double bcg_jpeak_interval(const bcg_jpeak *d)
+{
+    return d->interval / d->fs;
+}
+
+/* Median beat interval in samples, 0 when unknown. */
+static double interval_samples(const bcg_jpeak *d)
+{
+    return d->interval;
+}
+
+static double threshold(const bcg_jpeak *d)
+{
+    return d->noise_level + THRESHOLD_FRACTION * (d->signal_level - d->noise_level);
+}
+
+/*
+ * The height a peak contributes to the running levels: capped, so that the
+ * huge peaks of a movement cannot inflate the levels (and the threshold)
+ * for long after it. A noise peak counts at most as the signal level.
+ */
+static double level_height(const bcg_jpeak *d, double height, double cap_ratio)
+{
+    double cap = cap_ratio * d->signal_level;
+    return (d->signal_level > 0 && height > cap) ? cap : height;
+}
+
+static void add_noise_peak(bcg_jpeak *d, double height)
+{
+    d->noise_level += LEVEL_RATE * (level_height(d, height, 1.0) - d->noise_level);
+}
+
+static void push_interval(bcg_jpeak *d, int64_t ibi)
+{
+    d->ibi[(d->ibi_head + d->ibi_len) % BCG_JPEAK_IBI_CAP] = ibi;
+    if (d->ibi_len < BCG_JPEAK_IBI_CAP)
+        d->ibi_len++;
+    else
+        d->ibi_head = (d->ibi_head + 1) % BCG_JPEAK_IBI_CAP;
+    update_interval(d);
+}
+
+static void pop_interval(bcg_jpeak *d)
+{
+    if (d->ibi_len > 0)
+        d->ibi_len--;
+    update_interval(d);
+}
+
+/* Output buffer of one process/flush call. */
+typedef struct {
+    int64_t *beats;
+    size_t n;
+} beat_sink;
+
+static void report(beat_sink *out, int64_t index)
+{
+    out->beats[out->n++] = index;
+}
+
+/* Drop candidates at or before index (they can no longer become beats). */
+static void drop_candidates_until(bcg_jpeak *d, int64_t index)
+{
+    while (d->cand_len > 0 && d->cand[d->cand_head].index <= index) {
+        d->cand_head = (d->cand_head + 1) % BCG_JPEAK_CAND_CAP;
+        d->cand_len--;
+    }
+}
+
+/* True when the remembered beat heights alternate big-small throughout. */
+static int heights_alternate(const bcg_jpeak *d)
+{
+    if (d->n_heights < BCG_JPEAK_HEIGHT_CAP)
+        return 0;
+    const double *h = d->heights;
+    int small_first = h[0] < h[1];
+    for (int k = 0; k < BCG_JPEAK_HEIGHT_CAP; k++) {
+        int small = ((k % 2) == 0) == small_first;
+        if (!small)
+            continue;
+        double neighbour = (k == 0) ? h[1]
+                         : (k == BCG_JPEAK_HEIGHT_CAP - 1) ? h[k - 1]
+                         : fmin(h[k - 1], h[k + 1]);
+        if (h[k] >= ALTERNATION_RATIO * neighbour)
+            return 0;
+    }
+    return 1;
+}
+
+static void remember_height(bcg_jpeak *d, double height)
+{
+    if (d->n_heights == BCG_JPEAK_HEIGHT_CAP) {
+        memmove(d->heights, d->heights + 1, sizeof(double) * (BCG_JPEAK_HEIGHT_CAP - 1));
+        d->n_heights--;
+    }
+    d->heights[d->n_heights++] = height;
+}
+
+/*
+ * Locked at double rate (every other beat a secondary wave): from now on
+ * count intervals between the big beats, and drop the newest beat if it is
+ * a small one (it is still pending).
+ */
+static void relock_to_half_rate(bcg_jpeak *d)
+{
+    const double *h = d->heights;
+    int newest_small = h[BCG_JPEAK_HEIGHT_CAP - 1] < h[BCG_JPEAK_HEIGHT_CAP - 2];
+    for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
+        d->ibi[i] *= 2;
+    update_interval(d);
+    if (newest_small && d->pending == d->last_beat && d->prev_beat >= 0) {
+        if (d->last_ibi_counted)
+            pop_interval(d); /* the doubled interval ending at the dropped beat */
+        d->pending = -1;
+        d->last_beat = d->prev_beat;
+        d->prev_beat = -1;
+        d->last_height = h[BCG_JPEAK_HEIGHT_CAP - 2];
+        d->last_ibi_counted = 0;
+    }
+    d->n_heights = 0;
+}
+
+static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, double rate)
+{
+    if (d->pending >= 0)
+        report(out, d->pending);
+    d->last_ibi_counted = 0;
+    if (d->last_beat >= 0 && index - d->last_beat <= d->max_ibi) {
+        push_interval(d, index - d->last_beat);
+        d->last_ibi_counted = 1;
+    }
+    d->prev_beat = d->last_beat;
+    d->last_beat = index;
+    d->pending = index;
+    d->last_height = height;
+    d->signal_level += rate * (level_height(d, height, ARTIFACT_RATIO) - d->signal_level);
+    drop_candidates_until(d, index);
+    remember_height(d, height);
+    if (heights_alternate(d))
+        relock_to_half_rate(d);
+}
+
+/* A higher peak inside the refractory period takes the place of the last
+ * beat, which is still pending (not yet reported) by construction. */
+static void replace_last(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+{
+    if (d->last_ibi_counted)
+        pop_interval(d);
+    if (d->n_heights > 0)
+        d->n_heights--;
+    d->last_beat = d->prev_beat;
+    d->pending = -1;
+    accept(d, out, index, height, LEVEL_RATE);
+}
+
+/*
+ * An on-time candidate while an early (tentative) one waits: if it is
+ * plausible it wins and the tentative one was a secondary wave, unless such
+ * "secondary" waves keep matching the beats in height halfway between them,
+ * i.e. we are locked at half the rate. An implausible one is noise, and the
+ * tentative beat waits for its timer (check_timers).
+ */
+static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+{
+    bcg_jpeak_candidate t = d->tentative;
+    if (height < PLAUSIBLE_FRACTION * t.height || height < 0.5 * threshold(d)) {
+        add_noise_peak(d, height);
+        return;
+    }
+    d->has_tentative = 0;
+    double mid = (double)(t.index - d->last_beat) / (double)(index - d->last_beat);
+    int halfway = mid >= 0.35 && mid <= 0.65 && t.height >= HALF_RATE_HEIGHT * height &&
+                  index - t.index >= d->refractory;
+    d->half_rate_evidence = halfway ? d->half_rate_evidence + 1 : 0;
+    if (d->half_rate_evidence >= HALF_RATE_COUNT) {
+        d->half_rate_evidence = 0;
+        for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
+            d->ibi[i] /= 2;
+        update_interval(d);
+        accept(d, out, t.index, t.height, LEVEL_RATE);
+    } else {
+        add_noise_peak(d, t.height);
+    }
+    accept(d, out, index, height, LEVEL_RATE);
+}
+
+/* Decide on one confirmed candidate (a local maximum over +-half_window). */
+static void judge(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+{
+    if (d->last_beat >= 0 && index - d->last_beat < d->refractory) {
+        if (height > d->last_height && d->pending == d->last_beat)
+            replace_last(d, out, index, height);
+        else
+            add_noise_peak(d, height);
+        return;
+    }
+    double rr = interval_samples(d);
+    if (rr > 0 && d->last_beat >= 0 && (double)(index - d->last_beat) < EARLY_FRACTION * rr) {
+        if (height >= threshold(d) && (!d->has_tentative || height > d->tentative.height)) {
+            if (d->has_tentative)
+                add_noise_peak(d, d->tentative.height);
+            d->tentative.index = index;
+            d->tentative.height = height;
+            d->has_tentative = 1;
+        } else {
+            add_noise_peak(d, height);
+        }
+        return;
+    }
+    if (d->has_tentative) {
+        judge_against_tentative(d, out, index, height);
+        return;
+    }
+    if (height >= threshold(d))
+        accept(d, out, index, height, LEVEL_RATE);
+    else
+        add_noise_peak(d, height);
+}
+
+static void remember_candidate(bcg_jpeak *d, int64_t index, double height)
+{
+    if (d->cand_len == BCG_JPEAK_CAND_CAP) { /* forget the oldest */
+        d->cand_head = (d->cand_head + 1) % BCG_JPEAK_CAND_CAP;
+        d->cand_len--;
+    }
+    bcg_jpeak_candidate *c = &d->cand[(d->cand_head + d->cand_len) % BCG_JPEAK_CAND_CAP];
+    c->index = index;
+    c->height = height;
+    d->cand_len++;
+}
+
+static void new_candidate(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+{
+    remember_candidate(d, index, height);
+    if (!d->learning)
+        judge(d, out, index, height);
+}
+
+static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
+
+static const bcg_jpeak_candidate *candidate_at(const bcg_jpeak *d, int i)
+{
+    return &d->cand[(d->cand_head + i) % BCG_JPEAK_CAND_CAP];
+}
+
+static double highest_candidate(const bcg_jpeak *d)
+{
+    double highest = 0.0;
+    for (int i = 0; i < d->cand_len; i++)
+        highest = fmax(highest, candidate_at(d, i)->height);
+    return highest;
+}
+
+/*
+ * The rhythm seed of the learning period: the shortest plausible spacing of
+ * its clearly dominant peaks (>= SEED_FRACTION x the highest), 0 if fewer
+ * than two. Seeding lets the secondary waves of the learning period be
+ * judged as early from the start instead of locking at double rate.
+ */
+static int64_t learning_seed(const bcg_jpeak *d)
+{
+    double highest = highest_candidate(d);
+    int64_t seed = 0, previous = -1;
+    for (int i = 0; i < d->cand_len; i++) {
+        const bcg_jpeak_candidate *c = candidate_at(d, i);
+        if (c->height < SEED_FRACTION * highest)
+            continue;
+        if (previous >= 0) {
+            int64_t spacing = c->index - previous;
+            if (spacing >= d->refractory && spacing <= d->max_ibi && (seed == 0 || spacing < seed))
+                seed = spacing;
+        }
+        previous = c->index;
+    }
+    return seed;
+}
+
+static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
+
+/* Levels and rhythm seed from the learning period, then judge its
+ * candidates in order, with the timers run as they would have run had the
+ * levels been known. */
+static void end_learning(bcg_jpeak *d, beat_sink *out)
+{
+    double sorted[BCG_JPEAK_CAND_CAP] = {0};
+    int n = d->cand_len;
+    d->learning = 0;
+    if (n == 0)
+        return;
+    for (int i = 0; i < n; i++) { /* insertion sort of the heights */
+        double v = candidate_at(d, i)->height;
+        int j = i;
+        while (j > 0 && sorted[j - 1] > v) {
+            sorted[j] = sorted[j - 1];
+            j--;
+        }
+        sorted[j] = v;
+    }
+    double median = (n % 2) ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    d->signal_level = 0.6 * sorted[n - 1];
+    d->noise_level = 0.5 * median;
+    int64_t seed = learning_seed(d);
+    if (seed > 0)
+        push_interval(d, seed);
+    bcg_jpeak_candidate learned[BCG_JPEAK_CAND_CAP];
+    for (int i = 0; i < n; i++)
+        learned[i] = *candidate_at(d, i);
+    d->cand_len = 0;
+    for (int i = 0; i < n; i++) {
+        check_timers(d, out, learned[i].index + d->half_window + 1);
+        new_candidate(d, out, learned[i].index, learned[i].height);
+    }
+}
+
+/* Earliest sample count `now` with now - from > after (the timers' test). */
+static int64_t deadline(int64_t from, double after)
+{
+    return from + (int64_t)floor(after) + 1;
+}
+
+/*
+ * Time-driven decisions; `now` is the number of samples seen (earlier while
+ * the learning period is replayed). Runs when a candidate was judged or at
+ * d->next_check, the earliest time one of them can fire; in between, nothing
+ * they read changes. A search-back that finds nothing is retried only after
+ * the next candidate, since only a candidate can change its result.
+ */
+static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
+{
+    double rr = interval_samples(d);
+    int searched_in_vain = 0;
+    if (rr > 0 && d->last_beat >= 0) {
+        if (d->has_tentative &&
+            (double)(now - d->last_beat) > LATE_FRACTION * rr + (double)d->half_window) {
+            d->has_tentative = 0;
+            d->half_rate_evidence = 0;
+            accept(d, out, d->tentative.index, d->tentative.height, LEVEL_RATE);
+        }
+        if ((double)(now - d->last_beat) > SEARCHBACK_FRACTION * rr) {
+            double floor_height = 0.5 * threshold(d);
+            int64_t earliest = d->last_beat + d->refractory;
+            if ((double)earliest < (double)d->last_beat + 0.5 * rr)
+                earliest = d->last_beat + (int64_t)(0.5 * rr);
+            int best = -1;
+            for (int i = 0; i < d->cand_len; i++) {
+                const bcg_jpeak_candidate *c = candidate_at(d, i);
+                if (c->index >= earliest && c->height > floor_height &&
+                    (best < 0 || c->height > candidate_at(d, best)->height))
+                    best = i;
+            }
+            if (best >= 0) {
+                bcg_jpeak_candidate c = *candidate_at(d, best);
+                d->has_tentative = 0;
+                accept(d, out, c.index, c.height, SEARCHBACK_RATE);
+            } else {
+                searched_in_vain = 1;
+            }
+        }
+    }
+    if (d->pending >= 0 && now - d->pending > d->refractory + d->half_window) {
+        report(out, d->pending);
+        d->pending = -1;
+    }
+    rr = interval_samples(d); /* may have changed above */
+    int64_t next = INT64_MAX;
+    if (d->pending >= 0)
+        next = deadline(d->pending, (double)(d->refractory + d->half_window));
+    if (rr > 0 && d->last_beat >= 0) {
+        if (d->has_tentative) {
+            int64_t t = deadline(d->last_beat, LATE_FRACTION * rr + (double)d->half_window);
+            next = t < next ? t : next;
+        }
+        if (!searched_in_vain) {
+            int64_t t = deadline(d->last_beat, SEARCHBACK_FRACTION * rr);
+            next = t < next ? t : next;
+        }
+    }
+    d->next_check = next;
+}
+
+/* Sliding-window maximum (monotonic deque); a sample is a candidate when
+ * it is the maximum of the window centred on it. */
+static void push_sample(bcg_jpeak *d, beat_sink *out, double v)
+{
+    int64_t i = d->n;
+    int64_t span = 2 * d->half_window;
+    if (!isfinite(v))
+        v = 0.0;
+    while (d->win_len > 0 &&
+           d->win_value[(d->win_head + d->win_len - 1) & (BCG_JPEAK_WINDOW_CAP - 1)] <= v)
+        d->win_len--;
+    int tail = (d->win_head + d->win_len) & (BCG_JPEAK_WINDOW_CAP - 1);
+    d->win_index[tail] = i;
+    d->win_value[tail] = v;
+    d->win_len++;
+    while (d->win_index[d->win_head] < i - span) {
+        d->win_head = (d->win_head + 1) & (BCG_JPEAK_WINDOW_CAP - 1);
+        d->win_len--;
+    }
+    int64_t centre = i - d->half_window;
+    int judged = centre >= d->half_window && d->win_index[d->win_head] == centre;
+    if (judged)
+        new_candidate(d, out, centre, d->win_value[d->win_head]);
+    d->n++;
+    /* Learning lasts BCG_JPEAK_LEARN_MS, longer (up to BCG_JPEAK_LEARN_MAX_MS)
+     * until two dominant peaks have set the rhythm seed. */
+    if (d->learning && d->n >= d->learn && (d->n >= d->learn_max || learning_seed(d) > 0)) {
+        end_learning(d, out);
+        judged = 1;
+    }
+    if (!d->learning && (judged || d->n >= d->next_check))
+        check_timers(d, out, d->n);
+}
+
+bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n, int64_t *beats,
+                             size_t cap, size_t *n_beats)
+{
+    if (d == NULL || n_beats == NULL || (n > 0 && y == NULL) || beats == NULL)
+        return BCG_ERR_NULL;
+    *n_beats = 0;
+    if (cap < bcg_jpeak_max_beats(d, n))
+        return BCG_ERR_CAPACITY;
+    beat_sink out = {beats, 0};
+    for (size_t k = 0; k < n; k++)
+        push_sample(d, &out, y[k]);
+    *n_beats = out.n;
+    return BCG_OK;
+}
+
+bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_beats)
+{
+    if (d == NULL || n_beats == NULL || beats == NULL)
+        return BCG_ERR_NULL;
+    *n_beats = 0;
+    if (cap < bcg_jpeak_max_beats(d, 0))
+        return BCG_ERR_CAPACITY;
+    beat_sink out = {beats, 0};
+    /* The window maximum, if it lies in the unconfirmed last half window
+     * and is not the last sample (a rising edge), is the last candidate. */
+    if (d->win_len > 0) {
+        int64_t idx = d->win_index[d->win_head];
+        if (idx >= d->n - d->half_window && idx < d->n - 1 && idx >= d->half_window)
+            new_candidate(d, &out, idx, d->win_value[d->win_head]);
+    }
+    if (d->learning)
+        end_learning(d, &out);
+    check_timers(d, &out, d->n);
+    /* A tentative (early) beat still waiting for its timer is dropped: the
+     * stream ended before it could be told from a secondary wave. */
+    if (d->pending >= 0)
+        report(&out, d->pending);
+    *n_beats = out.n;
+    bcg_jpeak_reset(d);
+    return BCG_OK;
+}

@@ -1,0 +1,328 @@
+/*
+ * test_filters.c - unit tests for status.c, butter.c and sos.c.
+ *
+ * Plain C99, no framework: CHECK() counts, the last line printed is
+ * "N passed, N failed", the exit status is non-zero on any failure.
+ * Built and run by `make ctest` with ASan and UBSan.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bcg_dsp.h"
+
+static int n_passed = 0;
+static int n_failed = 0;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            n_passed++;                                                              \
+        } else {                                                                     \
+            n_failed++;                                                              \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
+        }                                                                            \
+    } while (0)
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- golden vectors, from scipy 1.17.1 (numpy 1.26.4) ---------------------- */
+
+typedef struct {
+    int order;
+    double lo, hi, fs;
+    double sos[6 * BCG_MAX_ORDER];
+} butter_case;
+
+static const butter_case BUTTER_CASES[] = {
+    /* butter(2, [0.5, 10.0], 'band', fs=250.0, output='sos') */
+    {2, 0.5, 10.0, 250.0, {
+        0.012151960625946298, 0.024303921251892596, 0.012151960625946298, 1.0, -1.6766309305407543, 0.726108624256915,
+        1.0, -2.0, 1.0, 1.0, -1.982406101508787, 0.982577908403228,
+    }},
+    /* butter(4, [1.0, 40.0], 'band', fs=1000.0, output='sos') */
+    {4, 1.0, 40.0, 1000.0, {
+        0.00016677269033465517, 0.00033354538066931034, 0.00016677269033465517, 1.0, -1.5941559815706319, 0.6414789923563797,
+        1.0, 2.0, 1.0, 1.0, -1.7770946571472888, 0.8339534971340592,
+        1.0, -2.0, 1.0, 1.0, -1.988002183766597, 0.9880450040961303,
+        1.0, -2.0, 1.0, 1.0, -1.9953348048787816, 0.9953747254479496,
+    }},
+    /* butter(3, [0.1, 120.0], 'band', fs=250.0, output='sos'): wide band, real poles */
+    {3, 0.1, 120.0, 250.0, {
+        0.8796202016860103, 1.7592404033720206, 0.8796202016860103, 1.0, 1.8672247903132744, 0.8820666162335496,
+        1.0, 0.0, -1.0, 1.0, -0.11588850473544321, -0.8793877028303906,
+        1.0, -2.0, 1.0, 1.0, -1.9974837719612761, 0.9974900810764474,
+    }},
+    /* butter(1, [5.0, 20.0], 'band', fs=50.0, output='sos') */
+    {1, 5.0, 20.0, 50.0, {
+        0.5791922201622681, 0.0, -0.5791922201622681, 1.0, -1.1102230246251565e-16, -0.15838444032453622,
+    }},
+    /* butter(8, [0.7, 3.0], 'band', fs=100.0, output='sos') */
+    {8, 0.7, 3.0, 100.0, {
+        5.200459965486123e-10, 1.0400919930972246e-09, 5.200459965486123e-10, 1.0, -1.815816828723749, 0.8372767911835216,
+        1.0, 2.0, 1.0, 1.0, -1.8271351485913978, 0.8393577577071074,
+        1.0, 2.0, 1.0, 1.0, -1.8522092009693774, 0.8812677225410502,
+        1.0, 2.0, 1.0, 1.0, -1.8915759726261234, 0.8964879852837726,
+        1.0, -2.0, 1.0, 1.0, -1.936059132077054, 0.9389105140358829,
+        1.0, -2.0, 1.0, 1.0, -1.921481499411241, 0.9556175640650735,
+        1.0, -2.0, 1.0, 1.0, -1.9644219531936618, 0.9666051920274856,
+        1.0, -2.0, 1.0, 1.0, -1.9872983257580392, 0.9892506638628636,
+    }},
+};
+
+/* scipy.signal.sosfilt(BUTTER_CASES[0].sos, SOSFILT_X) and sosfilt_zi(same sos),
+ * scipy 1.17.1 */
+static const double SOSFILT_X[] = {1.0, -2.0, 3.5, 0.25, 1000.0, -7.0, 0.0, 12.0, 3.0, -1.0, 2.0, 5.0};
+static const double SOSFILT_Y[] = {
+    0.012151960625946298, 0.020160552690452836, 0.030842016547975824, 0.10055237533625012,
+    12.345325764136826,   44.63135708093768,    77.20755219640927,    96.25579771229451,
+    104.81180054327085,   105.20541504735856,   99.48582586797559,    89.67736416025086,
+};
+static const double SOSFILT_ZI[] = {0.9702673651945828, -0.7011911844890041, -0.9824193258208339,
+                                    0.9824193258208287};
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* |a - b| <= rtol * max|row| for every coefficient of every row */
+static int rows_close(const double *a, const double *b, int n_rows, double rtol)
+{
+    int r, c;
+    for (r = 0; r < n_rows; r++) {
+        double scale = 0.0;
+        for (c = 0; c < 6; c++) {
+            double v = fabs(b[6 * r + c]);
+            scale = v > scale ? v : scale;
+        }
+        for (c = 0; c < 6; c++) {
+            if (!(fabs(a[6 * r + c] - b[6 * r + c]) <= rtol * scale)) {
+                printf("  row %d col %d: %.17g vs %.17g\n", r, c, a[6 * r + c], b[6 * r + c]);
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static unsigned long lcg_state = 12345u;
+
+static double noise(void)
+{
+    lcg_state = lcg_state * 1103515245u + 12345u;
+    return (double)((lcg_state >> 8) % 20001u) / 10000.0 - 1.0;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_strerror(void)
+{
+    bcg_status codes[] = {BCG_OK,        BCG_ERR_NULL,     BCG_ERR_ORDER,
+                          BCG_ERR_FS,    BCG_ERR_BAND,     BCG_ERR_SECTIONS,
+                          BCG_ERR_COEF,  BCG_ERR_CAPACITY, BCG_ERR_PARAM};
+    const char *unknown = bcg_strerror((bcg_status)9999);
+    size_t i, j;
+    CHECK(unknown != NULL && strcmp(unknown, "unknown status") == 0);
+    CHECK(strcmp(bcg_strerror((bcg_status)-1), "unknown status") == 0);
+    for (i = 0; i < COUNT(codes); i++) {
+        const char *text = bcg_strerror(codes[i]);
+        CHECK(text != NULL && strlen(text) > 0);
+        CHECK(strcmp(text, unknown) != 0);
+        for (j = 0; j < i; j++) {
+            CHECK(strcmp(text, bcg_strerror(codes[j])) != 0); /* each code its own text */
+        }
+    }
+}
+
+static void test_butter_arguments(void)
+{
+    double sos[6 * BCG_MAX_ORDER];
+    int n = -1;
+
+    CHECK(bcg_butter_bandpass(2, 1.0, 10.0, 250.0, NULL, &n) == BCG_ERR_NULL);
+    CHECK(bcg_butter_bandpass(2, 1.0, 10.0, 250.0, sos, NULL) == BCG_ERR_NULL);
+    CHECK(bcg_butter_bandpass(0, 1.0, 10.0, 250.0, sos, &n) == BCG_ERR_ORDER);
+    CHECK(bcg_butter_bandpass(-3, 1.0, 10.0, 250.0, sos, &n) == BCG_ERR_ORDER);
+    CHECK(bcg_butter_bandpass(BCG_MAX_ORDER + 1, 1.0, 10.0, 250.0, sos, &n) == BCG_ERR_ORDER);
+    CHECK(bcg_butter_bandpass(2, 1.0, 4.0, BCG_MIN_FS - 0.5, sos, &n) == BCG_ERR_FS);
+    CHECK(bcg_butter_bandpass(2, 1.0, 10.0, BCG_MAX_FS + 1.0, sos, &n) == BCG_ERR_FS);
+    CHECK(bcg_butter_bandpass(2, 1.0, 10.0, NAN, sos, &n) == BCG_ERR_FS);
+    CHECK(bcg_butter_bandpass(2, 1.0, 10.0, INFINITY, sos, &n) == BCG_ERR_FS);
+    CHECK(bcg_butter_bandpass(2, 1.0, 10.0, -250.0, sos, &n) == BCG_ERR_FS);
+    CHECK(bcg_butter_bandpass(2, 0.0, 10.0, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, -1.0, 10.0, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, 10.0, 10.0, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, 20.0, 10.0, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, 1.0, 125.0, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, 1.0, 300.0, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, NAN, 10.0, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, 1.0, NAN, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(bcg_butter_bandpass(2, 1.0, INFINITY, 250.0, sos, &n) == BCG_ERR_BAND);
+    CHECK(n == -1); /* outputs untouched on error */
+    /* the limits themselves are accepted */
+    CHECK(bcg_butter_bandpass(1, 1.0, 4.0, BCG_MIN_FS, sos, &n) == BCG_OK && n == 1);
+    CHECK(bcg_butter_bandpass(BCG_MAX_ORDER, 1.0, 9000.0, BCG_MAX_FS, sos, &n) == BCG_OK &&
+          n == BCG_MAX_ORDER);
+}
+
+static void test_butter_golden(void)
+{
+    size_t i;
+    for (i = 0; i < COUNT(BUTTER_CASES); i++) {
+        const butter_case *c = &BUTTER_CASES[i];
+        double sos[6 * BCG_MAX_ORDER];
+        int n = 0;
+        CHECK(bcg_butter_bandpass(c->order, c->lo, c->hi, c->fs, sos, &n) == BCG_OK);
+        CHECK(n == c->order);
+        CHECK(rows_close(sos, c->sos, c->order, 1e-12));
+    }
+}
+
+static void test_sos_init_arguments(void)
+{
+    bcg_sos_filter f;
+    double sos[6 * (BCG_MAX_SECTIONS + 1)];
+    int i;
+
+    for (i = 0; i < 6 * (BCG_MAX_SECTIONS + 1); i++) {
+        sos[i] = (i % 6 == 3) ? 1.0 : 0.1;
+    }
+    CHECK(bcg_sos_init(NULL, sos, 1) == BCG_ERR_NULL);
+    CHECK(bcg_sos_init(&f, NULL, 1) == BCG_ERR_NULL);
+    CHECK(bcg_sos_init(&f, sos, 0) == BCG_ERR_SECTIONS);
+    CHECK(bcg_sos_init(&f, sos, -1) == BCG_ERR_SECTIONS);
+    CHECK(bcg_sos_init(&f, sos, BCG_MAX_SECTIONS + 1) == BCG_ERR_SECTIONS);
+    CHECK(bcg_sos_init(&f, sos, BCG_MAX_SECTIONS) == BCG_OK && f.n_sections == BCG_MAX_SECTIONS);
+    sos[6 + 3] = 2.0; /* a0 of the second section */
+    CHECK(bcg_sos_init(&f, sos, 2) == BCG_ERR_COEF);
+    CHECK(bcg_sos_init(&f, sos, 1) == BCG_OK);
+    sos[6 + 3] = 1.0;
+    sos[4] = NAN;
+    CHECK(bcg_sos_init(&f, sos, 1) == BCG_ERR_COEF);
+    sos[4] = INFINITY;
+    CHECK(bcg_sos_init(&f, sos, 1) == BCG_ERR_COEF);
+    sos[4] = 0.1;
+    sos[0] = -INFINITY;
+    CHECK(bcg_sos_init(&f, sos, 1) == BCG_ERR_COEF);
+    /* reset and prime tolerate NULL */
+    bcg_sos_reset(NULL);
+    bcg_sos_prime(NULL, 1.0);
+    CHECK(1);
+}
+
+static void test_sos_golden(void)
+{
+    bcg_sos_filter f;
+    double y[COUNT(SOSFILT_X)];
+    size_t i;
+    int same = 1;
+
+    CHECK(bcg_sos_init(&f, BUTTER_CASES[0].sos, 2) == BCG_OK);
+    bcg_sos_process(&f, SOSFILT_X, y, COUNT(SOSFILT_X));
+    for (i = 0; i < COUNT(SOSFILT_X); i++) {
+        same &= y[i] == SOSFILT_Y[i]; /* bit-exact: same coefficients, same arithmetic */
+    }
+    CHECK(same);
+
+    bcg_sos_prime(&f, 1.0);
+    for (i = 0; i < 4; i++) {
+        CHECK(fabs(f.zi[i / 2][i % 2] - SOSFILT_ZI[i]) <= 1e-12 * fabs(SOSFILT_ZI[i]));
+    }
+    bcg_sos_reset(&f);
+    for (i = 0; i < 4; i++) {
+        CHECK(f.zi[i / 2][i % 2] == 0.0);
+    }
+}
+
+static void test_sos_chunked_equals_one_shot(void)
+{
+    enum { N = 1000 };
+    static double x[N], y_one[N], y_chunk[N];
+    static const size_t chunk_sizes[] = {1, 2, 3, 7, 64, 333, 999};
+    double sos[6 * BCG_MAX_ORDER];
+    bcg_sos_filter f;
+    int n = 0, same;
+    size_t c, i, pos;
+
+    CHECK(bcg_butter_bandpass(4, 0.7, 30.0, 250.0, sos, &n) == BCG_OK);
+    for (i = 0; i < N; i++) {
+        x[i] = 100.0 * noise() + 5.0 * sin(0.05 * (double)i) + 2000.0;
+    }
+    CHECK(bcg_sos_init(&f, sos, n) == BCG_OK);
+    bcg_sos_process(&f, x, y_one, N);
+
+    for (c = 0; c < COUNT(chunk_sizes); c++) {
+        bcg_sos_reset(&f);
+        for (pos = 0; pos < N; pos += chunk_sizes[c]) {
+            size_t len = N - pos < chunk_sizes[c] ? N - pos : chunk_sizes[c];
+            bcg_sos_process(&f, x + pos, y_chunk + pos, len);
+        }
+        same = memcmp(y_one, y_chunk, sizeof y_one) == 0;
+        CHECK(same);
+    }
+
+    /* zero-length call changes nothing; in-place (y == x) gives the same bits */
+    bcg_sos_reset(&f);
+    bcg_sos_process(&f, x, y_chunk, 0);
+    memcpy(y_chunk, x, sizeof x);
+    bcg_sos_process(&f, y_chunk, y_chunk, N);
+    CHECK(memcmp(y_one, y_chunk, sizeof y_one) == 0);
+}
+
+static void test_sos_prime_no_transient(void)
+{
+    enum { N = 2000 };
+    static double x[N], y[N];
+    double sos[6 * BCG_MAX_ORDER];
+    const double x0 = 51234.5; /* a large DC offset in ADC counts */
+    bcg_sos_filter f;
+    double worst = 0.0, worst_unprimed = 0.0;
+    int n = 0;
+    size_t i;
+
+    CHECK(bcg_butter_bandpass(3, 0.5, 20.0, 250.0, sos, &n) == BCG_OK);
+    CHECK(bcg_sos_init(&f, sos, n) == BCG_OK);
+    for (i = 0; i < N; i++) {
+        x[i] = x0;
+    }
+    bcg_sos_prime(&f, x0);
+    bcg_sos_process(&f, x, y, N);
+    for (i = 0; i < N; i++) {
+        worst = fmax(worst, fabs(y[i]));
+    }
+    bcg_sos_reset(&f);
+    bcg_sos_process(&f, x, y, N);
+    for (i = 0; i < N; i++) {
+        worst_unprimed = fmax(worst_unprimed, fabs(y[i]));
+    }
+    /* band-pass has zero DC gain: primed output stays at rounding level */
+    CHECK(worst < 1e-9 * x0);
+    CHECK(worst_unprimed > 1e-3 * x0); /* without priming there is a real step transient */
+}
+
+static void test_sos_nan_poisons_until_reset(void)
+{
+    double sos[6 * BCG_MAX_ORDER], x[4] = {1.0, NAN, 1.0, 1.0}, y[4];
+    bcg_sos_filter f;
+    int n = 0;
+
+    CHECK(bcg_butter_bandpass(2, 1.0, 10.0, 250.0, sos, &n) == BCG_OK);
+    CHECK(bcg_sos_init(&f, sos, n) == BCG_OK);
+    bcg_sos_process(&f, x, y, 4);
+    CHECK(isfinite(y[0]) && isnan(y[1]) && isnan(y[2]) && isnan(y[3]));
+    bcg_sos_reset(&f);
+    bcg_sos_process(&f, x + 2, y, 2);
+    CHECK(isfinite(y[0]) && isfinite(y[1]));
+}
+
+int main(void)
+{
+    test_strerror();
+    test_butter_arguments();
+    test_butter_golden();
+    test_sos_init_arguments();
+    test_sos_golden();
+    test_sos_chunked_equals_one_shot();
+    test_sos_prime_no_transient();
+    test_sos_nan_poisons_until_reset();
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,231 @@
+/* Unit tests of the J-peak detector (jpeak.c). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bcg_dsp.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (cond) {                                                        \
+            passed++;                                                      \
+        } else {                                                           \
+            failed++;                                                      \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                  \
+    } while (0)
+
+#define MAX_SAMPLES 120000
+#define MAX_BEATS 2000
+
+static double signal_buf[MAX_SAMPLES];
+static int64_t truth[MAX_BEATS];
+static int64_t found[MAX_BEATS];
+static int64_t scratch[MAX_BEATS];
+
+/* Deterministic noise in [-1, 1) (a 64-bit LCG), so the test needs no rand(). */
+static uint64_t lcg_state;
+static double noise(void)
+{
+    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(lcg_state >> 11) / 4503599627370496.0 - 1.0;
+}
+
+static double gauss(double t, double centre, double width)
+{
+    double z = (t - centre) / width;
+    return exp(-0.5 * z * z);
+}
+
+/*
+ * A BCG-like beat train: I-J-K complex around each J-peak and a secondary
+ * wave of height `secondary` halfway between beats (the classic bait for a
+ * double-rate lock). Heart rate bpm, jitter of intervals +-5 %.
+ * Returns the number of beats; their J-peak indices go to truth[].
+ */
+static int make_signal(double fs, double bpm, double secondary, double noise_amp, int n)
+{
+    int n_beats = 0;
+    double ibi = 60.0 / bpm;
+    double t_beat = 0.5;
+    lcg_state = 12345;
+    memset(signal_buf, 0, sizeof(double) * (size_t)n);
+    while (t_beat < n / fs - 0.3 && n_beats < MAX_BEATS) {
+        truth[n_beats++] = (int64_t)floor(t_beat * fs + 0.5);
+        double this_ibi = ibi * (1.0 + 0.05 * noise());
+        for (int k = 0; k < n; k++) {
+            double t = k / fs;
+            if (fabs(t - t_beat) > 1.2 * this_ibi)
+                continue;
+            signal_buf[k] += -0.4 * gauss(t, t_beat - 0.05, 0.018) + gauss(t, t_beat, 0.02) -
+                             0.5 * gauss(t, t_beat + 0.06, 0.02) +
+                             secondary * gauss(t, t_beat + 0.5 * this_ibi, 0.03);
+        }
+        t_beat += this_ibi;
+    }
+    for (int k = 0; k < n; k++)
+        signal_buf[k] += noise_amp * noise();
+    return n_beats;
+}
+
+/* Run the detector over n samples in chunks of `chunk`; returns beats found. */
+static int detect(double fs, int n, int chunk)
+{
+    bcg_jpeak d;
+    size_t got = 0, total = 0;
+    if (bcg_jpeak_init(&d, fs) != BCG_OK)
+        return -1;
+    for (int pos = 0; pos < n; pos += chunk) {
+        size_t len = (size_t)((n - pos < chunk) ? n - pos : chunk);
+        if (bcg_jpeak_process(&d, signal_buf + pos, len, scratch, MAX_BEATS, &got) != BCG_OK)
+            return -1;
+        memcpy(found + total, scratch, got * sizeof(int64_t));
+        total += got;
+    }
+    if (bcg_jpeak_flush(&d, scratch, MAX_BEATS, &got) != BCG_OK)
+        return -1;
+    memcpy(found + total, scratch, got * sizeof(int64_t));
+    return (int)(total + got);
+}
+
+/* Count true beats with a detection within tol samples (each used once). */
+static int matched(int n_truth, int n_found, int64_t tol)
+{
+    int hits = 0, j = 0;
+    for (int i = 0; i < n_truth; i++) {
+        while (j < n_found && found[j] < truth[i] - tol)
+            j++;
+        if (j < n_found && found[j] <= truth[i] + tol) {
+            hits++;
+            j++;
+        }
+    }
+    return hits;
+}
+
+static void test_arguments(void)
+{
+    bcg_jpeak d;
+    size_t got;
+    double x[4] = {0};
+    int64_t beats[64];
+    CHECK(bcg_jpeak_init(NULL, 250) == BCG_ERR_NULL);
+    CHECK(bcg_jpeak_init(&d, 0) == BCG_ERR_FS);
+    CHECK(bcg_jpeak_init(&d, -250) == BCG_ERR_FS);
+    CHECK(bcg_jpeak_init(&d, NAN) == BCG_ERR_FS);
+    CHECK(bcg_jpeak_init(&d, INFINITY) == BCG_ERR_FS);
+    CHECK(bcg_jpeak_init(&d, BCG_JPEAK_MAX_FS + 1) == BCG_ERR_FS);
+    CHECK(bcg_jpeak_init(&d, 250) == BCG_OK);
+    CHECK(bcg_jpeak_process(&d, NULL, 4, beats, 64, &got) == BCG_ERR_NULL);
+    CHECK(bcg_jpeak_process(&d, x, 4, NULL, 64, &got) == BCG_ERR_NULL);
+    CHECK(bcg_jpeak_process(&d, x, 4, beats, 64, NULL) == BCG_ERR_NULL);
+    CHECK(bcg_jpeak_process(&d, NULL, 0, beats, 64, &got) == BCG_OK && got == 0);
+    CHECK(bcg_jpeak_process(&d, x, 4, beats, 1, &got) == BCG_ERR_CAPACITY && got == 0);
+    CHECK(d.n == 0); /* nothing consumed on a capacity error */
+    CHECK(bcg_jpeak_max_beats(&d, 250) <= 64);
+    CHECK(bcg_jpeak_process(&d, x, 4, beats, 64, &got) == BCG_OK && got == 0);
+    CHECK(bcg_jpeak_flush(&d, beats, 1, &got) == BCG_ERR_CAPACITY);
+    CHECK(bcg_jpeak_flush(&d, beats, 64, &got) == BCG_OK && got == 0);
+    CHECK(bcg_jpeak_interval(&d) == 0.0);
+}
+
+static void test_rates(void)
+{
+    const double rates[] = {32, 35, 45, 60, 85, 110, 150, 180};
+    for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+        double fs = 250;
+        int n = 60 * 250;
+        int n_truth = make_signal(fs, rates[r], 0.6, 0.05, n);
+        int n_found = detect(fs, n, n);
+        int hits = matched(n_truth, n_found, 5);
+        if (hits != n_truth || n_found != n_truth)
+            fprintf(stderr, "  %g bpm: %d true, %d found, %d matched\n", rates[r], n_truth,
+                    n_found, hits);
+        CHECK(hits == n_truth);   /* no half rate, nothing missed */
+        CHECK(n_found == n_truth); /* no double rate */
+    }
+}
+
+static void test_chunking_is_invisible(void)
+{
+    static int64_t whole[MAX_BEATS];
+    double fs = 100;
+    int n = 90 * 100;
+    make_signal(fs, 72, 0.5, 0.2, n);
+    int n_whole = detect(fs, n, n);
+    CHECK(n_whole > 90);
+    memcpy(whole, found, sizeof(int64_t) * (size_t)n_whole);
+    const int chunks[] = {1, 7, 100, 333, 4096};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        int n_chunked = detect(fs, n, chunks[c]);
+        CHECK(n_chunked == n_whole);
+        CHECK(memcmp(found, whole, sizeof(int64_t) * (size_t)n_whole) == 0);
+    }
+    for (int i = 1; i < n_whole; i++)
+        CHECK(whole[i] > whole[i - 1]);
+}
+
+static void test_latency_bound(void)
+{
+    /* Every beat is reported at most 3.5 s after its J-peak. */
+    bcg_jpeak d;
+    size_t got;
+    double fs = 200;
+    int n = 60 * 200;
+    make_signal(fs, 40, 0.3, 0.05, n);
+    bcg_jpeak_init(&d, fs);
+    int64_t worst = 0;
+    int reported = 0;
+    for (int k = 0; k < n; k++) {
+        bcg_jpeak_process(&d, signal_buf + k, 1, scratch, MAX_BEATS, &got);
+        for (size_t i = 0; i < got; i++) {
+            if (k - scratch[i] > worst)
+                worst = k - scratch[i];
+            reported++;
+        }
+    }
+    CHECK(reported > 30);
+    CHECK(worst <= (int64_t)(3.5 * fs));
+    CHECK(fabs(bcg_jpeak_interval(&d) - 1.5) < 0.1);
+}
+
+static void test_silence_and_nan(void)
+{
+    /* Flat and non-finite input: no beats, no crash. */
+    double fs = 250;
+    int n = 20 * 250;
+    for (int k = 0; k < n; k++)
+        signal_buf[k] = (k % 3 == 0) ? NAN : ((k % 3 == 1) ? INFINITY : 0.0);
+    CHECK(detect(fs, n, 1000) == 0);
+    for (int k = 0; k < n; k++)
+        signal_buf[k] = 0.0;
+    CHECK(detect(fs, n, n) == 0);
+}
+
+static void test_flush_resets(void)
+{
+    bcg_jpeak d;
+    size_t got, got2;
+    double fs = 250;
+    int n = 10 * 250;
+    make_signal(fs, 60, 0.0, 0.0, n);
+    bcg_jpeak_init(&d, fs);
+    bcg_jpeak_process(&d, signal_buf, (size_t)n, found, MAX_BEATS, &got);
+    bcg_jpeak_flush(&d, found + got, MAX_BEATS, &got2);
+    CHECK(got + got2 >= 9);
+    CHECK(d.n == 0 && d.learning == 1 && d.last_beat == -1);
+}
+
+int main(void)
+{
+    test_arguments();
+    test_rates();
+    test_chunking_is_invisible();
+    test_latency_bound();
+    test_silence_and_nan();
+    test_flush_resets();
+    printf("test_jpeak: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,40 @@
+"""Packaging for the bedside BCG unit software.
+
+The C DSP core (dsp_c/src/*.c) is compiled into ``dsp_c._bcg_dsp`` by cffi in API
+out-of-line mode; see dsp_c/build_ffi.py.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).resolve().parent
+
+# Only packages that exist in the tree: edge, host_tools and models are picked up when they land.
+TOP_LEVEL = ("dsp_c", "edge", "host_tools", "models")
+PACKAGES = find_packages(include=[f"{name}{sub}" for name in TOP_LEVEL for sub in ("", ".*")])
+
+setup(
+    name="bedside-bcg",
+    version="0.1.0",
+    description="Contactless bedside BCG vital-signs monitor: DSP core, unit runtime, host tools",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8")
+    if (ROOT / "README.md").exists()
+    else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=PACKAGES,
+    package_data={"dsp_c": ["include/*.h", "src/*.c"]},
+    include_package_data=False,
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["dsp_c/build_ffi.py:ffibuilder"],
+    install_requires=[
+        "numpy>=1.23,<2",  # tflite-runtime is built against numpy 1.x
+        "cffi>=1.15",
+    ],
+    extras_require={
+        "dev": ["pytest", "hypothesis", "scipy", "ruff"],
+        "train": ["tensorflow-cpu", "tensorflow-model-optimization", "tf_keras"],
+    },
+    zip_safe=False,
+)
