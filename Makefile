@@ -59,6 +59,7 @@ format: $(STAMP)
 
 bench: build
 	$(PY) tests/bench/bench_dsp.py
+	$(PY) tests/bench/real_recordings.py
 
 run: build
 	$(PY) -m dsp_c.demo

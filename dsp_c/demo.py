@@ -17,34 +17,15 @@ import numpy as np
 
 from . import JPeakDetector, MotionMeter, RespirationExtractor, SosFilter, butter_bandpass
 from .beats import DEFAULT_BAND_HZ, DEFAULT_ORDER
+from .metrics import match_beats, rate_per_window
 from .synthetic import bcg_signal
 
-WINDOW_S = 10
-
-
-def _rate(events: np.ndarray, start: int, stop: int, fs: float, lookback: int) -> float:
-    """Events per minute from the median interval of those in [start - lookback, stop)."""
-    inside = events[(events >= start - lookback) & (events < stop)]
-    if inside.size < 3:
-        return float("nan")
-    return 60.0 * fs / float(np.median(np.diff(inside)))
+WINDOW_S = 10  # seconds per output line
 
 
 def _fmt(value: float, width: int) -> str:
     """A rate with one decimal, or '-' where there is no estimate."""
     return f"{value:{width}.1f}" if np.isfinite(value) else "-".rjust(width)
-
-
-def _match(found: np.ndarray, truth: np.ndarray, tol: int) -> int:
-    """True beats with a detection within tol samples (each detection used once)."""
-    hits, j = 0, 0
-    for t in truth:
-        while j < found.size and found[j] < t - tol:
-            j += 1
-        if j < found.size and found[j] <= t + tol:
-            hits += 1
-            j += 1
-    return hits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,21 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         f"seed {args.seed}"
     )
     print(f"{'time':>9}  {'HR bpm':>7} {'truth':>6}  {'breaths/min':>11} {'truth':>6}  motion")
-    w = int(WINDOW_S * fs)
+    n = rec.x.size
+    hr = rate_per_window(beats_found, fs, n, WINDOW_S, lookback_s=2.0)
+    hr_true = rate_per_window(rec.beats, fs, n, WINDOW_S, lookback_s=2.0)
+    br = rate_per_window(breaths_found, fs, n, WINDOW_S, lookback_s=30.0)
+    br_true = rate_per_window(rec.breaths, fs, n, WINDOW_S, lookback_s=30.0)
     errors = []
-    for start in range(0, rec.x.size - w + 1, w):
-        stop = start + w
-        first_s, last_s = start // int(fs), stop // int(fs)
+    for k in range(hr.size):
+        first_s, last_s = k * WINDOW_S, (k + 1) * WINDOW_S
         moved = bool(moving_s[first_s:last_s].any())
-        hr = float("nan") if moved else _rate(beats_found, start, stop, fs, int(2 * fs))
-        hr_true = _rate(rec.beats, start, stop, fs, int(2 * fs))
-        br = _rate(breaths_found, start, stop, fs, int(30 * fs))
-        br_true = _rate(rec.breaths, start, stop, fs, int(30 * fs))
-        if np.isfinite(hr):
-            errors.append(abs(hr - hr_true))
+        if moved:
+            hr[k] = np.nan  # no heart rate from a window with movement
+        elif np.isfinite(hr[k]):
+            errors.append(abs(hr[k] - hr_true[k]))
         print(
-            f"{first_s:4d}-{last_s:<4d}  {_fmt(hr, 7)} {_fmt(hr_true, 6)}  {_fmt(br, 11)} "
-            f"{_fmt(br_true, 6)}  {'MOVING' if moved else ''}"
+            f"{first_s:4d}-{last_s:<4d}  {_fmt(hr[k], 7)} {_fmt(hr_true[k], 6)}  "
+            f"{_fmt(br[k], 11)} {_fmt(br_true[k], 6)}  {'MOVING' if moved else ''}"
         )
 
     def outside_movement(idx: np.ndarray) -> np.ndarray:
@@ -121,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return idx[keep]
 
     truth, found = outside_movement(rec.beats), outside_movement(beats_found)
-    hits = _match(found, truth, int(0.05 * fs))
+    hits = match_beats(found, truth, int(0.05 * fs)).hits
     print(
         f"\nbeats outside movement: {truth.size} true, {found.size} detected, {hits} matched "
         f"within 50 ms: sensitivity {hits / truth.size:.1%}, PPV {hits / max(found.size, 1):.1%}"

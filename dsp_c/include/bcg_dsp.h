@@ -103,8 +103,9 @@ void bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n);
  *    all others;
  *  - adaptive threshold: a candidate is a beat when its height reaches
  *    noise + 0.25 * (signal - noise), both levels running averages of peak
- *    heights, capped at 2 x (beats) and 1 x (noise) the signal level so a
- *    movement cannot inflate them;
+ *    heights, capped at 2 x (beats) and 1 x (noise) the signal level, and a
+ *    beat above 2 x the signal level (an artifact) weighs 0.02 instead of
+ *    0.125, so a movement cannot inflate them;
  *  - refractory period BCG_JPEAK_REFRACTORY_MS (200 bpm): a higher candidate
  *    inside it replaces the beat, a lower one is noise;
  *  - rhythm: a candidate earlier than 0.7 x the median of the last 8 beat
@@ -117,7 +118,9 @@ void bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n);
  *    and the rate is re-locked to half (recovery from a double-rate lock);
  *  - search-back: with no beat for 1.66 x the median interval, the highest
  *    candidate since the last beat above half the threshold becomes a beat;
- *  - intervals outside 0.3-2.0 s (30-200 bpm) never enter the rhythm estimate.
+ *  - intervals outside 0.3-2.0 s (30-200 bpm), and those from or to a peak
+ *    above 2 x the signal level (a movement artifact), never enter the rhythm
+ *    estimate, so the rhythm from before a movement holds after it.
  *
  * Latency: a beat is reported once no later sample can change it: normally
  * BCG_JPEAK_REFRACTORY_MS + BCG_JPEAK_HALF_WINDOW_MS (0.45 s) after its
@@ -169,6 +172,7 @@ typedef struct bcg_jpeak {
     double last_height;
     int64_t prev_beat;      /* the beat before last_beat, -1: none */
     int last_ibi_counted;   /* last_beat added an interval to the rhythm */
+    int last_was_artifact;  /* last_beat was far above the signal level */
     int64_t pending;        /* last_beat not yet reported, -1: none */
     int has_tentative;
     bcg_jpeak_candidate tentative;

@@ -17,7 +17,8 @@
 #define SEARCHBACK_FRACTION 1.66 /* no beat for this x interval: search back */
 #define HALF_RATE_HEIGHT 0.75    /* mid-interval candidates this high suggest half rate */
 #define HALF_RATE_COUNT 3        /* ... this many times in a row */
-#define ARTIFACT_RATIO 2.0       /* levels learn from heights capped at this x signal */
+#define ARTIFACT_RATIO 2.0       /* a beat this x the signal level is an artifact */
+#define ARTIFACT_RATE 0.02       /* running average weight of an artifact beat */
 #define SEED_FRACTION 0.75       /* learning: peaks this x the highest set the rhythm */
 #define ALTERNATION_RATIO 0.75   /* big-small-big beats: small below this x neighbours */
 
@@ -211,15 +212,24 @@ static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, d
 {
     if (d->pending >= 0)
         report(out, d->pending);
+    /* A peak far above the signal level is a movement artifact: intervals
+     * from or to it would corrupt the rhythm that must hold after it. */
+    int artifact = d->signal_level > 0 && height > ARTIFACT_RATIO * d->signal_level;
     d->last_ibi_counted = 0;
-    if (d->last_beat >= 0 && index - d->last_beat <= d->max_ibi) {
+    if (d->last_beat >= 0 && index - d->last_beat <= d->max_ibi && !artifact &&
+        !d->last_was_artifact) {
         push_interval(d, index - d->last_beat);
         d->last_ibi_counted = 1;
     }
+    d->last_was_artifact = artifact;
     d->prev_beat = d->last_beat;
     d->last_beat = index;
     d->pending = index;
     d->last_height = height;
+    /* An artifact teaches the level slowly, so that a lasting change of
+     * amplitude (a new posture) is still learned within some 20 beats. */
+    if (artifact)
+        rate = ARTIFACT_RATE;
     d->signal_level += rate * (level_height(d, height, ARTIFACT_RATIO) - d->signal_level);
     drop_candidates_until(d, index);
     remember_height(d, height);
@@ -465,38 +475,54 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
     d->next_check = next;
 }
 
-/* Sliding-window maximum (monotonic deque); a sample is a candidate when
- * it is the maximum of the window centred on it. */
-static void push_sample(bcg_jpeak *d, beat_sink *out, double v)
+/*
+ * The per-sample loop. A sliding-window maximum (monotonic deque) finds the
+ * candidates: a sample is one when it is the maximum of the window centred
+ * on it. The hot state lives in locals; the decision logic runs only when a
+ * candidate appears, during learning, or when a timer is due.
+ */
+static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n)
 {
+    const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    const int64_t half = d->half_window;
+    int64_t *win_index = d->win_index;
+    double *win_value = d->win_value;
+    int head = d->win_head, len = d->win_len;
     int64_t i = d->n;
-    int64_t span = 2 * d->half_window;
-    if (!isfinite(v))
-        v = 0.0;
-    while (d->win_len > 0 &&
-           d->win_value[(d->win_head + d->win_len - 1) & (BCG_JPEAK_WINDOW_CAP - 1)] <= v)
-        d->win_len--;
-    int tail = (d->win_head + d->win_len) & (BCG_JPEAK_WINDOW_CAP - 1);
-    d->win_index[tail] = i;
-    d->win_value[tail] = v;
-    d->win_len++;
-    while (d->win_index[d->win_head] < i - span) {
-        d->win_head = (d->win_head + 1) & (BCG_JPEAK_WINDOW_CAP - 1);
-        d->win_len--;
+    for (size_t k = 0; k < n; k++, i++) {
+        double v = isfinite(y[k]) ? y[k] : 0.0;
+        while (len > 0 && win_value[(head + len - 1) & mask] <= v)
+            len--;
+        int tail = (head + len) & mask;
+        win_index[tail] = i;
+        win_value[tail] = v;
+        len++;
+        if (win_index[head] < i - 2 * half) { /* at most one leaves per sample */
+            head = (head + 1) & mask;
+            len--;
+        }
+        int64_t centre = i - half;
+        int judged = centre >= half && win_index[head] == centre;
+        int64_t seen = i + 1;
+        if (!judged && !d->learning && seen < d->next_check)
+            continue;
+        d->win_head = head;
+        d->win_len = len;
+        d->n = seen;
+        if (judged)
+            new_candidate(d, out, centre, win_value[head]);
+        /* Learning lasts BCG_JPEAK_LEARN_MS, longer (up to
+         * BCG_JPEAK_LEARN_MAX_MS) until two dominant peaks set the seed. */
+        if (d->learning && seen >= d->learn && (seen >= d->learn_max || learning_seed(d) > 0)) {
+            end_learning(d, out);
+            judged = 1;
+        }
+        if (!d->learning && (judged || seen >= d->next_check))
+            check_timers(d, out, seen);
     }
-    int64_t centre = i - d->half_window;
-    int judged = centre >= d->half_window && d->win_index[d->win_head] == centre;
-    if (judged)
-        new_candidate(d, out, centre, d->win_value[d->win_head]);
-    d->n++;
-    /* Learning lasts BCG_JPEAK_LEARN_MS, longer (up to BCG_JPEAK_LEARN_MAX_MS)
-     * until two dominant peaks have set the rhythm seed. */
-    if (d->learning && d->n >= d->learn && (d->n >= d->learn_max || learning_seed(d) > 0)) {
-        end_learning(d, out);
-        judged = 1;
-    }
-    if (!d->learning && (judged || d->n >= d->next_check))
-        check_timers(d, out, d->n);
+    d->win_head = head;
+    d->win_len = len;
+    d->n = i;
 }
 
 bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n, int64_t *beats,
@@ -508,8 +534,7 @@ bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n, int64_t *b
     if (cap < bcg_jpeak_max_beats(d, n))
         return BCG_ERR_CAPACITY;
     beat_sink out = {beats, 0};
-    for (size_t k = 0; k < n; k++)
-        push_sample(d, &out, y[k]);
+    push_samples(d, &out, y, n);
     *n_beats = out.n;
     return BCG_OK;
 }
