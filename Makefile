@@ -1,5 +1,5 @@
 # Bedside BCG unit: everything a person repeats.
-#   make test    C unit tests (ASan/UBSan) + pytest     make lint   ruff check + format check
+#   make test    lint + C unit tests (ASan/UBSan) + pytest   make lint   ruff check + format check
 #   make run     demo of the DSP core                    make bench  benchmarks
 # The first target that needs Python creates .venv and installs the project into it.
 
@@ -47,7 +47,7 @@ ctest: $(C_TEST_BINS)
 pytest: build
 	$(PY) -m pytest -q
 
-test: ctest pytest
+test: lint ctest pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -33,7 +33,7 @@ setup(
         "cffi>=1.15",
     ],
     extras_require={
-        "dev": ["pytest", "hypothesis", "scipy", "ruff"],
+        "dev": ["pytest", "hypothesis", "scipy", "ruff==0.17.6"],  # ruff pinned: format is checked
         "train": ["tensorflow-cpu", "tensorflow-model-optimization", "tf_keras"],
     },
     zip_safe=False,

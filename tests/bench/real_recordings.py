@@ -41,8 +41,10 @@ def main() -> None:
         methods += [(f"scipy find_peaks, {d:g} s", scipy_peer(x, fs, d)) for d in (0.3, 0.5)]
         for name, beats in methods:
             m = best_delay_match(beats, r_peaks, fs, tol_s=0.060)
-            print(f"  {channel:8} {name:28} {beats.size:5d} {m.hits:5d}/{r_peaks.size} "
-                  f"{m.false:5d} {m.delay / fs * 1000:4.0f}ms")
+            print(
+                f"  {channel:8} {name:28} {beats.size:5d} {m.hits:5d}/{r_peaks.size} "
+                f"{m.false:5d} {m.delay / fs * 1000:4.0f}ms"
+            )
 
     rec = np.load(DATA / "sadek_sample.npz")
     fs = int(rec["fs"])
@@ -50,16 +52,20 @@ def main() -> None:
     oximeter = rec["pulse_ox_bpm"].astype(np.float64)
     n_windows = x.size // (10 * fs)
     reference = oximeter[: n_windows * 10 * fs].reshape(n_windows, -1).mean(axis=1)
-    print(f"\nSadek sample: {x.size / fs / 60:.1f} min at {fs} Hz, {n_windows} windows of 10 s "
-          "against the pulse oximeter")
+    print(
+        f"\nSadek sample: {x.size / fs / 60:.1f} min at {fs} Hz, {n_windows} windows of 10 s "
+        "against the pulse oximeter"
+    )
     print(f"  {'method':28} {'HR MAE':>7} {'coverage':>9} {'windows >10 bpm off':>20}")
     methods = [("dsp_c.detect_beats", dsp_c.detect_beats(x, fs))]
     methods += [(f"scipy find_peaks, {d:g} s", scipy_peer(x, fs, d)) for d in (0.3, 0.4, 0.5)]
     for name, beats in methods:
         errors = rate_per_window(beats, fs, x.size, 10.0, lookback_s=2.0) - reference
         ok = np.isfinite(errors)
-        print(f"  {name:28} {np.mean(np.abs(errors[ok])):7.2f} {ok.mean():9.0%} "
-              f"{int(np.sum(np.abs(errors[ok]) > 10)):20d}")
+        print(
+            f"  {name:28} {np.mean(np.abs(errors[ok])):7.2f} {ok.mean():9.0%} "
+            f"{int(np.sum(np.abs(errors[ok]) > 10)):20d}"
+        )
 
 
 if __name__ == "__main__":
