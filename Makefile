@@ -35,7 +35,7 @@ build: $(STAMP)
 	$(PY) setup.py -q build_ext --inplace
 	$(PY) -c "import dsp_c._bcg_dsp as m; print('built', m.__file__)"
 
-$(BUILD)/test_%: dsp_c/tests/test_%.c $(C_SRC) $(C_HDR)
+$(BUILD)/test_%: dsp_c/tests/test_%.c dsp_c/tests/check.h $(C_SRC) $(C_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CTEST_FLAGS) -o $@ $< $(C_SRC) -lm
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_samples
 from ._bcg_dsp import ffi, lib
+from ._checks import as_samples, sampling_rate
 from ._status import check
 from .filters import SosFilter, butter_bandpass
 
@@ -25,16 +25,9 @@ _NO_BEATS.flags.writeable = False
 
 
 def _check_fs(fs: Any) -> float:
-    try:
-        fs = float(fs)
-    except (TypeError, ValueError):
-        raise TypeError(f"fs: expected a number of samples per second, got {fs!r}") from None
-    if not np.isfinite(fs) or not lib.BCG_JPEAK_MIN_FS <= fs <= lib.BCG_JPEAK_MAX_FS:
-        raise ValueError(
-            f"fs: the J-peak detector needs {lib.BCG_JPEAK_MIN_FS} to {lib.BCG_JPEAK_MAX_FS} "
-            f"samples/s, got {fs}; resample the recording first"
-        )
-    return fs
+    return sampling_rate(
+        fs, lib.BCG_JPEAK_MIN_FS, lib.BCG_JPEAK_MAX_FS, "; resample the recording first"
+    )
 
 
 class JPeakDetector:
@@ -144,16 +137,10 @@ def detect_beats(
     Raises ``ValueError`` for bad parameters and for NaN or infinite samples (split
     the recording at the gap or interpolate it: a beat is never invented across one).
     """
-    x = as_samples(x, "x")
+    x = as_samples(x, "x", finite=True)
     fs = _check_fs(fs)
     if x.size == 0:
         return _NO_BEATS.copy()
-    if not np.isfinite(x).all():
-        bad = np.flatnonzero(~np.isfinite(x))
-        raise ValueError(
-            f"x: {bad.size} non-finite sample(s), the first at index {bad[0]}; split the "
-            "recording at the gap or interpolate it"
-        )
     band = SosFilter(butter_bandpass(order, low_hz, high_hz, fs))
     band.reset(steady_input=float(x[0]))
     detector = JPeakDetector(fs)

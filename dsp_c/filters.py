@@ -12,14 +12,13 @@ too until ``reset()``.
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
 import numpy as np
 
-from ._arrays import as_samples
 from ._bcg_dsp import ffi, lib
+from ._checks import as_samples, real_number, sampling_rate
 from ._status import check
 
 __all__ = ["MAX_ORDER", "MAX_SECTIONS", "MIN_FS", "MAX_FS", "butter_bandpass", "SosFilter"]
@@ -30,20 +29,8 @@ MIN_FS: float = float(lib.BCG_MIN_FS)
 MAX_FS: float = float(lib.BCG_MAX_FS)
 
 
-def _real(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}: expected a real number, got {value!r}")
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{name}: must be finite, got {result!r}")
-    return result
-
-
 def _check_fs(fs: Any) -> float:
-    value = _real(fs, "fs")
-    if not MIN_FS <= value <= MAX_FS:
-        raise ValueError(f"fs: sampling rate must be in {MIN_FS:g}..{MAX_FS:g} Hz, got {value:g}")
-    return value
+    return sampling_rate(fs, MIN_FS, MAX_FS)
 
 
 def butter_bandpass(order: int, low_hz: float, high_hz: float, fs: float) -> np.ndarray:
@@ -68,8 +55,8 @@ def butter_bandpass(order: int, low_hz: float, high_hz: float, fs: float) -> np.
     if not 1 <= order <= MAX_ORDER:
         raise ValueError(f"order: must be in 1..{MAX_ORDER}, got {order}")
     fs_v = _check_fs(fs)
-    lo = _real(low_hz, "low_hz")
-    hi = _real(high_hz, "high_hz")
+    lo = real_number(low_hz, "low_hz")
+    hi = real_number(high_hz, "high_hz")
     if lo <= 0.0:
         raise ValueError(f"low_hz: must be > 0 Hz, got {lo:g}")
     if hi >= fs_v / 2.0:
@@ -151,7 +138,7 @@ class SosFilter:
         if steady_input is None:
             lib.bcg_sos_reset(self._filter)
         else:
-            lib.bcg_sos_prime(self._filter, _real(steady_input, "steady_input"))
+            lib.bcg_sos_prime(self._filter, real_number(steady_input, "steady_input"))
 
     def process(self, x: Any) -> np.ndarray:
         """Filter the next chunk of samples; returns a new float64 array of the same length.

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from ._bcg_dsp import ffi, lib
+from ._checks import as_samples, real_number
 from ._status import check
-from .filters import _check_fs, _real
-from .respiration import _finite_samples
+from .filters import _check_fs
 
 __all__ = ["MotionMeter", "motion_energy"]
 
@@ -47,7 +47,7 @@ class MotionMeter:
 
     def __init__(self, fs: float, window_s: float = 1.0) -> None:
         self._fs = _check_fs(fs)
-        window = _real(window_s, "window_s")
+        window = real_number(window_s, "window_s")
         if not MIN_WINDOW_S <= window <= MAX_WINDOW_S:
             raise ValueError(
                 f"window_s: must be in {MIN_WINDOW_S:g}..{MAX_WINDOW_S:g} s, got {window:g}"
@@ -86,7 +86,7 @@ class MotionMeter:
             TypeError / ValueError: naming ``x`` when it is not a 1-D real array or holds a
                 NaN or infinity (nothing is consumed then).
         """
-        samples = _finite_samples(x)
+        samples = as_samples(x, "x", finite=True)
         cap = lib.bcg_motion_max_windows(self._state, samples.size)
         energy = np.empty(cap, dtype=np.float64)
         moving = np.empty(cap, dtype=np.uint8)

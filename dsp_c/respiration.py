@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_samples
 from ._bcg_dsp import ffi, lib
+from ._checks import as_samples
 from ._status import check
 from .filters import _check_fs
 
@@ -29,14 +29,6 @@ __all__ = ["RespirationExtractor", "respiration_rate"]
 #: Breathing rates the band-pass is designed for (breaths/min).
 MIN_BPM: int = 60 * lib.BCG_RESP_LOW_MHZ // 1000
 MAX_BPM: int = 60 * lib.BCG_RESP_HIGH_MHZ // 1000
-
-
-def _finite_samples(x: Any) -> np.ndarray:
-    samples = as_samples(x, "x")
-    if not np.isfinite(samples).all():
-        bad = int(np.flatnonzero(~np.isfinite(samples))[0])
-        raise ValueError(f"x: samples must be finite, got {samples[bad]} at index {bad}")
-    return samples
 
 
 class RespirationExtractor:
@@ -103,7 +95,7 @@ class RespirationExtractor:
             TypeError / ValueError: naming ``x`` when it is not a 1-D real array or holds a
                 NaN or infinity (nothing is consumed then).
         """
-        samples = _finite_samples(x)
+        samples = as_samples(x, "x", finite=True)
         cap = lib.bcg_resp_max_out(self._state, samples.size)
         resp = np.empty(cap, dtype=np.float64)
         breaths = np.empty(cap, dtype=np.int64)

@@ -70,6 +70,13 @@ typedef struct bcg_sos_filter {
 /* Copy n_sections rows of 6 coefficients; state starts at zero. */
 bcg_status bcg_sos_init(bcg_sos_filter *f, const double *sos, int n_sections);
 
+/*
+ * Design a Butterworth band-pass (exactly as bcg_butter_bandpass) straight
+ * into f, state zero. Errors as bcg_butter_bandpass.
+ */
+bcg_status bcg_sos_init_bandpass(bcg_sos_filter *f, int order, double low_hz, double high_hz,
+                                 double fs);
+
 /* Zero the state (as after init). */
 void bcg_sos_reset(bcg_sos_filter *f);
 

@@ -11,10 +11,8 @@
 
 bcg_status bcg_motion_init(bcg_motion *st, double fs, double window_s)
 {
-    double sos[6 * BCG_MOTION_ORDER];
     double high_hz;
     double win;
-    int n_sections = 0;
     bcg_status rc;
 
     if (st == NULL) {
@@ -37,12 +35,8 @@ bcg_status bcg_motion_init(bcg_motion *st, double fs, double window_s)
     if (high_hz > 0.45 * fs) {
         high_hz = 0.45 * fs;
     }
-    rc = bcg_butter_bandpass(BCG_MOTION_ORDER, BCG_MOTION_LOW_MHZ / 1000.0, high_hz, fs, sos,
-                             &n_sections);
-    if (rc != BCG_OK) {
-        return rc;
-    }
-    rc = bcg_sos_init(&st->bp, sos, n_sections);
+    rc = bcg_sos_init_bandpass(&st->bp, BCG_MOTION_ORDER, BCG_MOTION_LOW_MHZ / 1000.0, high_hz,
+                               fs);
     if (rc != BCG_OK) {
         return rc;
     }

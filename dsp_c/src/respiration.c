@@ -22,8 +22,6 @@ static const double FLOOR_FRACTION = 1e-9;
 
 bcg_status bcg_resp_init(bcg_resp *st, double fs)
 {
-    double sos[6 * BCG_RESP_ORDER];
-    int n_sections = 0;
     bcg_status rc;
 
     if (st == NULL) {
@@ -39,12 +37,8 @@ bcg_status bcg_resp_init(bcg_resp *st, double fs)
         st->decim = 1;
     }
     st->fs_out = fs / st->decim;
-    rc = bcg_butter_bandpass(BCG_RESP_ORDER, BCG_RESP_LOW_MHZ / 1000.0,
-                             BCG_RESP_HIGH_MHZ / 1000.0, st->fs_out, sos, &n_sections);
-    if (rc != BCG_OK) {
-        return rc;
-    }
-    rc = bcg_sos_init(&st->bp, sos, n_sections);
+    rc = bcg_sos_init_bandpass(&st->bp, BCG_RESP_ORDER, BCG_RESP_LOW_MHZ / 1000.0,
+                               BCG_RESP_HIGH_MHZ / 1000.0, st->fs_out);
     if (rc != BCG_OK) {
         return rc;
     }

@@ -47,6 +47,19 @@ bcg_status bcg_sos_init(bcg_sos_filter *f, const double *sos, int n_sections)
     return BCG_OK;
 }
 
+bcg_status bcg_sos_init_bandpass(bcg_sos_filter *f, int order, double low_hz, double high_hz,
+                                 double fs)
+{
+    double sos[6 * BCG_MAX_ORDER];
+    int n_sections = 0;
+    if (f == NULL)
+        return BCG_ERR_NULL;
+    bcg_status rc = bcg_butter_bandpass(order, low_hz, high_hz, fs, sos, &n_sections);
+    if (rc != BCG_OK)
+        return rc;
+    return bcg_sos_init(f, sos, n_sections);
+}
+
 void bcg_sos_reset(bcg_sos_filter *f)
 {
     int s;

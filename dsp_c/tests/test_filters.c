@@ -10,19 +10,9 @@
 #include <string.h>
 
 #include "bcg_dsp.h"
+#include "check.h"
 
-static int n_passed = 0;
-static int n_failed = 0;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (cond) {                                                                  \
-            n_passed++;                                                              \
-        } else {                                                                     \
-            n_failed++;                                                              \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
-        }                                                                            \
-    } while (0)
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -313,6 +303,21 @@ static void test_sos_nan_poisons_until_reset(void)
     CHECK(isfinite(y[0]) && isfinite(y[1]));
 }
 
+static void test_sos_init_bandpass(void)
+{
+    double sos[6 * BCG_MAX_ORDER];
+    int n_sections = 0;
+    bcg_sos_filter direct, designed;
+    CHECK(bcg_butter_bandpass(3, 0.5, 20.0, 250.0, sos, &n_sections) == BCG_OK);
+    CHECK(bcg_sos_init(&direct, sos, n_sections) == BCG_OK);
+    CHECK(bcg_sos_init_bandpass(&designed, 3, 0.5, 20.0, 250.0) == BCG_OK);
+    CHECK(designed.n_sections == 3);
+    CHECK(memcmp(designed.sos, direct.sos, sizeof direct.sos) == 0);
+    CHECK(bcg_sos_init_bandpass(NULL, 3, 0.5, 20.0, 250.0) == BCG_ERR_NULL);
+    CHECK(bcg_sos_init_bandpass(&designed, 0, 0.5, 20.0, 250.0) == BCG_ERR_ORDER);
+    CHECK(bcg_sos_init_bandpass(&designed, 3, 20.0, 0.5, 250.0) == BCG_ERR_BAND);
+}
+
 int main(void)
 {
     test_strerror();
@@ -323,6 +328,6 @@ int main(void)
     test_sos_chunked_equals_one_shot();
     test_sos_prime_no_transient();
     test_sos_nan_poisons_until_reset();
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    test_sos_init_bandpass();
+    return check_report("test_filters");
 }

@@ -4,18 +4,9 @@
 #include <string.h>
 
 #include "bcg_dsp.h"
+#include "check.h"
 
-static int passed, failed;
 
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                  \
-    } while (0)
 
 #define MAX_SAMPLES 120000
 #define MAX_BEATS 2000
@@ -25,12 +16,10 @@ static int64_t truth[MAX_BEATS];
 static int64_t found[MAX_BEATS];
 static int64_t scratch[MAX_BEATS];
 
-/* Deterministic noise in [-1, 1) (a 64-bit LCG), so the test needs no rand(). */
-static uint64_t lcg_state;
+static uint64_t rng_state;
 static double noise(void)
 {
-    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(lcg_state >> 11) / 4503599627370496.0 - 1.0;
+    return check_noise(&rng_state);
 }
 
 static double gauss(double t, double centre, double width)
@@ -50,7 +39,7 @@ static int make_signal(double fs, double bpm, double secondary, double noise_amp
     int n_beats = 0;
     double ibi = 60.0 / bpm;
     double t_beat = 0.5;
-    lcg_state = 12345;
+    rng_state = 12345;
     memset(signal_buf, 0, sizeof(double) * (size_t)n);
     while (t_beat < n / fs - 0.3 && n_beats < MAX_BEATS) {
         truth[n_beats++] = (int64_t)floor(t_beat * fs + 0.5);
@@ -226,6 +215,5 @@ int main(void)
     test_latency_bound();
     test_silence_and_nan();
     test_flush_resets();
-    printf("test_jpeak: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_jpeak");
 }

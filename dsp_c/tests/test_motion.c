@@ -6,31 +6,17 @@
 #include <string.h>
 
 #include "bcg_dsp.h"
+#include "check.h"
 
-static int n_pass, n_fail;
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (cond) {                                                          \
-            n_pass++;                                                        \
-        } else {                                                             \
-            n_fail++;                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-        }                                                                    \
-    } while (0)
 
 #define PI 3.14159265358979323846
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 
-/* Uniform in [-1, 1), deterministic (xorshift64). */
 static double noise(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 4503599627370496.0 - 1.0;
+    return check_noise(&rng_state);
 }
 
 /*
@@ -237,6 +223,5 @@ int main(void)
     }
     test_chunked_equals_one_shot();
     test_relearn_and_reset();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return check_report("test_motion");
 }

@@ -82,6 +82,75 @@ def test_heart_rate_on_the_fiber_optic_mat_recording():
     assert np.mean(np.abs(errors) > 15) < 0.02  # no stretch locked at half or double rate
 
 
+# Golden vectors: the detector's exact output on a fixed input. A change here is a change of
+# the algorithm; update only together with the accuracy figures in docs/dsp.md.
+GOLDEN_AYDIN_IMP_ENV = [
+    294,
+    613,
+    1308,
+    1969,
+    2634,
+    3324,
+    4035,
+    4770,
+    5486,
+    6203,
+    6965,
+    7746,
+    8488,
+    9173,
+    9891,
+    10586,
+    11248,
+    11909,
+    12603,
+    13318,
+    13999,
+    14686,
+    15418,
+    16170,
+    16873,
+    17556,
+    18275,
+    18983,
+    19605,
+]
+GOLDEN_SYNTHETIC_100HZ = [
+    47,
+    122,
+    199,
+    282,
+    363,
+    446,
+    526,
+    604,
+    682,
+    767,
+    852,
+    929,
+    1005,
+    1082,
+    1162,
+    1244,
+    1322,
+    1398,
+    1475,
+    1557,
+    1642,
+    1721,
+    1802,
+    1880,
+    1962,
+]
+
+
+def test_golden_vectors():
+    rec = np.load(DATA / "aydin_left1.npz")
+    assert dsp_c.detect_beats(rec["imp_env"], 1000).tolist() == GOLDEN_AYDIN_IMP_ENV
+    synthetic = bcg_signal(fs=100, seconds=20, heart_bpm=75, seed=3)
+    assert dsp_c.detect_beats(synthetic.x, 100).tolist() == GOLDEN_SYNTHETIC_100HZ
+
+
 # --- rhythm: no half or double rate -----------------------------------------------------------
 
 
