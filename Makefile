@@ -11,7 +11,7 @@ BUILD := build
 
 CC ?= cc
 C_SRC := $(sort $(wildcard dsp_c/src/*.c))
-C_HDR := $(wildcard dsp_c/include/*.h)
+C_HDR := $(wildcard dsp_c/include/*.h dsp_c/src/*.h)
 C_TESTS := $(sort $(wildcard dsp_c/tests/test_*.c))
 C_TEST_BINS := $(patsubst dsp_c/tests/%.c,$(BUILD)/%,$(C_TESTS))
 CTEST_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent
 TOP_LEVEL = ("dsp_c", "edge", "host_tools", "models")
 PACKAGES = find_packages(include=[f"{name}{sub}" for name in TOP_LEVEL for sub in ("", ".*")])
 
+TEST_REQUIRES = ["pytest", "hypothesis", "scipy"]
+
 setup(
     name="bedside-bcg",
     version="0.1.0",
@@ -24,7 +26,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=PACKAGES,
-    package_data={"dsp_c": ["include/*.h", "src/*.c"]},
+    package_data={"dsp_c": ["include/*.h", "src/*.c", "src/*.h"]},
     include_package_data=False,
     setup_requires=["cffi>=1.15"],
     cffi_modules=["dsp_c/build_ffi.py:ffibuilder"],
@@ -33,7 +35,20 @@ setup(
         "cffi>=1.15",
     ],
     extras_require={
-        "dev": ["pytest", "hypothesis", "scipy", "ruff==0.17.6"],  # ruff pinned: format is checked
+        # What the test suites need (scipy is the reference the DSP core is checked against).
+        "test": TEST_REQUIRES,
+        # Tests, lint and the evaluation: scipy as reference, peers (neurokit2, heartpy,
+        # PyWavelets), file-format parity (pyedflib, wfdb). ruff pinned: format is checked.
+        # A superset of "test".
+        "dev": [
+            *TEST_REQUIRES,
+            "ruff==0.17.6",
+            "neurokit2",
+            "heartpy",
+            "PyWavelets",
+            "pyedflib",
+            "wfdb",
+        ],
         "train": ["tensorflow-cpu", "tensorflow-model-optimization", "tf_keras"],
     },
     zip_safe=False,

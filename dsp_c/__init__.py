@@ -8,11 +8,12 @@
     resp = dsp_c.RespirationExtractor(fs); sig, breaths = resp.process(x)  # breathing
     motion = dsp_c.MotionMeter(fs, window_s=1.0); energy, moving = motion.process(x)
 
-Bad parameters or arrays raise ValueError / TypeError naming the parameter; other errors
-from the C core raise DspError.
+Bad parameters, arrays or samples raise TypeError or DspValueError (a ValueError) naming the
+parameter; errors of the C core that are bugs in the caller raise DspError. Both carry
+``.code``, the "E1xx" code of docs/errors.md (a CLI prints ``error {exc.code}: {exc}``).
 """
 
-from ._status import DspError
+from ._status import DspError, DspValueError
 from .beats import JPeakDetector, detect_beats
 from .filters import SosFilter, butter_bandpass
 from .motion import MotionMeter, motion_energy
@@ -20,6 +21,7 @@ from .respiration import RespirationExtractor, respiration_rate
 
 __all__ = [
     "DspError",
+    "DspValueError",
     "SosFilter",
     "butter_bandpass",
     "JPeakDetector",

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 
 from ._bcg_dsp import ffi, lib
-from ._checks import as_samples, sampling_rate
+from ._checks import as_samples, check_samples, samples_for_c, sampling_rate
 from ._status import check
 from .filters import SosFilter, butter_bandpass
 
-__all__ = ["DEFAULT_BAND_HZ", "JPeakDetector", "detect_beats"]
+__all__ = ["DEFAULT_BAND_HZ", "JPeakDetector", "default_band", "detect_beats"]
 
 #: Band-pass applied by :func:`detect_beats` before the detector (Hz). Below 2.5 Hz
 #: respiration and posture dominate; above 12 Hz the J-wave has little energy.
@@ -20,8 +20,6 @@ DEFAULT_BAND_HZ = (2.5, 12.0)
 DEFAULT_ORDER = 2
 
 _BLOCK = 1 << 14  # samples per block in detect_beats (128 KiB of float64)
-_NO_BEATS = np.empty(0, dtype=np.int64)
-_NO_BEATS.flags.writeable = False
 
 
 def _check_fs(fs: Any) -> float:
@@ -38,9 +36,9 @@ class JPeakDetector:
     beats that became final, as absolute sample indices counted from the first sample
     since construction or :meth:`reset`. Chunking never changes the result.
 
-    Latency: a beat is normally reported 0.45 s after its J-peak, at most 3.5 s after
-    (see ``dsp_c/include/bcg_dsp.h`` for the decision logic). Non-finite samples are
-    treated as 0: no beat is found in a run of NaN.
+    Latency: a beat is normally reported 0.425 s after its J-peak, at most 3.5 s after
+    (see ``dsp_c/include/bcg_dsp.h`` for the decision logic). Samples must be finite and
+    within +-1e15: otherwise ``ValueError`` naming ``y``, and the chunk is not consumed.
 
     Example:
         >>> det = JPeakDetector(250)
@@ -79,25 +77,22 @@ class JPeakDetector:
 
     def _result(self) -> np.ndarray:
         n = self._n_out[0]
-        return self._out[:n].copy() if n else _NO_BEATS
+        return self._out[:n].copy()
 
     def process(self, y: Any) -> np.ndarray:
         """Feed band-passed samples; return the beats (int64 sample indices) now final."""
-        if not (
-            type(y) is np.ndarray and y.dtype == np.float64 and y.ndim == 1 and y.flags.c_contiguous
-        ):
-            y = as_samples(y, "y")
+        y = samples_for_c(y, "y")
         out = self._buffer(y.size)
-        check(
-            lib.bcg_jpeak_process(
-                self._state,
-                ffi.from_buffer("double[]", y),
-                y.size,
-                ffi.from_buffer("int64_t[]", out, require_writable=True),
-                out.size,
-                self._n_out,
-            )
+        status = lib.bcg_jpeak_process(
+            self._state,
+            ffi.from_buffer("double[]", y),
+            y.size,
+            ffi.from_buffer("int64_t[]", out, require_writable=True),
+            out.size,
+            self._n_out,
         )
+        if status:
+            check_samples(status, y, "y")
         self._samples_seen += y.size
         return self._result()
 
@@ -121,18 +116,25 @@ class JPeakDetector:
         self._samples_seen = 0
 
 
+def default_band(fs: float) -> tuple[float, float]:
+    """The band-pass of :func:`detect_beats` at ``fs``: 2.5 to 12 Hz, the upper edge
+    lowered to 0.45 fs where 12 Hz is above it (fs below 26.7 Hz)."""
+    return DEFAULT_BAND_HZ[0], min(DEFAULT_BAND_HZ[1], 0.45 * fs)
+
+
 def detect_beats(
     x: Any,
     fs: float,
-    low_hz: float = DEFAULT_BAND_HZ[0],
-    high_hz: float = DEFAULT_BAND_HZ[1],
+    low_hz: float | None = None,
+    high_hz: float | None = None,
     order: int = DEFAULT_ORDER,
 ) -> np.ndarray:
     """Raw BCG -> J-peak sample indices, in one call.
 
-    Band-passes ``x`` (Butterworth, started in the steady state of the first sample so
-    a DC offset gives no start-up transient), runs :class:`JPeakDetector` over it and
-    flushes it. Equal to the streaming path chunk for chunk.
+    Band-passes ``x`` (Butterworth, ``default_band(fs)`` unless ``low_hz``/``high_hz`` are
+    given, started in the steady state of the first sample so a DC offset gives no start-up
+    transient), runs :class:`JPeakDetector` over it and flushes it. Equal to the streaming
+    path chunk for chunk.
 
     Raises ``ValueError`` for bad parameters and for NaN or infinite samples (split
     the recording at the gap or interpolate it: a beat is never invented across one).
@@ -140,7 +142,10 @@ def detect_beats(
     x = as_samples(x, "x", finite=True)
     fs = _check_fs(fs)
     if x.size == 0:
-        return _NO_BEATS.copy()
+        return np.empty(0, dtype=np.int64)
+    default_low, default_high = default_band(fs)
+    low_hz = default_low if low_hz is None else low_hz
+    high_hz = default_high if high_hz is None else high_hz
     band = SosFilter(butter_bandpass(order, low_hz, high_hz, fs))
     band.reset(steady_input=float(x[0]))
     detector = JPeakDetector(fs)

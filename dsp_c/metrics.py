@@ -10,7 +10,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["BeatMatch", "best_delay_match", "match_beats", "rate_per_window"]
+__all__ = [
+    "BeatMatch",
+    "best_delay_match",
+    "interval_errors",
+    "match_beats",
+    "matched_pairs",
+    "rate_per_window",
+]
 
 
 class BeatMatch(NamedTuple):
@@ -21,37 +28,68 @@ class BeatMatch(NamedTuple):
     delay: int = 0  #: samples added to the reference before matching
 
 
-def match_beats(found: np.ndarray, reference: np.ndarray, tol: int) -> BeatMatch:
-    """Match sorted detections to sorted reference beats one to one within ``tol`` samples.
+def matched_pairs(
+    found: np.ndarray, reference: np.ndarray, tol: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair sorted detections with sorted reference beats one to one within ``tol`` samples.
 
-    Greedy in time order, each detection used at most once. Returns
-    ``BeatMatch(hits, false, 0)``: sensitivity is ``hits / len(reference)`` and PPV is
-    ``hits / len(found)``.
+    Greedy in time order, each detection used at most once. Returns the indices
+    ``(into_reference, into_found)`` of the matched pairs, both increasing.
     """
     found = np.asarray(found, dtype=np.int64)
     reference = np.asarray(reference, dtype=np.int64)
-    hits, j = 0, 0
-    for r in reference:
+    ref_idx, found_idx = [], []
+    j = 0
+    for i, r in enumerate(reference):
         while j < found.size and found[j] < r - tol:
             j += 1
         if j < found.size and found[j] <= r + tol:
-            hits += 1
+            ref_idx.append(i)
+            found_idx.append(j)
             j += 1
-    return BeatMatch(hits, int(found.size - hits), 0)
+    return np.array(ref_idx, dtype=np.int64), np.array(found_idx, dtype=np.int64)
+
+
+def match_beats(found: np.ndarray, reference: np.ndarray, tol: int) -> BeatMatch:
+    """Match sorted detections to sorted reference beats one to one within ``tol`` samples.
+
+    Returns ``BeatMatch(hits, false, 0)``: sensitivity is ``hits / len(reference)`` and PPV
+    is ``hits / len(found)``.
+    """
+    ref_idx, _ = matched_pairs(found, reference, tol)
+    return BeatMatch(int(ref_idx.size), int(np.size(found) - ref_idx.size), 0)
+
+
+def interval_errors(found: np.ndarray, reference: np.ndarray, tol: int) -> np.ndarray:
+    """Detected minus reference beat interval (samples), for each pair of consecutive
+    reference beats that are both matched (by :func:`matched_pairs`)."""
+    found = np.asarray(found, dtype=np.int64)
+    reference = np.asarray(reference, dtype=np.int64)
+    ref_idx, found_idx = matched_pairs(found, reference, tol)
+    consecutive = np.flatnonzero(np.diff(ref_idx) == 1)
+    ref_ibi = reference[ref_idx[consecutive + 1]] - reference[ref_idx[consecutive]]
+    found_ibi = found[found_idx[consecutive + 1]] - found[found_idx[consecutive]]
+    return found_ibi - ref_ibi
 
 
 def best_delay_match(
-    found: np.ndarray, reference: np.ndarray, fs: float, tol_s: float, max_delay_s: float = 0.4
+    found: np.ndarray,
+    reference: np.ndarray,
+    fs: float,
+    tol_s: float,
+    max_delay_s: float = 0.4,
+    min_delay_s: float = 0.0,
 ) -> BeatMatch:
-    """Match after the constant per-record delay in [0, max_delay_s] that matches most beats.
+    """Match after the constant per-record delay in [min_delay_s, max_delay_s] that matches
+    most beats.
 
     For BCG against ECG: the J-wave follows its R-peak by a roughly constant delay
-    (0.1 to 0.3 s). Ties go to the delay with the fewest false detections, then the shortest.
+    (0.1 to 0.3 s). Ties go to the delay with the fewest false detections, then the smallest.
     """
     reference = np.asarray(reference, dtype=np.int64)
     tol = int(round(tol_s * fs))
     best = BeatMatch(-1, 0, 0)
-    for delay in range(int(max_delay_s * fs) + 1):
+    for delay in range(int(np.floor(min_delay_s * fs)), int(max_delay_s * fs) + 1):
         hits, false, _ = match_beats(found, reference + delay, tol)
         if (hits, -false) > (best.hits, -best.false):
             best = BeatMatch(hits, false, delay)

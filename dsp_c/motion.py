@@ -1,15 +1,19 @@
 """Body-movement energy per window of the raw BCG signal, with a motion flag.
 
-Energy of a window = RMS (input units) of the raw signal band-passed to 2..10 Hz (capped at
-0.45 fs): DC, slow drift and respiration are removed (-43 dB at 0.7 Hz), the J-waves of the
-cardiac ballistogram set the quiet level and gross movement raises it many times over. A window
-is "moving" when its energy exceeds 3 x the median of the last 31 quiet windows; see
-``dsp_c/include/bcg_dsp.h`` ("motion") for warm-up and relearning.
+Energy of a window = RMS (input units: ADC counts) of the raw signal band-passed to 2..10 Hz
+(capped at 0.45 fs): DC, slow drift and respiration are removed (-43 dB at 0.7 Hz), the J-waves
+of the cardiac ballistogram set the quiet level and gross movement raises it many times over. A
+window is "moving" when its energy exceeds 3 x the median of the last 31 quiet windows, that
+median taken as at least 0.5 count (``MIN_BASELINE``), so on a flat signal (empty bed) a step of
+a few ADC counts is not movement; see ``dsp_c/include/bcg_dsp.h`` ("motion") for warm-up and
+relearning.
 
 >>> meter = MotionMeter(fs=250, window_s=1.0)
 >>> energy, moving = meter.process(chunk)   # one value per window completed in the chunk
 
-NaN or infinite samples are rejected with ``ValueError`` (the state is left unchanged).
+Samples must be finite and within +-1e15, as for every streaming object of the core: a chunk
+holding a NaN, an infinity or a larger value raises ``ValueError`` naming ``x`` and is not
+consumed (the state is left unchanged).
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ from typing import Any
 import numpy as np
 
 from ._bcg_dsp import ffi, lib
-from ._checks import as_samples, real_number
-from ._status import check
+from ._checks import as_samples, check_samples, real_number
+from ._status import DspValueError, check
 from .filters import _check_fs
 
-__all__ = ["MotionMeter", "motion_energy"]
+__all__ = ["MIN_BASELINE", "MotionMeter", "motion_energy"]
 
 MIN_WINDOW_S: float = lib.BCG_MOTION_MIN_WINDOW_MS / 1000.0
 MAX_WINDOW_S: float = lib.BCG_MOTION_MAX_WINDOW_MS / 1000.0
+#: Smallest baseline energy the flag compares with, in ADC counts RMS.
+MIN_BASELINE: float = lib.BCG_MOTION_MIN_BASELINE_MCOUNTS / 1000.0
 
 
 class MotionMeter:
@@ -49,8 +55,9 @@ class MotionMeter:
         self._fs = _check_fs(fs)
         window = real_number(window_s, "window_s")
         if not MIN_WINDOW_S <= window <= MAX_WINDOW_S:
-            raise ValueError(
-                f"window_s: must be in {MIN_WINDOW_S:g}..{MAX_WINDOW_S:g} s, got {window:g}"
+            raise DspValueError(
+                f"window_s: must be in {MIN_WINDOW_S:g}..{MAX_WINDOW_S:g} s, got {window:g}",
+                lib.BCG_ERR_PARAM,
             )
         self._window_s = window
         self._state = ffi.new("bcg_motion *")
@@ -76,7 +83,8 @@ class MotionMeter:
         """Feed the next chunk of raw samples.
 
         Args:
-            x: 1-D sequence of real, finite samples (ints are converted; may be empty).
+            x: 1-D sequence of real samples in ADC counts, finite and within +-1e15 (ints are
+                converted; may be empty).
 
         Returns:
             ``(energy, moving)``: per window completed in this call, its energy (float64,
@@ -84,13 +92,13 @@ class MotionMeter:
 
         Raises:
             TypeError / ValueError: naming ``x`` when it is not a 1-D real array or holds a
-                NaN or infinity (nothing is consumed then).
+                NaN, an infinity or a sample beyond +-1e15 (nothing is consumed then).
         """
-        samples = as_samples(x, "x", finite=True)
+        samples = as_samples(x, "x")
         cap = lib.bcg_motion_max_windows(self._state, samples.size)
         energy = np.empty(cap, dtype=np.float64)
         moving = np.empty(cap, dtype=np.uint8)
-        check(
+        check_samples(
             lib.bcg_motion_process(
                 self._state,
                 ffi.from_buffer("double[]", samples),
@@ -100,6 +108,7 @@ class MotionMeter:
                 cap,
                 self._n_windows,
             ),
+            samples,
             "x",
         )
         n = self._n_windows[0]
@@ -120,7 +129,7 @@ def motion_energy(x: Any, fs: float, window_s: float = 1.0) -> tuple[np.ndarray,
     window is not reported.
 
     Args:
-        x: 1-D sequence of real, finite raw samples.
+        x: 1-D sequence of real raw samples in ADC counts, finite and within +-1e15.
         fs: sampling rate in samples/s (10..20000).
         window_s: window length in seconds, 0.1..60.
 

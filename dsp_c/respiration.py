@@ -1,15 +1,22 @@
 """Respiration from the raw BCG signal: the streaming extractor and a one-call rate.
 
-The raw signal (ADC counts or any unit, DC offset allowed) is decimated to about 10 Hz,
-band-passed to 0.1..0.7 Hz (6..42 breaths/min) and one breath is found per cycle, at the
-upward zero crossing of the band-passed signal. See ``dsp_c/include/bcg_dsp.h``
-("respiration") for the filters, the detector and its latency.
+The raw signal (ADC counts, DC offset allowed) is decimated to about 10 Hz, band-passed to
+0.1..0.7 Hz (6..42 breaths/min) and one breath is found per cycle, at the upward zero crossing
+of the band-passed signal, when the signal swings by more than one ADC step (+-0.5 count) about
+it. See ``dsp_c/include/bcg_dsp.h`` ("respiration") for the filters, the detector and its
+latency.
+
+The rate is the rhythm found in the band, not a verdict that someone is breathing: noise
+larger than an ADC step has a rhythm too, so a noisy empty bed can give a rate. Whether a
+window is trustworthy is for the signal-quality gate to decide, not for the DSP core.
 
 >>> ext = RespirationExtractor(fs=250)
 >>> resp, breaths = ext.process(chunk)   # repeat per chunk; chunking never changes results
 >>> ext.rate_bpm                         # breaths/min, nan while unknown
 
-NaN or infinite samples are rejected with ``ValueError`` (the state is left unchanged):
+Samples must be finite and within +-1e15, as for every streaming object of the core: a chunk
+holding a NaN, an infinity or a larger value raises ``ValueError`` naming ``x`` and is not
+consumed (the state is left unchanged):
 the caller decides how to bridge a gap, e.g. by :meth:`RespirationExtractor.reset`.
 """
 
@@ -20,15 +27,17 @@ from typing import Any
 import numpy as np
 
 from ._bcg_dsp import ffi, lib
-from ._checks import as_samples
+from ._checks import as_samples, check_samples
 from ._status import check
 from .filters import _check_fs
 
-__all__ = ["RespirationExtractor", "respiration_rate"]
+__all__ = ["MIN_SWING", "RespirationExtractor", "respiration_rate"]
 
 #: Breathing rates the band-pass is designed for (breaths/min).
 MIN_BPM: int = 60 * lib.BCG_RESP_LOW_MHZ // 1000
 MAX_BPM: int = 60 * lib.BCG_RESP_HIGH_MHZ // 1000
+#: Smallest swing about zero that counts as a breath, in ADC counts (+-half a step).
+MIN_SWING: float = lib.BCG_RESP_MIN_SWING_MCOUNTS / 1000.0
 
 
 class RespirationExtractor:
@@ -76,7 +85,8 @@ class RespirationExtractor:
         """Current breathing rate in breaths/min, ``nan`` when unknown.
 
         60 / the median of the last (up to 8) breath intervals; unknown until 3 intervals
-        are seen, after an interval over 12 s, and when no breath came for 24 s.
+        are seen, after an interval over 12 s, and when no breath came for 24 s. It is the
+        rhythm found in the band (see :func:`respiration_rate`), not a quality verdict.
         """
         value = float(lib.bcg_resp_rate(self._state))
         return value if value > 0.0 else float("nan")
@@ -85,7 +95,8 @@ class RespirationExtractor:
         """Feed the next chunk of raw samples.
 
         Args:
-            x: 1-D sequence of real, finite samples (ints are converted; may be empty).
+            x: 1-D sequence of real samples in ADC counts, finite and within +-1e15 (ints are
+                converted; may be empty).
 
         Returns:
             ``(resp, breaths)``: the new respiration-signal samples (float64) and the breaths
@@ -93,13 +104,13 @@ class RespirationExtractor:
 
         Raises:
             TypeError / ValueError: naming ``x`` when it is not a 1-D real array or holds a
-                NaN or infinity (nothing is consumed then).
+                NaN, an infinity or a sample beyond +-1e15 (nothing is consumed then).
         """
-        samples = as_samples(x, "x", finite=True)
+        samples = as_samples(x, "x")
         cap = lib.bcg_resp_max_out(self._state, samples.size)
         resp = np.empty(cap, dtype=np.float64)
         breaths = np.empty(cap, dtype=np.int64)
-        check(
+        check_samples(
             lib.bcg_resp_process(
                 self._state,
                 ffi.from_buffer("double[]", samples),
@@ -111,6 +122,7 @@ class RespirationExtractor:
                 cap,
                 self._n_breaths,
             ),
+            samples,
             "x",
         )
         return resp[: self._n_resp[0]], breaths[: self._n_breaths[0]].copy()
@@ -124,14 +136,21 @@ class RespirationExtractor:
 
 
 def respiration_rate(x: Any, fs: float) -> float:
-    """Breathing rate of a raw recording in breaths/min, or ``nan`` if none is found.
+    """Breathing rate at the end of a raw recording in breaths/min, or ``nan``.
 
     Runs a fresh :class:`RespirationExtractor` over all of ``x`` and returns its rate at the
-    end: the median of the last (up to 8) breath intervals, so the recording needs at least
-    4 breaths plus about 10 s of filter start-up (use 60 s or more for slow breathing).
+    end: 60 / the median of the last (up to 8) breath intervals, so the recording needs at
+    least 4 breaths plus about 10 s of filter start-up (use 60 s or more for slow breathing).
+    ``nan`` when fewer than 3 intervals were found since the last gap (an interval over
+    12 s) or no breath came in the last 24 s; a breath needs a swing of more than one ADC
+    step, so a flat signal with +-1-count noise gives ``nan`` at fs >= 50 Hz.
+
+    This is the rhythm found in the 0.1..0.7 Hz band, not proof of breathing: on noise well
+    above one ADC step (or at fs below 50 Hz, where less averaging is done) it returns the
+    rhythm of the noise. The signal-quality gate decides whether a window is trustworthy.
 
     Args:
-        x: 1-D sequence of real, finite raw samples.
+        x: 1-D sequence of real raw samples in ADC counts, finite and within +-1e15.
         fs: sampling rate in samples/s (10..20000).
 
     Raises:

@@ -51,10 +51,23 @@ const char *bcg_strerror(bcg_status status);
  * Design a digital Butterworth band-pass of prototype order `order`
  * (1..BCG_MAX_ORDER) with -3 dB edges low_hz < high_hz inside (0, fs/2).
  * Writes `order` second-order sections into sos (row-major, 6 doubles per
- * section: b0 b1 b2 a0 a1 a2, a0 == 1), exactly scipy.signal.butter(order,
- * [low_hz, high_hz], 'band', fs=fs, output='sos') including section order
+ * section: b0 b1 b2 a0 a1 a2, a0 == 1), as scipy.signal.butter(order,
+ * [low_hz, high_hz], 'band', fs=fs, output='sos'), with its section order
  * and gain placement (gain in the first section). `sos` must hold
  * 6 * order doubles; *n_sections receives `order`.
+ *
+ * Agreement with scipy, each row relative to its largest coefficient
+ * (measured against scipy 1.17 on x86-64, tests/dsp_c/test_filters.py):
+ *  - ordinary bands: within about 1e-12, same sections in the same order;
+ *  - bands symmetric about fs/4 (low_hz + high_hz == fs/2): mirrored pole
+ *    pairs have equal magnitude and scipy's section order is then decided by
+ *    rounding noise: the same sections, gain and frequency response, possibly
+ *    in another order;
+ *  - very narrow bands, (high_hz - low_hz) / low_hz below about 1e-6: up to
+ *    3e-7;
+ *  - a high edge d * fs below Nyquist: up to about 1e-16 / d (1e-10 at
+ *    d = 1e-6, 1e-7 at d = 1e-9); within a few ulps of fs/2 the design is
+ *    meaningless for both (scipy's frequency response is NaN there).
  */
 bcg_status bcg_butter_bandpass(int order, double low_hz, double high_hz, double fs,
                                double *sos, int *n_sections);
@@ -77,22 +90,31 @@ bcg_status bcg_sos_init(bcg_sos_filter *f, const double *sos, int n_sections);
 bcg_status bcg_sos_init_bandpass(bcg_sos_filter *f, int order, double low_hz, double high_hz,
                                  double fs);
 
-/* Zero the state (as after init). */
+/* Zero the state (as after init). f == NULL: does nothing. */
 void bcg_sos_reset(bcg_sos_filter *f);
 
 /*
  * Set the state to the steady state for a constant input x0 (as
  * scipy.signal.sosfilt_zi(sos) * x0), so a signal with a DC offset starts
- * without a step transient.
+ * without a step transient. Errors (the state is then unchanged):
+ * BCG_ERR_NULL (f NULL), BCG_ERR_PARAM (x0 not finite or beyond +-1e15, the
+ * sample rule of bcg_sos_process), BCG_ERR_COEF (a section has no finite DC
+ * gain, 1 + a1 + a2 == 0: a pole at z = 1, or the steady state overflows).
  */
-void bcg_sos_prime(bcg_sos_filter *f, double x0);
+bcg_status bcg_sos_prime(bcg_sos_filter *f, double x0);
 
 /*
- * Filter n samples from x into y (y may equal x). Latency: none beyond the
- * filter's own group delay. Same arithmetic as scipy.signal.sosfilt, so the
- * output of any split of a signal into chunks is bit-identical to one call.
+ * Filter n samples from x into y (y may equal x, but must not overlap it
+ * otherwise). Latency: none beyond the filter's own group delay. Same
+ * arithmetic as scipy.signal.sosfilt, so the output of any split of a
+ * signal into chunks is bit-identical to one call.
+ * Samples must be finite and within +-1e15 (as for every streaming object
+ * here): a NaN, infinity or larger value gives BCG_ERR_PARAM, nothing is
+ * written and the state is unchanged (scipy instead lets a NaN poison the
+ * state until reset). Other errors: BCG_ERR_NULL (f NULL, or x or y NULL
+ * with n > 0). n == 0 is a no-op (x and y may then be NULL).
  */
-void bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n);
+bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n);
 
 /* ---- J-peak (heartbeat) detector --------------------------------------- */
 
@@ -113,35 +135,47 @@ void bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n);
  *    heights, capped at 2 x (beats) and 1 x (noise) the signal level, and a
  *    beat above 2 x the signal level (an artifact) weighs 0.02 instead of
  *    0.125, so a movement cannot inflate them;
- *  - refractory period BCG_JPEAK_REFRACTORY_MS (200 bpm): a higher candidate
- *    inside it replaces the beat, a lower one is noise;
+ *  - refractory period BCG_JPEAK_REFRACTORY_MS (200 bpm): a candidate inside
+ *    it replaces the beat only if 1.5 x higher, else it is noise. With the
+ *    +-125 ms candidate window this keeps the detector on the first major
+ *    wave of a beat (the J-wave) where the band-pass makes a later wave
+ *    (the L-wave, 150 ms on) about as high;
  *  - rhythm: a candidate earlier than 0.7 x the median of the last 8 beat
  *    intervals is only tentative; a plausible candidate (>= 0.5 x its height)
  *    at the expected time wins over it. This keeps the detector off the
  *    secondary waves (K/L, double rate). If such mid-interval candidates are
- *    as high as the beats four times in a row, the rate is re-locked to the
- *    double rate (recovery from a half-rate lock). If instead the beats
- *    alternate big-small for 6 beats, the small ones are secondary waves
- *    and the rate is re-locked to half (recovery from a double-rate lock);
+ *    as high as the beats (>= 0.75 x) three times in a row, the rate is
+ *    re-locked to the double rate (recovery from a half-rate lock), never
+ *    above 200 bpm. If instead the beats alternate big-small for 6 beats,
+ *    the small ones are secondary waves
+ *    and the rate is re-locked to half (recovery from a double-rate lock),
+ *    never below 30 bpm (at low rates breathing can make every other beat
+ *    smaller);
  *  - search-back: with no beat for 1.66 x the median interval, the highest
  *    candidate since the last beat above half the threshold becomes a beat;
+ *  - silence: with no beat for 3 s (1.5 x the longest interval), the signal
+ *    level halves (down to twice the noise level), and again every 3 s, so
+ *    a jolt while learning or a tenfold weaker signal cannot deafen it;
  *  - intervals outside 0.3-2.0 s (30-200 bpm), and those from or to a peak
  *    above 2 x the signal level (a movement artifact), never enter the rhythm
  *    estimate, so the rhythm from before a movement holds after it.
  *
  * Latency: a beat is reported once no later sample can change it: normally
- * BCG_JPEAK_REFRACTORY_MS + BCG_JPEAK_HALF_WINDOW_MS (0.45 s) after its
- * J-peak; a tentative or search-back beat up to 1.66 x the beat interval +
- * 0.15 s (3.5 s at 30 bpm). The beats of the learning period are reported
- * at its end (3.0 to 4.5 s after the stream starts, + 0.45 s). So after
- * start-up every beat is reported at most 3.5 s after its J-peak.
+ * BCG_JPEAK_REFRACTORY_MS + BCG_JPEAK_HALF_WINDOW_MS (0.425 s) after its
+ * J-peak; a tentative beat up to 1.3 x the beat interval + 0.125 s, a
+ * search-back beat up to 1.16 x the interval + 0.425 s (2.8 s at 30 bpm).
+ * The beats of the learning period are reported at its end (3.0 to 4.5 s
+ * after the stream starts, + 0.425 s). So after start-up every beat is
+ * reported at most 3.5 s after its J-peak (2.8 s the most seen on six
+ * simulated 30-minute nights).
  *
- * Non-finite input samples are treated as 0 (no beat can be found there).
+ * Input samples must be finite and within +-1e15: otherwise process returns
+ * BCG_ERR_PARAM and consumes nothing.
  * Sampling rate: BCG_JPEAK_MIN_FS..BCG_JPEAK_MAX_FS samples/s.
  */
 #define BCG_JPEAK_MIN_FS 20
 #define BCG_JPEAK_MAX_FS 2000
-#define BCG_JPEAK_HALF_WINDOW_MS 150
+#define BCG_JPEAK_HALF_WINDOW_MS 125
 #define BCG_JPEAK_REFRACTORY_MS 300
 #define BCG_JPEAK_LEARN_MS 3000
 #define BCG_JPEAK_LEARN_MAX_MS 4500
@@ -184,6 +218,8 @@ typedef struct bcg_jpeak {
     int has_tentative;
     bcg_jpeak_candidate tentative;
     int half_rate_evidence;
+    int64_t silence;        /* samples without a beat before the level decays */
+    int64_t last_decay;     /* sample count of the last decay */
     double heights[BCG_JPEAK_HEIGHT_CAP]; /* of the last beats, newest last */
     int n_heights;
     int64_t ibi[BCG_JPEAK_IBI_CAP];
@@ -245,7 +281,11 @@ double bcg_jpeak_interval(const bcg_jpeak *d);
  *     confirmed when the signal first rises above +h after having been below
  *     -h, where h = 0.3 x a running mean of |signal| (time constant 20 s),
  *     but at least 1e-9 x a running mean of |input|, so that rounding noise
- *     on a constant input is never taken for breathing.
+ *     on a constant input is never taken for breathing, and at least
+ *     BCG_RESP_MIN_SWING_MCOUNTS / 1000 = 0.5 input units: samples are taken
+ *     to be ADC counts, and a swing under one ADC step peak to peak is not
+ *     a breath (so +-1-count noise on a flat signal gives no rate at
+ *     fs >= 50 Hz; at lower fs it is not averaged enough and may).
  *     A crossing less than BCG_RESP_REFRACTORY_MS after the previous breath
  *     is ignored (so at most 48 breaths/min are reported).
  *
@@ -260,6 +300,9 @@ double bcg_jpeak_interval(const bcg_jpeak *d);
  * least BCG_RESP_MIN_INTERVALS). An interval longer than
  * BCG_RESP_MAX_INTERVAL_MS (apnoea, dropout, motion) is not used and clears
  * the history. The rate therefore lies in [5, 48] breaths/min when known.
+ * It is the rhythm found in the band, not a verdict that the signal is
+ * breathing: noise well above one ADC step has a rhythm too. Whether a
+ * window is trustworthy is for the signal-quality gate to decide.
  */
 #define BCG_RESP_TARGET_FS 10          /* decimation target rate (Hz): M = floor(fs / 10) */
 #define BCG_RESP_ORDER 3               /* band-pass prototype order (3 sections) */
@@ -269,6 +312,7 @@ double bcg_jpeak_interval(const bcg_jpeak *d);
 #define BCG_RESP_MAX_INTERVAL_MS 12000 /* longest breath interval used for the rate (ms) */
 #define BCG_RESP_HISTORY 8             /* breath intervals kept for the median rate */
 #define BCG_RESP_MIN_INTERVALS 3       /* intervals needed before a rate is reported */
+#define BCG_RESP_MIN_SWING_MCOUNTS 500 /* smallest hysteresis h, milli ADC counts */
 
 typedef struct bcg_resp {
     double fs;                 /* input sampling rate, Hz */
@@ -298,7 +342,8 @@ typedef struct bcg_resp {
  */
 bcg_status bcg_resp_init(bcg_resp *st, double fs);
 
-/* Forget all samples and breaths (keeps fs and the filter design). */
+/* Forget all samples and breaths (keeps fs and the filter design). st == NULL:
+ * does nothing. */
 void bcg_resp_reset(bcg_resp *st);
 
 /* Output (decimated) sampling rate fs / M in Hz. */
@@ -308,6 +353,7 @@ double bcg_resp_output_rate(const bcg_resp *st);
  * The number of output samples that one call with n input samples will
  * produce; it bounds the breaths of that call too, and is at most
  * n / M + 1 (integer division, M = floor(fs / BCG_RESP_TARGET_FS)).
+ * Exact for every n (no overflow, even for n = SIZE_MAX); 0 when st is NULL.
  */
 size_t bcg_resp_max_out(const bcg_resp *st, size_t n);
 
@@ -317,9 +363,10 @@ size_t bcg_resp_max_out(const bcg_resp *st, size_t n);
  * (*n_breaths input-sample indices). Returns BCG_ERR_CAPACITY, consuming
  * nothing, when resp_cap or breath_cap < bcg_resp_max_out(st, n). Other
  * errors: BCG_ERR_NULL (st, n_resp or n_breaths NULL, x NULL with n > 0,
- * resp or breaths NULL with a non-zero capacity), BCG_ERR_PARAM (x holds a
- * NaN or infinity). On any error nothing is consumed and the state is
- * unchanged. Any split of a signal into calls gives the same outputs, bit
+ * resp or breaths NULL with a non-zero capacity; NULL with capacity 0 is
+ * fine when the call completes no output sample), BCG_ERR_PARAM (x holds a
+ * NaN, an infinity or a value beyond +-1e15). On any error nothing is
+ * consumed and the state is unchanged. Any split of a signal into calls gives the same outputs, bit
  * for bit, as one call.
  */
 bcg_status bcg_resp_process(bcg_resp *st, const double *x, size_t n,
@@ -347,7 +394,11 @@ double bcg_resp_rate(const bcg_resp *st);
  * many times over.
  *
  * Flag: a window is "moving" when its energy exceeds BCG_MOTION_RATIO x the
- * baseline, the median energy of the last BCG_MOTION_HISTORY quiet windows.
+ * baseline, the median energy of the last BCG_MOTION_HISTORY quiet windows,
+ * and at least BCG_MOTION_MIN_BASELINE_MCOUNTS / 1000 = 0.5 input units:
+ * samples are taken to be ADC counts, so on a flat signal (empty bed) a step
+ * of a few counts is not movement (a 1-count step has an energy of about
+ * 0.15 in the window it falls in).
  * Moving windows do not enter the baseline. The first BCG_MOTION_WARMUP
  * windows after init/reset are never flagged (they seed the baseline). After
  * BCG_MOTION_RELEARN_S seconds of uninterrupted motion the level is taken as
@@ -366,6 +417,7 @@ double bcg_resp_rate(const bcg_resp *st);
 #define BCG_MOTION_HISTORY 31          /* quiet windows in the baseline median */
 #define BCG_MOTION_WARMUP 5            /* windows that seed the baseline, never flagged */
 #define BCG_MOTION_RELEARN_S 60        /* seconds of continuous motion before relearning */
+#define BCG_MOTION_MIN_BASELINE_MCOUNTS 500 /* smallest baseline, milli ADC counts RMS */
 
 typedef struct bcg_motion {
     double fs;                 /* input sampling rate, Hz */
@@ -390,7 +442,8 @@ typedef struct bcg_motion {
  */
 bcg_status bcg_motion_init(bcg_motion *st, double fs, double window_s);
 
-/* Forget all samples and the baseline (keeps fs, window and filter design). */
+/* Forget all samples and the baseline (keeps fs, window and filter design).
+ * st == NULL: does nothing. */
 void bcg_motion_reset(bcg_motion *st);
 
 /* Window length L in samples (round(window_s * fs), at least 1). */
@@ -398,7 +451,8 @@ int64_t bcg_motion_window_len(const bcg_motion *st);
 
 /*
  * The number of windows that one call with n input samples will complete:
- * at most n / L + 1 (integer division).
+ * at most n / L + 1 (integer division). Exact for every n (no overflow, even
+ * for n = SIZE_MAX); 0 when st is NULL.
  */
 size_t bcg_motion_max_windows(const bcg_motion *st, size_t n);
 
@@ -408,8 +462,9 @@ size_t bcg_motion_max_windows(const bcg_motion *st, size_t n);
  * *n_windows receives the count. Returns BCG_ERR_CAPACITY, consuming
  * nothing, when cap < bcg_motion_max_windows(st, n). Other errors:
  * BCG_ERR_NULL (st or n_windows NULL, x NULL with n > 0, energy or moving
- * NULL with cap > 0), BCG_ERR_PARAM (x holds a NaN or infinity). On any
- * error the state is unchanged. Any split of a signal into calls gives the
+ * NULL with cap > 0; NULL with cap 0 is fine when the call completes no
+ * window), BCG_ERR_PARAM (x holds a NaN, an infinity or a value beyond
+ * +-1e15). On any error nothing is consumed and the state is unchanged. Any split of a signal into calls gives the
  * same outputs, bit for bit, as one call.
  */
 bcg_status bcg_motion_process(bcg_motion *st, const double *x, size_t n,

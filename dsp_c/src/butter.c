@@ -19,7 +19,9 @@
  * Coefficients agree with scipy to a few ulp; the pairing decisions (which
  * compare pole magnitudes) therefore agree too, except where scipy itself
  * faces a tie within rounding noise (bands symmetric about fs/4), where
- * either choice gives the same cascade.
+ * either choice gives the same cascade. Ill-conditioned designs amplify the
+ * ulps: very narrow bands and edges next to Nyquist differ more (see the
+ * figures in bcg_dsp.h).
  *
  * No allocation: every array is on the stack, bounded by BCG_MAX_ORDER.
  */

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "bcg_dsp.h"
+#include "internal.h"
 
 /* Fractions of the decision logic (see bcg_dsp.h). */
 #define THRESHOLD_FRACTION 0.25  /* threshold = noise + f * (signal - noise) */
+#define REPLACE_RATIO 1.5        /* a later peak in the refractory period must be this x higher */
 #define LEVEL_RATE 0.125         /* running average weight of a new peak */
 #define SEARCHBACK_RATE 0.25     /* ... of a beat found by search-back */
 #define EARLY_FRACTION 0.7       /* earlier than this x interval: tentative */
@@ -19,7 +21,8 @@
 #define HALF_RATE_COUNT 3        /* ... this many times in a row */
 #define ARTIFACT_RATIO 2.0       /* a beat this x the signal level is an artifact */
 #define ARTIFACT_RATE 0.02       /* running average weight of an artifact beat */
-#define SEED_FRACTION 0.75       /* learning: peaks this x the highest set the rhythm */
+#define SEED_FRACTION 0.75       /* learning: peaks this x the dominant height set the rhythm */
+#define SILENCE_DECAY 0.5        /* signal level x this per silence without a beat */
 #define ALTERNATION_RATIO 0.75   /* big-small-big beats: small below this x neighbours */
 
 static int64_t ms_to_samples(double fs, int ms)
@@ -27,8 +30,18 @@ static int64_t ms_to_samples(double fs, int ms)
     return (int64_t)floor(fs * ms / 1000.0 + 0.5);
 }
 
+/* The sliding window must hold 2 * half window + 1 samples at the highest rate. */
+typedef char window_cap_is_enough[(BCG_JPEAK_WINDOW_CAP >= 2 * BCG_JPEAK_MAX_FS *
+                                                                 BCG_JPEAK_HALF_WINDOW_MS / 1000 +
+                                                             1) &&
+                                          (BCG_JPEAK_WINDOW_CAP & (BCG_JPEAK_WINDOW_CAP - 1)) == 0
+                                      ? 1
+                                      : -1];
+
 void bcg_jpeak_reset(bcg_jpeak *d)
 {
+    if (d == NULL)
+        return;
     double fs = d->fs;
     memset(d, 0, sizeof *d);
     d->fs = fs;
@@ -39,6 +52,7 @@ void bcg_jpeak_reset(bcg_jpeak *d)
     d->learn = ms_to_samples(fs, BCG_JPEAK_LEARN_MS);
     d->learn_max = ms_to_samples(fs, BCG_JPEAK_LEARN_MAX_MS);
     d->max_ibi = ms_to_samples(fs, 2000);
+    d->silence = 3 * d->max_ibi / 2;
     d->learning = 1;
     d->last_beat = -1;
     d->prev_beat = -1;
@@ -60,8 +74,11 @@ size_t bcg_jpeak_max_beats(const bcg_jpeak *d, size_t n)
 {
     /* Reported beats are at least one refractory period apart and at most
      * learn_max + 2 * max_ibi + refractory + half_window samples old. */
-    int64_t latency = d->learn_max + 2 * d->max_ibi + d->refractory + d->half_window;
-    return (n + (size_t)latency) / (size_t)d->refractory + 2;
+    if (d == NULL || d->refractory < 1)
+        return SIZE_MAX; /* not initialised: no buffer is big enough */
+    size_t latency = (size_t)(d->learn_max + 2 * d->max_ibi + d->refractory + d->half_window);
+    size_t refractory = (size_t)d->refractory;
+    return n / refractory + latency / refractory + 4; /* no overflow for any n */
 }
 
 /* Recompute the cached median interval after the interval ring changed. */
@@ -88,7 +105,7 @@ static void update_interval(bcg_jpeak *d)
 
 double bcg_jpeak_interval(const bcg_jpeak *d)
 {
-    return d->interval / d->fs;
+    return (d == NULL || d->fs <= 0) ? 0.0 : d->interval / d->fs;
 }
 
 /* Median beat interval in samples, 0 when unknown. */
@@ -233,7 +250,9 @@ static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, d
     d->signal_level += rate * (level_height(d, height, ARTIFACT_RATIO) - d->signal_level);
     drop_candidates_until(d, index);
     remember_height(d, height);
-    if (heights_alternate(d))
+    /* Never re-lock below 30 bpm: at low rates breathing can make every other
+     * beat smaller, which must not halve the rate. */
+    if (heights_alternate(d) && 2.0 * interval_samples(d) <= (double)d->max_ibi)
         relock_to_half_rate(d);
 }
 
@@ -269,7 +288,8 @@ static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index,
     int halfway = mid >= 0.35 && mid <= 0.65 && t.height >= HALF_RATE_HEIGHT * height &&
                   index - t.index >= d->refractory;
     d->half_rate_evidence = halfway ? d->half_rate_evidence + 1 : 0;
-    if (d->half_rate_evidence >= HALF_RATE_COUNT) {
+    if (d->half_rate_evidence >= HALF_RATE_COUNT &&
+        0.5 * interval_samples(d) >= (double)d->refractory) { /* never above 200 bpm */
         d->half_rate_evidence = 0;
         for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
             d->ibi[i] /= 2;
@@ -285,7 +305,7 @@ static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index,
 static void judge(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
 {
     if (d->last_beat >= 0 && index - d->last_beat < d->refractory) {
-        if (height > d->last_height && d->pending == d->last_beat)
+        if (height > REPLACE_RATIO * d->last_height && d->pending == d->last_beat)
             replace_last(d, out, index, height);
         else
             add_noise_peak(d, height);
@@ -340,12 +360,20 @@ static const bcg_jpeak_candidate *candidate_at(const bcg_jpeak *d, int i)
     return &d->cand[(d->cand_head + i) % BCG_JPEAK_CAND_CAP];
 }
 
-static double highest_candidate(const bcg_jpeak *d)
+/* The candidates' heights, sorted ascending, into sorted[]; returns their number. */
+static int sorted_heights(const bcg_jpeak *d, double *sorted)
 {
-    double highest = 0.0;
-    for (int i = 0; i < d->cand_len; i++)
-        highest = fmax(highest, candidate_at(d, i)->height);
-    return highest;
+    int n = d->cand_len;
+    for (int i = 0; i < n; i++) { /* insertion sort of at most BCG_JPEAK_CAND_CAP */
+        double v = candidate_at(d, i)->height;
+        int j = i;
+        while (j > 0 && sorted[j - 1] > v) {
+            sorted[j] = sorted[j - 1];
+            j--;
+        }
+        sorted[j] = v;
+    }
+    return n;
 }
 
 /*
@@ -356,11 +384,15 @@ static double highest_candidate(const bcg_jpeak *d)
  */
 static int64_t learning_seed(const bcg_jpeak *d)
 {
-    double highest = highest_candidate(d);
+    double sorted[BCG_JPEAK_CAND_CAP] = {0};
+    int n = sorted_heights(d, sorted);
+    if (n == 0)
+        return 0;
+    double dominant = sorted[n - 1];
     int64_t seed = 0, previous = -1;
     for (int i = 0; i < d->cand_len; i++) {
         const bcg_jpeak_candidate *c = candidate_at(d, i);
-        if (c->height < SEED_FRACTION * highest)
+        if (c->height < SEED_FRACTION * dominant)
             continue;
         if (previous >= 0) {
             int64_t spacing = c->index - previous;
@@ -380,19 +412,10 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
 static void end_learning(bcg_jpeak *d, beat_sink *out)
 {
     double sorted[BCG_JPEAK_CAND_CAP] = {0};
-    int n = d->cand_len;
+    int n = sorted_heights(d, sorted);
     d->learning = 0;
     if (n == 0)
         return;
-    for (int i = 0; i < n; i++) { /* insertion sort of the heights */
-        double v = candidate_at(d, i)->height;
-        int j = i;
-        while (j > 0 && sorted[j - 1] > v) {
-            sorted[j] = sorted[j - 1];
-            j--;
-        }
-        sorted[j] = v;
-    }
     double median = (n % 2) ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
     d->signal_level = 0.6 * sorted[n - 1];
     d->noise_level = 0.5 * median;
@@ -454,14 +477,25 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
             }
         }
     }
+    /* A long silence (no beat for 1.5 x the longest interval) means the
+     * levels are too high for the signal now (a weaker posture, a quieter
+     * sensor): halve the signal level, down to twice the noise level. */
+    int64_t silent_since = d->last_beat > d->last_decay ? d->last_beat : d->last_decay;
+    if (now - silent_since > d->silence) {
+        d->signal_level = fmax(SILENCE_DECAY * d->signal_level, 2.0 * d->noise_level);
+        d->last_decay = now;
+        silent_since = now;
+    }
     if (d->pending >= 0 && now - d->pending > d->refractory + d->half_window) {
         report(out, d->pending);
         d->pending = -1;
     }
     rr = interval_samples(d); /* may have changed above */
-    int64_t next = INT64_MAX;
-    if (d->pending >= 0)
-        next = deadline(d->pending, (double)(d->refractory + d->half_window));
+    int64_t next = silent_since + d->silence + 1;
+    if (d->pending >= 0) {
+        int64_t t = deadline(d->pending, (double)(d->refractory + d->half_window));
+        next = t < next ? t : next;
+    }
     if (rr > 0 && d->last_beat >= 0) {
         if (d->has_tentative) {
             int64_t t = deadline(d->last_beat, LATE_FRACTION * rr + (double)d->half_window);
@@ -490,7 +524,7 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
     int head = d->win_head, len = d->win_len;
     int64_t i = d->n;
     for (size_t k = 0; k < n; k++, i++) {
-        double v = isfinite(y[k]) ? y[k] : 0.0;
+        double v = y[k];
         while (len > 0 && win_value[(head + len - 1) & mask] <= v)
             len--;
         int tail = (head + len) & mask;
@@ -528,11 +562,15 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
 bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n, int64_t *beats,
                              size_t cap, size_t *n_beats)
 {
-    if (d == NULL || n_beats == NULL || (n > 0 && y == NULL) || beats == NULL)
+    if (d == NULL || n_beats == NULL || (n > 0 && y == NULL))
         return BCG_ERR_NULL;
     *n_beats = 0;
     if (cap < bcg_jpeak_max_beats(d, n))
         return BCG_ERR_CAPACITY;
+    if (beats == NULL)
+        return BCG_ERR_NULL;
+    if (!bcg_samples_valid(y, n))
+        return BCG_ERR_PARAM;
     beat_sink out = {beats, 0};
     push_samples(d, &out, y, n);
     *n_beats = out.n;
@@ -541,11 +579,13 @@ bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n, int64_t *b
 
 bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_beats)
 {
-    if (d == NULL || n_beats == NULL || beats == NULL)
+    if (d == NULL || n_beats == NULL)
         return BCG_ERR_NULL;
     *n_beats = 0;
     if (cap < bcg_jpeak_max_beats(d, 0))
         return BCG_ERR_CAPACITY;
+    if (beats == NULL)
+        return BCG_ERR_NULL;
     beat_sink out = {beats, 0};
     /* The window maximum, if it lies in the unconfirmed last half window
      * and is not the last sample (a rising edge), is the last candidate. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bcg_dsp.h"
+#include "internal.h"
 
 bcg_status bcg_motion_init(bcg_motion *st, double fs, double window_s)
 {
@@ -67,11 +68,18 @@ int64_t bcg_motion_window_len(const bcg_motion *st)
 
 size_t bcg_motion_max_windows(const bcg_motion *st, size_t n)
 {
+    size_t len;
+
     if (st == NULL || st->win_len < 1) {
         return 0;
     }
-    return (size_t)((st->phase + (int64_t)n) / st->win_len);
+    /* (phase + n) / L without overflow for any n: phase + n % L < 2L */
+    len = (size_t)st->win_len;
+    return n / len + ((size_t)st->phase + n % len) / len;
 }
+
+/* Smallest baseline in input units (ADC counts RMS). */
+static const double MIN_BASELINE = BCG_MOTION_MIN_BASELINE_MCOUNTS / 1000.0;
 
 static double baseline(const bcg_motion *st)
 {
@@ -94,7 +102,7 @@ static int classify(bcg_motion *st, double e)
     int moving = 0;
 
     if (st->n_history >= BCG_MOTION_WARMUP) {
-        moving = e > BCG_MOTION_RATIO * baseline(st);
+        moving = e > BCG_MOTION_RATIO * fmax(baseline(st), MIN_BASELINE);
     }
     if (moving) {
         st->run++;
@@ -131,19 +139,17 @@ bcg_status bcg_motion_process(bcg_motion *st, const double *x, size_t n,
     if (cap < need) {
         return BCG_ERR_CAPACITY;
     }
-    for (i = 0; i < n; i++) {
-        if (!isfinite(x[i])) {
-            return BCG_ERR_PARAM;
-        }
+    if (!bcg_samples_valid(x, n)) {
+        return BCG_ERR_PARAM;
     }
 
     for (i = 0; i < n; i++) {
         double y;
         if (!st->started) {
-            bcg_sos_prime(&st->bp, x[i]);
+            (void)bcg_sos_prime(&st->bp, x[i]); /* x[i] is valid: cannot fail */
             st->started = 1;
         }
-        bcg_sos_process(&st->bp, &x[i], &y, 1);
+        bcg_sos_run(&st->bp, &x[i], &y, 1);
         st->sumsq += y * y;
         st->phase++;
         if (st->phase == st->win_len) {

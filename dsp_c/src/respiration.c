@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bcg_dsp.h"
+#include "internal.h"
 
 /* Hysteresis threshold as a fraction of the running mean |y|. */
 static const double HYST_FRACTION = 0.3;
@@ -19,6 +20,8 @@ static const double HYST_FRACTION = 0.3;
 static const double AMP_TAU_S = 20.0;
 /* Smallest h as a fraction of the running mean |input| (rounding noise). */
 static const double FLOOR_FRACTION = 1e-9;
+/* Smallest h in input units (ADC counts): half an ADC step. */
+static const double MIN_H = BCG_RESP_MIN_SWING_MCOUNTS / 1000.0;
 
 bcg_status bcg_resp_init(bcg_resp *st, double fs)
 {
@@ -76,10 +79,14 @@ double bcg_resp_output_rate(const bcg_resp *st)
 
 size_t bcg_resp_max_out(const bcg_resp *st, size_t n)
 {
+    size_t m;
+
     if (st == NULL || st->decim < 1) {
         return 0;
     }
-    return ((size_t)st->phase + n) / (size_t)st->decim;
+    /* (phase + n) / M without overflow for any n: phase + n % M < 2M */
+    m = (size_t)st->decim;
+    return n / m + ((size_t)st->phase + n % m) / m;
 }
 
 /* Record a confirmed breath at output-sample time t; 1 if reported. */
@@ -122,7 +129,7 @@ static int detect(bcg_resp *st, double d, double y, double *breath_t)
     }
     st->amp += alpha * (fabs(y) - st->amp);
     st->level_in += alpha * (fabs(d) - st->level_in);
-    h = fmax(HYST_FRACTION * st->amp, FLOOR_FRACTION * st->level_in);
+    h = fmax(fmax(HYST_FRACTION * st->amp, FLOOR_FRACTION * st->level_in), MIN_H);
 
     if (st->n_out > 0 && st->y_prev < 0.0 && y >= 0.0) {
         st->cross_t = (k - 1.0) + st->y_prev / (st->y_prev - y);
@@ -164,10 +171,8 @@ bcg_status bcg_resp_process(bcg_resp *st, const double *x, size_t n,
     if (resp_cap < need || breath_cap < need) {
         return BCG_ERR_CAPACITY;
     }
-    for (i = 0; i < n; i++) {
-        if (!isfinite(x[i])) {
-            return BCG_ERR_PARAM;
-        }
+    if (!bcg_samples_valid(x, n)) {
+        return BCG_ERR_PARAM;
     }
 
     norm = 1.0 / ((double)m * (double)m);
@@ -190,9 +195,9 @@ bcg_status bcg_resp_process(bcg_resp *st, const double *x, size_t n,
             st->acc_next = 0.0;
             st->phase = 0;
             if (st->n_out == 0) {
-                bcg_sos_prime(&st->bp, d);
+                (void)bcg_sos_prime(&st->bp, d); /* d is valid: cannot fail */
             }
-            bcg_sos_process(&st->bp, &d, &y, 1);
+            bcg_sos_run(&st->bp, &d, &y, 1);
             resp[(*n_resp)++] = y;
             if (detect(st, d, y, &t)) {
                 breaths[(*n_breaths)++] = (int64_t)llround(t * (double)m);

@@ -9,13 +9,18 @@
  * Each section's output depends only on its input and its state zi, so
  * processing the block section by section (two at a time, interleaved)
  * gives the bits of scipy's sample-by-sample loop, and any split of a
- * signal into chunks gives the same output bits as one call. Build with -ffp-contract=off (no fused multiply-add) to
- * get scipy's bits.
+ * signal into chunks gives the same output bits as one call. Build with
+ * -ffp-contract=off (no fused multiply-add) to get scipy's bits.
+ *
+ * Unlike sosfilt, bcg_sos_process refuses a block holding a NaN, an infinity
+ * or a sample beyond +-BCG_MAX_ABS_SAMPLE (BCG_ERR_PARAM, state unchanged):
+ * one such sample would otherwise poison the state for good.
  */
 #include <math.h>
 #include <string.h>
 
 #include "bcg_dsp.h"
+#include "internal.h"
 
 bcg_status bcg_sos_init(bcg_sos_filter *f, const double *sos, int n_sections)
 {
@@ -77,28 +82,44 @@ void bcg_sos_reset(bcg_sos_filter *f)
  * of a unit step is lfilter_zi(b, a), the solution of
  *     (1 + a1) z0 - z1 = b1 - a1 b0,   a2 z0 + z1 = b2 - a2 b0
  * and the section's DC gain sum(b)/sum(a) scales the next section's input.
- * A section with a pole at z = 1 (1 + a1 + a2 == 0) has no steady state: its
- * state is left non-finite, like scipy's singular solve.
+ * A section with a pole at z = 1 (1 + a1 + a2 == 0) has no steady state
+ * (scipy's solve is singular there): BCG_ERR_COEF, as for a state that would
+ * overflow. The new state is computed aside and stored only when all of it is
+ * finite, so on any error the filter is unchanged.
  */
-void bcg_sos_prime(bcg_sos_filter *f, double x0)
+bcg_status bcg_sos_prime(bcg_sos_filter *f, double x0)
 {
+    double zi[BCG_MAX_SECTIONS][2];
     double scale = 1.0;
     int s;
 
     if (f == NULL) {
-        return;
+        return BCG_ERR_NULL;
+    }
+    if (!bcg_samples_valid(&x0, 1)) {
+        return BCG_ERR_PARAM;
     }
     for (s = 0; s < f->n_sections; s++) {
         const double *c = f->sos[s];
         double b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[4], a2 = c[5];
+        double den = 1.0 + a1 + a2;
         double r0 = b1 - a1 * b0;
         double r1 = b2 - a2 * b0;
-        double zi0 = (r0 + r1) / (1.0 + a1 + a2);
-        double zi1 = r1 - a2 * zi0;
-        f->zi[s][0] = scale * zi0 * x0;
-        f->zi[s][1] = scale * zi1 * x0;
-        scale *= (b0 + b1 + b2) / (1.0 + a1 + a2);
+        double zi0, zi1;
+        if (den == 0.0) {
+            return BCG_ERR_COEF;
+        }
+        zi0 = (r0 + r1) / den;
+        zi1 = r1 - a2 * zi0;
+        zi[s][0] = scale * zi0 * x0;
+        zi[s][1] = scale * zi1 * x0;
+        if (!isfinite(zi[s][0]) || !isfinite(zi[s][1])) {
+            return BCG_ERR_COEF;
+        }
+        scale *= (b0 + b1 + b2) / den;
     }
+    memcpy(f->zi, zi, (size_t)f->n_sections * sizeof zi[0]);
+    return BCG_OK;
 }
 
 /* One section over a block, its state in registers. */
@@ -142,7 +163,7 @@ static void section_pair_process(const double *c, double *zc, const double *d, d
     zd[1] = w1;
 }
 
-void bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n)
+void bcg_sos_run(bcg_sos_filter *f, const double *x, double *y, size_t n)
 {
     /* Section by section (in pairs) over the whole block: each section sees
      * the same inputs and does the same arithmetic as in scipy's
@@ -155,4 +176,18 @@ void bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n)
     }
     if (s < f->n_sections)
         section_process(f->sos[s], f->zi[s], in, y, n);
+}
+
+bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n)
+{
+    if (f == NULL || ((x == NULL || y == NULL) && n > 0)) {
+        return BCG_ERR_NULL;
+    }
+    if (!bcg_samples_valid(x, n)) {
+        return BCG_ERR_PARAM;
+    }
+    if (n > 0) {
+        bcg_sos_run(f, x, y, n);
+    }
+    return BCG_OK;
 }

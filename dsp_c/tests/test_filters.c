@@ -192,10 +192,10 @@ static void test_sos_init_arguments(void)
     sos[4] = 0.1;
     sos[0] = -INFINITY;
     CHECK(bcg_sos_init(&f, sos, 1) == BCG_ERR_COEF);
-    /* reset and prime tolerate NULL */
+    /* reset tolerates NULL; prime and process report it */
     bcg_sos_reset(NULL);
-    bcg_sos_prime(NULL, 1.0);
-    CHECK(1);
+    CHECK(bcg_sos_prime(NULL, 1.0) == BCG_ERR_NULL);
+    CHECK(bcg_sos_process(NULL, sos, sos, 1) == BCG_ERR_NULL);
 }
 
 static void test_sos_golden(void)
@@ -206,13 +206,13 @@ static void test_sos_golden(void)
     int same = 1;
 
     CHECK(bcg_sos_init(&f, BUTTER_CASES[0].sos, 2) == BCG_OK);
-    bcg_sos_process(&f, SOSFILT_X, y, COUNT(SOSFILT_X));
+    CHECK(bcg_sos_process(&f, SOSFILT_X, y, COUNT(SOSFILT_X)) == BCG_OK);
     for (i = 0; i < COUNT(SOSFILT_X); i++) {
         same &= y[i] == SOSFILT_Y[i]; /* bit-exact: same coefficients, same arithmetic */
     }
     CHECK(same);
 
-    bcg_sos_prime(&f, 1.0);
+    CHECK(bcg_sos_prime(&f, 1.0) == BCG_OK);
     for (i = 0; i < 4; i++) {
         CHECK(fabs(f.zi[i / 2][i % 2] - SOSFILT_ZI[i]) <= 1e-12 * fabs(SOSFILT_ZI[i]));
     }
@@ -237,7 +237,7 @@ static void test_sos_chunked_equals_one_shot(void)
         x[i] = 100.0 * noise() + 5.0 * sin(0.05 * (double)i) + 2000.0;
     }
     CHECK(bcg_sos_init(&f, sos, n) == BCG_OK);
-    bcg_sos_process(&f, x, y_one, N);
+    CHECK(bcg_sos_process(&f, x, y_one, N) == BCG_OK);
 
     for (c = 0; c < COUNT(chunk_sizes); c++) {
         bcg_sos_reset(&f);
@@ -251,9 +251,9 @@ static void test_sos_chunked_equals_one_shot(void)
 
     /* zero-length call changes nothing; in-place (y == x) gives the same bits */
     bcg_sos_reset(&f);
-    bcg_sos_process(&f, x, y_chunk, 0);
+    CHECK(bcg_sos_process(&f, x, y_chunk, 0) == BCG_OK);
     memcpy(y_chunk, x, sizeof x);
-    bcg_sos_process(&f, y_chunk, y_chunk, N);
+    CHECK(bcg_sos_process(&f, y_chunk, y_chunk, N) == BCG_OK);
     CHECK(memcmp(y_one, y_chunk, sizeof y_one) == 0);
 }
 
@@ -273,8 +273,8 @@ static void test_sos_prime_no_transient(void)
     for (i = 0; i < N; i++) {
         x[i] = x0;
     }
-    bcg_sos_prime(&f, x0);
-    bcg_sos_process(&f, x, y, N);
+    CHECK(bcg_sos_prime(&f, x0) == BCG_OK);
+    CHECK(bcg_sos_process(&f, x, y, N) == BCG_OK);
     for (i = 0; i < N; i++) {
         worst = fmax(worst, fabs(y[i]));
     }
@@ -288,19 +288,74 @@ static void test_sos_prime_no_transient(void)
     CHECK(worst_unprimed > 1e-3 * x0); /* without priming there is a real step transient */
 }
 
-static void test_sos_nan_poisons_until_reset(void)
+/* The sample rule: NaN, inf and |x| > 1e15 are refused, nothing consumed. */
+static void test_sos_refuses_bad_samples(void)
 {
-    double sos[6 * BCG_MAX_ORDER], x[4] = {1.0, NAN, 1.0, 1.0}, y[4];
-    bcg_sos_filter f;
+    static const double bad[] = {NAN, INFINITY, -INFINITY, 1e307, -1.0000001e15};
+    double sos[6 * BCG_MAX_ORDER], x[8], y[8], y_ref[8];
+    bcg_sos_filter f, ref, before;
     int n = 0;
+    size_t i, k;
 
     CHECK(bcg_butter_bandpass(2, 1.0, 10.0, 250.0, sos, &n) == BCG_OK);
     CHECK(bcg_sos_init(&f, sos, n) == BCG_OK);
-    bcg_sos_process(&f, x, y, 4);
-    CHECK(isfinite(y[0]) && isnan(y[1]) && isnan(y[2]) && isnan(y[3]));
-    bcg_sos_reset(&f);
-    bcg_sos_process(&f, x + 2, y, 2);
-    CHECK(isfinite(y[0]) && isfinite(y[1]));
+    CHECK(bcg_sos_init(&ref, sos, n) == BCG_OK);
+    for (i = 0; i < 8; i++) {
+        x[i] = 1000.0 + (double)i;
+    }
+    CHECK(bcg_sos_process(&f, x, y, 8) == BCG_OK);
+    CHECK(bcg_sos_process(&ref, x, y_ref, 8) == BCG_OK);
+    for (k = 0; k < COUNT(bad); k++) {
+        double xb[4] = {1.0, 2.0, 3.0, 4.0}, yb[4] = {-7.0, -7.0, -7.0, -7.0};
+        xb[2] = bad[k];
+        memcpy(&before, &f, sizeof f);
+        CHECK(bcg_sos_process(&f, xb, yb, 4) == BCG_ERR_PARAM);
+        CHECK(memcmp(&before, &f, sizeof f) == 0);        /* state unchanged */
+        CHECK(yb[0] == -7.0 && yb[1] == -7.0 && yb[3] == -7.0); /* nothing written */
+        CHECK(bcg_sos_prime(&f, bad[k]) == BCG_ERR_PARAM);
+        CHECK(memcmp(&before, &f, sizeof f) == 0);
+    }
+    /* the call that was refused never happened: same output as the reference */
+    CHECK(bcg_sos_process(&f, x, y, 8) == BCG_OK);
+    CHECK(bcg_sos_process(&ref, x, y_ref, 8) == BCG_OK);
+    CHECK(memcmp(y, y_ref, sizeof y) == 0);
+    /* the limit itself is accepted, and the state stays finite */
+    x[3] = 1e15;
+    x[4] = -1e15;
+    CHECK(bcg_sos_process(&f, x, y, 8) == BCG_OK);
+    CHECK(isfinite(f.zi[0][0]) && isfinite(f.zi[1][1]) && isfinite(y[7]));
+    CHECK(bcg_sos_prime(&f, -1e15) == BCG_OK);
+    /* NULL buffers: only with n == 0 */
+    CHECK(bcg_sos_process(&f, NULL, y, 1) == BCG_ERR_NULL);
+    CHECK(bcg_sos_process(&f, x, NULL, 1) == BCG_ERR_NULL);
+    memcpy(&before, &f, sizeof f);
+    CHECK(bcg_sos_process(&f, NULL, NULL, 0) == BCG_OK);
+    CHECK(memcmp(&before, &f, sizeof f) == 0);
+}
+
+/* Priming needs a finite DC gain in every section; on error the state is kept. */
+static void test_sos_prime_errors(void)
+{
+    /* section 2 integrates: a1 = -1, a2 = 0, pole at z = 1 */
+    const double integrator[12] = {1.0, 0.5, 0.0, 1.0, -0.5, 0.0, 1.0, 0.0, 0.0, 1.0, -1.0, 0.0};
+    /* 1 + a1 + a2 = -2^-52: finite, but the steady state overflows */
+    const double overflow[6] = {1e300, 0.0, 0.0, 1.0, -2.0, 1.0 - 0x1p-52};
+    double x[3] = {1.0, 2.0, 3.0}, y[3];
+    bcg_sos_filter f, before;
+
+    CHECK(bcg_sos_init(&f, integrator, 2) == BCG_OK);
+    CHECK(bcg_sos_process(&f, x, y, 3) == BCG_OK);
+    memcpy(&before, &f, sizeof f);
+    CHECK(bcg_sos_prime(&f, 1.0) == BCG_ERR_COEF);
+    CHECK(bcg_sos_prime(&f, 0.0) == BCG_ERR_COEF);
+    CHECK(memcmp(&before, &f, sizeof f) == 0);
+    CHECK(bcg_sos_init(&f, integrator, 1) == BCG_OK); /* the first section alone is fine */
+    CHECK(bcg_sos_prime(&f, 1.0) == BCG_OK && f.zi[0][0] == 2.0); /* sosfilt_zi: [2, 0] */
+
+    CHECK(bcg_sos_init(&f, overflow, 1) == BCG_OK);
+    memcpy(&before, &f, sizeof f);
+    CHECK(bcg_sos_prime(&f, 1.0) == BCG_ERR_COEF);
+    CHECK(memcmp(&before, &f, sizeof f) == 0);
 }
 
 static void test_sos_init_bandpass(void)
@@ -327,7 +382,8 @@ int main(void)
     test_sos_golden();
     test_sos_chunked_equals_one_shot();
     test_sos_prime_no_transient();
-    test_sos_nan_poisons_until_reset();
+    test_sos_refuses_bad_samples();
+    test_sos_prime_errors();
     test_sos_init_bandpass();
     return check_report("test_filters");
 }

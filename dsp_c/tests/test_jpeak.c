@@ -180,17 +180,39 @@ static void test_latency_bound(void)
     CHECK(fabs(bcg_jpeak_interval(&d) - 1.5) < 0.1);
 }
 
-static void test_silence_and_nan(void)
+static void test_silence_and_bad_samples(void)
 {
-    /* Flat and non-finite input: no beats, no crash. */
+    /* Flat input: no beats. Non-finite or absurd samples: refused, nothing consumed. */
     double fs = 250;
     int n = 20 * 250;
     for (int k = 0; k < n; k++)
-        signal_buf[k] = (k % 3 == 0) ? NAN : ((k % 3 == 1) ? INFINITY : 0.0);
-    CHECK(detect(fs, n, 1000) == 0);
-    for (int k = 0; k < n; k++)
         signal_buf[k] = 0.0;
     CHECK(detect(fs, n, n) == 0);
+    bcg_jpeak d;
+    size_t got = 99;
+    const double bad[] = {NAN, INFINITY, -INFINITY, 1e16, -2e15};
+    bcg_jpeak_init(&d, fs);
+    bcg_jpeak_process(&d, signal_buf, 100, scratch, MAX_BEATS, &got);
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        signal_buf[50] = bad[b];
+        CHECK(bcg_jpeak_process(&d, signal_buf, 100, scratch, MAX_BEATS, &got) == BCG_ERR_PARAM);
+        CHECK(got == 0 && d.n == 100);
+    }
+    signal_buf[50] = 1e15; /* the largest magnitude accepted */
+    CHECK(bcg_jpeak_process(&d, signal_buf, 100, scratch, MAX_BEATS, &got) == BCG_OK);
+    CHECK(d.n == 200);
+}
+
+static void test_bounds_and_null_safety(void)
+{
+    bcg_jpeak d;
+    size_t got;
+    bcg_jpeak_init(&d, BCG_JPEAK_MAX_FS);
+    CHECK(bcg_jpeak_max_beats(&d, SIZE_MAX) >= SIZE_MAX / (size_t)d.refractory);
+    CHECK(bcg_jpeak_max_beats(NULL, 10) == SIZE_MAX);
+    CHECK(bcg_jpeak_process(&d, signal_buf, 10, NULL, 0, &got) == BCG_ERR_CAPACITY);
+    bcg_jpeak_reset(NULL); /* does nothing */
+    CHECK(bcg_jpeak_interval(NULL) == 0.0);
 }
 
 static void test_flush_resets(void)
@@ -213,7 +235,8 @@ int main(void)
     test_rates();
     test_chunking_is_invisible();
     test_latency_bound();
-    test_silence_and_nan();
+    test_silence_and_bad_samples();
+    test_bounds_and_null_safety();
     test_flush_resets();
     return check_report("test_jpeak");
 }

@@ -81,9 +81,23 @@ static void test_process_errors(void)
     CHECK(bcg_motion_process(&st, x, 100, e, m, 4, &nw) == BCG_ERR_PARAM);
     x[10] = -INFINITY;
     CHECK(bcg_motion_process(&st, x, 100, e, m, 4, &nw) == BCG_ERR_PARAM);
+    x[10] = 1e307; /* finite, but its square overflows the energy to inf */
+    CHECK(bcg_motion_process(&st, x, 100, e, m, 4, &nw) == BCG_ERR_PARAM);
+    x[10] = 1.0000001e15;
+    CHECK(bcg_motion_process(&st, x, 100, e, m, 4, &nw) == BCG_ERR_PARAM);
     CHECK(memcmp(&before, &st, sizeof st) == 0);
     x[10] = 0.0;
     CHECK(bcg_motion_process(&st, NULL, 0, NULL, NULL, 0, &nw) == BCG_OK && nw == 0);
+    /* NULL outputs with capacity 0 while no window completes */
+    CHECK(bcg_motion_process(&st, x, 24, NULL, NULL, 0, &nw) == BCG_OK && nw == 0);
+    CHECK(bcg_motion_process(&st, x, 1, NULL, NULL, 0, &nw) == BCG_ERR_CAPACITY);
+    CHECK(bcg_motion_process(&st, x, 76, e, m, 4, &nw) == BCG_OK && nw == 4);
+    /* the limit itself is accepted, and the energy stays finite */
+    x[10] = 1e15;
+    CHECK(bcg_motion_process(&st, x, 100, e, m, 4, &nw) == BCG_OK && nw == 4);
+    CHECK(isfinite(e[0]) && e[0] > 0.0);
+    x[10] = 0.0;
+    bcg_motion_init(&st, 100.0, 0.25);
     CHECK(bcg_motion_process(&st, x, 100, e, m, 4, &nw) == BCG_OK && nw == 4);
     CHECK(e[0] == 0.0 && m[0] == 0); /* constant input has no energy */
 }
@@ -210,6 +224,49 @@ static void test_relearn_and_reset(void)
     free(m);
 }
 
+/* bcg_motion_max_windows never overflows, whatever n and the pending phase. */
+static void test_bound_for_huge_n(void)
+{
+    bcg_motion st;
+    double x[10] = {0}, e[1];
+    uint8_t m[1];
+    size_t nw;
+
+    CHECK(bcg_motion_max_windows(NULL, 100) == 0);
+    bcg_motion_init(&st, 100.0, 0.25); /* 25-sample windows */
+    CHECK(bcg_motion_max_windows(&st, SIZE_MAX) == SIZE_MAX / 25);
+    CHECK(bcg_motion_process(&st, x, 10, e, m, 1, &nw) == BCG_OK && nw == 0);
+    /* phase 10: (10 + SIZE_MAX) / 25 exactly (SIZE_MAX % 25 == 15) */
+    CHECK(bcg_motion_max_windows(&st, SIZE_MAX) == SIZE_MAX / 25 + 1);
+    CHECK(bcg_motion_max_windows(&st, (size_t)INT64_MAX + 1) ==
+          ((size_t)INT64_MAX + 11) / 25);
+    bcg_motion_init(&st, BCG_MIN_FS, 0.1); /* 1-sample windows */
+    CHECK(bcg_motion_max_windows(&st, SIZE_MAX) == SIZE_MAX);
+}
+
+/* A perfectly flat signal has a baseline of ~0: a 1-count step must not be
+ * movement (it flagged 6 to 30 windows before the baseline floor). */
+static void test_step_on_flat_signal_not_flagged(double fs)
+{
+    size_t n = (size_t)(60.0 * fs), i, nw, flagged = 0;
+    double *x = malloc(n * sizeof *x), *e;
+    uint8_t *m;
+
+    for (i = 0; i < n; i++) {
+        x[i] = 30000.0 + (i >= n / 2 ? 1.0 : 0.0);
+    }
+    nw = run(fs, 1.0, x, n, &e, &m);
+    CHECK(nw == 60);
+    for (i = 0; i < nw; i++) {
+        flagged += m[i];
+    }
+    CHECK(flagged == 0);
+    CHECK(e[30] > 0.05 && e[30] < 0.5); /* the step's energy is reported as it is */
+    free(x);
+    free(e);
+    free(m);
+}
+
 int main(void)
 {
     const double fss[] = {BCG_MIN_FS, 50.0, 250.0, 1000.0};
@@ -223,5 +280,9 @@ int main(void)
     }
     test_chunked_equals_one_shot();
     test_relearn_and_reset();
+    test_bound_for_huge_n();
+    for (i = 0; i < sizeof fss / sizeof fss[0]; i++) {
+        test_step_on_flat_signal_not_flagged(fss[i]);
+    }
     return check_report("test_motion");
 }

@@ -78,11 +78,26 @@ static void test_process_errors(void)
     CHECK(bcg_resp_process(&st, x, 100, y, 8, &nr, b, 8, &nb) == BCG_ERR_PARAM);
     x[50] = INFINITY;
     CHECK(bcg_resp_process(&st, x, 100, y, 8, &nr, b, 8, &nb) == BCG_ERR_PARAM);
+    x[50] = 1e307; /* finite, but would overflow the state to inf */
+    CHECK(bcg_resp_process(&st, x, 100, y, 8, &nr, b, 8, &nb) == BCG_ERR_PARAM);
+    x[50] = -1.0000001e15;
+    CHECK(bcg_resp_process(&st, x, 100, y, 8, &nr, b, 8, &nb) == BCG_ERR_PARAM);
     CHECK(memcmp(&before, &st, sizeof st) == 0); /* untouched on error */
     x[50] = 0.0;
     /* empty input: fine with NULL buffers and zero capacity */
     CHECK(bcg_resp_process(&st, NULL, 0, NULL, 0, &nr, NULL, 0, &nb) == BCG_OK);
     CHECK(nr == 0 && nb == 0);
+    /* NULL buffers with capacity 0 while no output sample completes */
+    CHECK(bcg_resp_process(&st, x, 24, NULL, 0, &nr, NULL, 0, &nb) == BCG_OK && nr == 0);
+    CHECK(bcg_resp_process(&st, x, 1, NULL, 0, &nr, NULL, 0, &nb) == BCG_ERR_CAPACITY);
+    CHECK(bcg_resp_process(&st, x, 1, y, 1, &nr, b, 1, &nb) == BCG_OK && nr == 1);
+    /* the limit itself is accepted */
+    x[50] = 1e15;
+    x[51] = -1e15;
+    CHECK(bcg_resp_process(&st, x, 100, y, 8, &nr, b, 8, &nb) == BCG_OK && nr == 4);
+    CHECK(isfinite(y[0]) && isfinite(y[3]));
+    x[50] = 0.0;
+    x[51] = 0.0;
     /* exact capacity (documented bound n / decim + 1 = 5; exact need 4) */
     CHECK(bcg_resp_process(&st, x, 100, y, 4, &nr, b, 4, &nb) == BCG_OK);
     CHECK(nr == 4 && nb == 0);
@@ -232,6 +247,59 @@ static void test_flat_and_dc(void)
     free(b);
 }
 
+/* bcg_resp_max_out never overflows, whatever n and the pending phase. */
+static void test_bound_for_huge_n(void)
+{
+    bcg_resp st;
+    double x[24] = {0}, y[1];
+    int64_t b[1];
+    size_t nr, nb;
+
+    CHECK(bcg_resp_max_out(NULL, 100) == 0);
+    bcg_resp_init(&st, 250.0); /* decim 25 */
+    CHECK(bcg_resp_max_out(&st, SIZE_MAX) == SIZE_MAX / 25);
+    CHECK(bcg_resp_process(&st, x, 24, y, 1, &nr, b, 1, &nb) == BCG_OK && nr == 0);
+    CHECK(bcg_resp_max_out(&st, 1) == 1);
+    /* phase 24: (24 + SIZE_MAX) / 25 computed exactly, not wrapped to 0 */
+    CHECK(bcg_resp_max_out(&st, SIZE_MAX) == SIZE_MAX / 25 + 1);
+    CHECK(bcg_resp_max_out(&st, SIZE_MAX - 1) == SIZE_MAX / 25 + 1);
+    bcg_resp_init(&st, BCG_MIN_FS); /* decim 1 */
+    CHECK(bcg_resp_max_out(&st, SIZE_MAX) == SIZE_MAX);
+}
+
+/* Noise of +-1 ADC count on a flat signal: no breath, no rate (it used to
+ * report a rate near 18/min), while breathing of 0.6 count is still found. */
+static void test_adc_step_noise_gives_no_rate(void)
+{
+    const double fs = 250.0;
+    size_t n = (size_t)(fs * 300.0), i, nr = 0, nb = 0, cap;
+    double *x = malloc(n * sizeof *x), *y;
+    int64_t *b;
+    uint64_t state = 12345u;
+    bcg_resp st;
+
+    for (i = 0; i < n; i++) {
+        x[i] = 30000.0 + floor(1.5 * check_noise(&state) + 0.5); /* -1, 0 or +1 */
+    }
+    bcg_resp_init(&st, fs);
+    cap = n / (size_t)st.decim + 1;
+    y = malloc(cap * sizeof *y);
+    b = malloc(cap * sizeof *b);
+    CHECK(bcg_resp_process(&st, x, n, y, cap, &nr, b, cap, &nb) == BCG_OK);
+    CHECK(nb == 0);
+    CHECK(bcg_resp_rate(&st) < 0.0);
+    for (i = 0; i < n; i++) {
+        x[i] = floor(30000.0 + 0.6 * sin(2.0 * PI * 0.25 * (double)i / fs) +
+                     0.5 * check_noise(&state) + 0.5); /* integer samples */
+    }
+    bcg_resp_init(&st, fs);
+    CHECK(bcg_resp_process(&st, x, n, y, cap, &nr, b, cap, &nb) == BCG_OK);
+    CHECK(fabs(bcg_resp_rate(&st) - 15.0) < 0.5);
+    free(x);
+    free(y);
+    free(b);
+}
+
 static void test_rate_goes_stale(void)
 {
     /* breathing then 40 s flat: the rate becomes unknown */
@@ -278,5 +346,7 @@ int main(void)
     test_reset();
     test_flat_and_dc();
     test_rate_goes_stale();
+    test_bound_for_huge_n();
+    test_adc_step_noise_gives_no_rate();
     return check_report("test_respiration");
 }

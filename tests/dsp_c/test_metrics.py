@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsp_c.metrics import best_delay_match, match_beats, rate_per_window
+from dsp_c.metrics import (
+    best_delay_match,
+    interval_errors,
+    match_beats,
+    matched_pairs,
+    rate_per_window,
+)
 
 
 def test_match_is_one_to_one_within_tolerance():
@@ -31,3 +37,13 @@ def test_rates_per_window_and_no_invented_values():
     np.testing.assert_allclose(rates, 80.0)
     sparse = rate_per_window(np.array([10, 500]), fs, 6000)
     assert np.isnan(sparse).all()
+
+
+def test_pairs_and_interval_errors():
+    truth = np.array([100, 200, 300, 400, 500])
+    found = np.array([102, 199, 330, 405, 498])  # 300 missed (330 is 30 away)
+    ref_idx, found_idx = matched_pairs(found, truth, 10)
+    assert ref_idx.tolist() == [0, 1, 3, 4]
+    assert found_idx.tolist() == [0, 1, 3, 4]
+    # consecutive matched pairs: (100, 200) and (400, 500)
+    assert interval_errors(found, truth, 10).tolist() == [-3, -7]

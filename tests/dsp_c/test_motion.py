@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp_c.motion import MotionMeter, motion_energy
+from dsp_c.motion import MIN_BASELINE, MotionMeter, motion_energy
 
 
 def lying_still(fs: float, seconds: float = 120.0, seed: int = 0) -> np.ndarray:
@@ -137,22 +138,55 @@ def test_empty_input() -> None:
     assert energy.dtype == np.float64 and moving.dtype == np.bool_
 
 
+@pytest.mark.parametrize("fs", [10.0, 50.0, 250.0, 1000.0])
+def test_step_of_one_count_on_a_flat_signal_is_not_motion(fs: float) -> None:
+    """A flat signal has a baseline of ~1e-13: without the 0.5-count floor one ADC step
+    flagged 6 to 30 windows as moving."""
+    x = np.full(int(60 * fs), 30000.0)
+    x[int(30.5 * fs) :] += 1.0
+    energy, moving = motion_energy(x, fs)
+    assert not moving.any()
+    assert 0.05 < energy[30] < MIN_BASELINE  # the energy itself is reported unchanged
+    # a real movement on the flat signal still is motion
+    energy, moving = motion_energy(with_movement(x, fs, 40.0, 45.0), fs)
+    assert moving[40:45].all()
+
+
+def test_quantisation_noise_is_not_motion() -> None:
+    fs = 10.0  # no band limiting to speak of: the noise energy varies most window to window
+    rng = np.random.default_rng(4)
+    x = np.round(30000.0 + 0.3 * rng.standard_normal(int(300 * fs)))
+    _, moving = motion_energy(x, fs)
+    assert not moving.any()
+
+
 @pytest.mark.parametrize("fs", [0.0, -1.0, 9.0, 20001.0, math.nan, math.inf, None])
 def test_bad_fs(fs: object) -> None:
-    with pytest.raises(ValueError, match="fs"):
+    with pytest.raises(ValueError, match=r"^fs: ") as err:
         MotionMeter(fs)  # type: ignore[arg-type]
+    assert err.value.code == "E103"
 
 
 @pytest.mark.parametrize("window_s", [0.0, -1.0, 0.099, 60.001, math.nan, math.inf, "1"])
 def test_bad_window(window_s: object) -> None:
-    with pytest.raises(ValueError, match="window_s"):
+    with pytest.raises(ValueError, match=r"^window_s: ") as err:
         MotionMeter(250.0, window_s)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="window_s"):
+    assert err.value.code == "E108"
+    with pytest.raises(ValueError, match=r"^window_s: "):
         motion_energy(np.zeros(10), 250.0, window_s)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf])
-def test_non_finite_samples_rejected_and_state_kept(bad: float) -> None:
+@pytest.mark.parametrize(
+    ("bad", "text"),
+    [
+        (math.nan, "nan"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+        (1e307, "1e+307"),  # finite, but its square overflowed the energy to inf
+        (1.0000001e15, "1000000100000000.0"),
+    ],
+)
+def test_bad_samples_rejected_and_state_kept(bad: float, text: str) -> None:
     fs = 100.0
     x = lying_still(fs, seconds=30.0)
     ref_e, _ = MotionMeter(fs).process(x)
@@ -160,13 +194,28 @@ def test_non_finite_samples_rejected_and_state_kept(bad: float) -> None:
     head, _ = meter.process(x[:1000])
     poisoned = x[1000:1500].copy()
     poisoned[3] = bad
-    with pytest.raises(ValueError, match="x"):
+    poisoned[30] = bad
+    message = (
+        r"^x: 2 sample\(s\) not finite or beyond ±1e15, the first at index 3 "
+        rf"\({re.escape(text)}\); split the recording at the gap or interpolate it$"
+    )
+    with pytest.raises(ValueError, match=message) as err:
         meter.process(poisoned)
+    assert err.value.code == "E108"
     tail, _ = meter.process(x[1000:])
     assert np.array_equal(np.concatenate([head, tail]), ref_e)
 
 
-@pytest.mark.parametrize("x", [np.zeros((10, 2)), "abc", [1 + 2j]])
+def test_largest_samples_accepted() -> None:
+    x = lying_still(100.0, seconds=10.0)
+    x[100], x[200] = 1e15, -1e15
+    energy, _ = MotionMeter(100.0).process(x)
+    assert np.all(np.isfinite(energy))
+
+
+@pytest.mark.parametrize(
+    "x", [np.zeros((10, 2)), "abc", [1 + 2j], np.ma.masked_array([1.0, 2.0], mask=[0, 1])]
+)
 def test_bad_arrays(x: object) -> None:
-    with pytest.raises((TypeError, ValueError), match="x"):
+    with pytest.raises((TypeError, ValueError), match=r"^x: "):
         MotionMeter(250.0).process(x)

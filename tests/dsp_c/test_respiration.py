@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp_c.respiration import RespirationExtractor, respiration_rate
+from dsp_c.respiration import MIN_SWING, RespirationExtractor, respiration_rate
 
 
 def breathing(
@@ -20,14 +21,15 @@ def breathing(
     cardiac: float = 0.3,
     noise: float = 0.1,
     dc: float = 30000.0,
+    scale: float = 1.0,
 ) -> np.ndarray:
-    """Raw-like signal: DC + unit breathing sinusoid + 1.2 Hz cardiac-like term + noise."""
+    """Raw-like signal in ADC counts: DC + breathing sinusoid of amplitude ``scale`` counts
+    + 1.2 Hz cardiac-like term + noise (both relative to the breathing)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * fs)) / fs
     phase = rng.uniform(0.0, 2.0 * np.pi)
-    return (
-        dc
-        + np.sin(2.0 * np.pi * bpm / 60.0 * t + phase)
+    return dc + scale * (
+        np.sin(2.0 * np.pi * bpm / 60.0 * t + phase)
         + cardiac * np.sin(2.0 * np.pi * 1.2 * t)
         + noise * rng.standard_normal(t.size)
     )
@@ -37,7 +39,8 @@ def breathing(
 @pytest.mark.parametrize("bpm", [6.0, 12.0, 20.0, 30.0, 42.0])
 def test_rate_within_half_a_breath_per_minute(fs: float, bpm: float) -> None:
     for seed in range(3):
-        x = breathing(fs, bpm, seed=seed)
+        # 2 counts: clear of the one-ADC-step floor even at the band edges (-3 dB)
+        x = breathing(fs, bpm, seed=seed, scale=2.0)
         ext = RespirationExtractor(fs)
         resp, breaths = ext.process(x)
         assert abs(ext.rate_bpm - bpm) < 0.5, (seed, ext.rate_bpm)
@@ -144,17 +147,57 @@ def test_integer_samples_accepted() -> None:
     assert respiration_rate(x, fs) == pytest.approx(12.0, abs=0.5)
 
 
+@pytest.mark.parametrize("fs", [50.0, 250.0, 1000.0])
+def test_adc_step_noise_gives_no_rate(fs: float) -> None:
+    """+-1-count noise on a flat signal is not breathing (it used to give 18 to 30/min)."""
+    rng = np.random.default_rng(11)
+    x = 30000 + rng.integers(-1, 2, int(300 * fs))
+    ext = RespirationExtractor(fs)
+    _, breaths = ext.process(x)
+    assert breaths.size == 0
+    assert math.isnan(ext.rate_bpm)
+    assert math.isnan(respiration_rate(x, fs))
+
+
+def test_breathing_of_one_adc_step_is_found_below_it_not() -> None:
+    """The floor is one ADC step peak to peak: 0.6-count breathing is found, 0.4 not."""
+    fs = 250.0
+    rng = np.random.default_rng(12)
+    t = np.arange(int(180 * fs)) / fs
+    for amplitude, found in [(0.4, False), (0.6, True), (50.0, True)]:
+        x = np.round(
+            30000 + amplitude * np.sin(2 * np.pi * 0.25 * t) + 0.5 * rng.normal(size=t.size)
+        )
+        rate = respiration_rate(x, fs)
+        if found:
+            assert rate == pytest.approx(15.0, abs=0.5), amplitude
+        else:
+            assert math.isnan(rate), (amplitude, rate)
+    assert MIN_SWING == 0.5
+
+
 @pytest.mark.parametrize("fs", [0.0, -250.0, 9.99, 20001.0, math.nan, math.inf, "250", None])
 def test_bad_fs(fs: object) -> None:
-    with pytest.raises(ValueError, match="fs"):
+    with pytest.raises(ValueError, match=r"^fs: ") as err:
         RespirationExtractor(fs)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="fs"):
+    assert err.value.code == "E103"
+    with pytest.raises(ValueError, match=r"^fs: "):
         respiration_rate(np.zeros(100), fs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_samples_rejected_and_state_kept(bad: float) -> None:
-    """NaN/inf are refused with ValueError naming x; nothing of that chunk is consumed."""
+@pytest.mark.parametrize(
+    ("bad", "text"),
+    [
+        (math.nan, "nan"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+        (1e307, "1e+307"),  # finite, but overflowed the filter state to inf for good
+        (-1.0000001e15, "-1000000100000000.0"),
+    ],
+)
+def test_bad_samples_rejected_and_state_kept(bad: float, text: str) -> None:
+    """NaN, inf and |x| > 1e15 are refused with ValueError naming x; nothing of that
+    chunk is consumed."""
     fs = 250.0
     x = breathing(fs, 15.0, seconds=60.0)
     ref = RespirationExtractor(fs)
@@ -163,16 +206,30 @@ def test_non_finite_samples_rejected_and_state_kept(bad: float) -> None:
     head = ext.process(x[:5000])
     poisoned = x[5000:6000].copy()
     poisoned[17] = bad
-    with pytest.raises(ValueError, match="x"):
+    message = (
+        r"^x: 1 sample\(s\) not finite or beyond ±1e15, the first at index 17 "
+        rf"\({re.escape(text)}\); split the recording at the gap or interpolate it$"
+    )
+    with pytest.raises(ValueError, match=message) as err:
         ext.process(poisoned)
+    assert err.value.code == "E108"
     tail = ext.process(x[5000:])
     assert np.array_equal(np.concatenate([head[0], tail[0]]), ref_out[0])
     assert np.array_equal(np.concatenate([head[1], tail[1]]), ref_out[1])
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x: 1 sample\(s\) not finite"):
         respiration_rate(poisoned, fs)
 
 
-@pytest.mark.parametrize("x", [np.zeros((10, 2)), np.zeros(()), "abc", [1 + 2j]])
+def test_largest_samples_accepted() -> None:
+    x = breathing(250.0, 15.0, seconds=10.0)
+    x[100], x[200] = 1e15, -1e15
+    resp, _ = RespirationExtractor(250.0).process(x)
+    assert np.all(np.isfinite(resp))
+
+
+@pytest.mark.parametrize(
+    "x", [np.zeros((10, 2)), np.zeros(()), "abc", [1 + 2j], np.ma.masked_array([1.0, 2.0])]
+)
 def test_bad_arrays(x: object) -> None:
-    with pytest.raises((TypeError, ValueError), match="x"):
+    with pytest.raises((TypeError, ValueError), match=r"^x: "):
         RespirationExtractor(250.0).process(x)
