@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from ._bcg_dsp import ffi, lib
-from ._checks import as_samples, check_samples, samples_for_c, sampling_rate
-from ._status import check
+from ._checks import check_samples, samples_error, samples_for_c, sampling_rate
+from ._status import DspValueError, check
 from .filters import SosFilter, butter_bandpass
 
 __all__ = ["DEFAULT_BAND_HZ", "JPeakDetector", "default_band", "detect_beats"]
@@ -51,6 +51,7 @@ class JPeakDetector:
         check(lib.bcg_jpeak_init(self._state, self._fs), "fs")
         self._n_out = ffi.new("size_t *")
         self._out = np.empty(0, dtype=np.int64)
+        self._out_c = ffi.from_buffer("int64_t[]", self._out, require_writable=True)
         self._samples_seen = 0
 
     @property
@@ -70,26 +71,24 @@ class JPeakDetector:
         return value if value > 0 else float("nan")
 
     def _buffer(self, n: int) -> Any:
+        """The output buffer for a call with n samples, grown to the C bound when needed;
+        its cffi view is kept, so the common call makes none."""
         cap = lib.bcg_jpeak_max_beats(self._state, n)
         if self._out.size < cap:
             self._out = np.empty(max(cap, 2 * self._out.size), dtype=np.int64)
-        return self._out
+            self._out_c = ffi.from_buffer("int64_t[]", self._out, require_writable=True)
+        return self._out_c
 
     def _result(self) -> np.ndarray:
         n = self._n_out[0]
-        return self._out[:n].copy()
+        return self._out[:n].copy() if n else np.empty(0, dtype=np.int64)
 
     def process(self, y: Any) -> np.ndarray:
         """Feed band-passed samples; return the beats (int64 sample indices) now final."""
         y = samples_for_c(y, "y")
         out = self._buffer(y.size)
         status = lib.bcg_jpeak_process(
-            self._state,
-            ffi.from_buffer("double[]", y),
-            y.size,
-            ffi.from_buffer("int64_t[]", out, require_writable=True),
-            out.size,
-            self._n_out,
+            self._state, ffi.from_buffer("double[]", y), y.size, out, len(out), self._n_out
         )
         if status:
             check_samples(status, y, "y")
@@ -99,14 +98,7 @@ class JPeakDetector:
     def flush(self) -> np.ndarray:
         """End of stream: return the beats still pending, then start afresh."""
         out = self._buffer(0)
-        check(
-            lib.bcg_jpeak_flush(
-                self._state,
-                ffi.from_buffer("int64_t[]", out, require_writable=True),
-                out.size,
-                self._n_out,
-            )
-        )
+        check(lib.bcg_jpeak_flush(self._state, out, len(out), self._n_out))
         self._samples_seen = 0
         return self._result()
 
@@ -139,7 +131,7 @@ def detect_beats(
     Raises ``ValueError`` for bad parameters and for NaN or infinite samples (split
     the recording at the gap or interpolate it: a beat is never invented across one).
     """
-    x = as_samples(x, "x", finite=True)
+    x = samples_for_c(x, "x")
     fs = _check_fs(fs)
     if x.size == 0:
         return np.empty(0, dtype=np.int64)
@@ -147,8 +139,19 @@ def detect_beats(
     low_hz = default_low if low_hz is None else low_hz
     high_hz = default_high if high_hz is None else high_hz
     band = SosFilter(butter_bandpass(order, low_hz, high_hz, fs))
-    band.reset(steady_input=float(x[0]))
     detector = JPeakDetector(fs)
-    # Blocks that stay in cache: the result does not depend on the block size.
-    beats = [detector.process(band.process(x[i : i + _BLOCK])) for i in range(0, x.size, _BLOCK)]
+    try:
+        band.reset(steady_input=float(x[0]))
+        # Blocks that stay in cache, through one reused buffer; the C core checks every
+        # sample. The result does not depend on the block size.
+        buffer = np.empty(min(_BLOCK, x.size))
+        beats = []
+        for start in range(0, x.size, _BLOCK):
+            block = x[start : start + _BLOCK]
+            beats.append(detector.process(band.process(block, out=buffer[: block.size])))
+    except DspValueError:
+        error = samples_error(x, "x")  # name the first bad sample of the whole recording
+        if error is None:
+            raise
+        raise error from None
     return np.concatenate(beats + [detector.flush()])

@@ -91,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             hr[k] = np.nan  # no heart rate from a window with movement
         elif np.isfinite(hr[k]):
             errors.append(abs(hr[k] - hr_true[k]))
-        print(
+        line = (
             f"{first_s:4d}-{last_s:<4d}  {_fmt(hr[k], 7)} {_fmt(hr_true[k], 6)}  "
             f"{_fmt(br[k], 11)} {_fmt(br_true[k], 6)}  {'MOVING' if moved else ''}"
         )
+        print(line.rstrip())
 
     def outside_movement(idx: np.ndarray) -> np.ndarray:
         keep = np.ones(idx.size, bool)

@@ -521,8 +521,10 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
     const int64_t half = d->half_window;
     int64_t *win_index = d->win_index;
     double *win_value = d->win_value;
+    const int64_t span = 2 * half;
     int head = d->win_head, len = d->win_len;
     int64_t i = d->n;
+    int64_t wake = d->learning ? 0 : d->next_check; /* the slow path is due at this count */
     for (size_t k = 0; k < n; k++, i++) {
         double v = y[k];
         while (len > 0 && win_value[(head + len - 1) & mask] <= v)
@@ -531,14 +533,14 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
         win_index[tail] = i;
         win_value[tail] = v;
         len++;
-        if (win_index[head] < i - 2 * half) { /* at most one leaves per sample */
+        if (win_index[head] < i - span) { /* at most one leaves per sample */
             head = (head + 1) & mask;
             len--;
         }
         int64_t centre = i - half;
         int judged = centre >= half && win_index[head] == centre;
         int64_t seen = i + 1;
-        if (!judged && !d->learning && seen < d->next_check)
+        if (!judged && seen < wake)
             continue;
         d->win_head = head;
         d->win_len = len;
@@ -553,6 +555,7 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
         }
         if (!d->learning && (judged || seen >= d->next_check))
             check_timers(d, out, seen);
+        wake = d->learning ? 0 : d->next_check;
     }
     d->win_head = head;
     d->win_len = len;
