@@ -17,7 +17,7 @@ C_TEST_BINS := $(patsubst dsp_c/tests/%.c,$(BUILD)/%,$(C_TESTS))
 CTEST_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	-g -O1 -Wall -Wextra -Werror -std=c99 -ffp-contract=off -Idsp_c/include
 
-.PHONY: all venv build ctest pytest test lint format bench run clean
+.PHONY: all venv build ctest pytest test lint format bench eval run clean
 
 all: build
 
@@ -60,6 +60,10 @@ format: $(STAMP)
 bench: build
 	$(PY) tests/bench/bench_dsp.py
 	$(PY) tests/bench/real_recordings.py
+
+# Accuracy of dsp_c and its peers on held-out simulated nights and the real recordings.
+eval: build
+	$(PY) -m edge.eval --seeds held-out --nights 10 --json build/accuracy.json
 
 run: build
 	$(PY) -m dsp_c.demo

@@ -139,12 +139,17 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *    it replaces the beat only if 1.5 x higher, else it is noise. With the
  *    +-125 ms candidate window this keeps the detector on the first major
  *    wave of a beat (the J-wave) where the band-pass makes a later wave
- *    (the L-wave, 150 ms on) about as high;
+ *    (the L-wave, 150 ms on) about as high. Conversely a beat accepted on
+ *    a later wave moves to an earlier candidate 100-200 ms before it that
+ *    is >= 0.8 x as high and >= 0.6 x the interval (and 200 ms) after the
+ *    last beat, so that at fast rates the detector does not stay on the
+ *    L-wave (whose refractory period would hide the next J-wave);
  *  - rhythm: a candidate earlier than 0.7 x the median of the last 8 beat
  *    intervals is only tentative; a plausible candidate (>= 0.5 x its height)
  *    at the expected time wins over it. This keeps the detector off the
  *    secondary waves (K/L, double rate). If such mid-interval candidates are
- *    as high as the beats (>= 0.75 x) three times in a row, the rate is
+ *    as high as the beats (each >= 0.6 x, on average >= 0.85 x) three times
+ *    in a row, the rate is
  *    re-locked to the double rate (recovery from a half-rate lock), never
  *    above 200 bpm. If instead the beats alternate big-small for 6 beats,
  *    the small ones are secondary waves
@@ -177,6 +182,7 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
 #define BCG_JPEAK_MAX_FS 2000
 #define BCG_JPEAK_HALF_WINDOW_MS 125
 #define BCG_JPEAK_REFRACTORY_MS 300
+#define BCG_JPEAK_MIN_SPACING_MS 200 /* reported beats are at least this far apart */
 #define BCG_JPEAK_LEARN_MS 3000
 #define BCG_JPEAK_LEARN_MAX_MS 4500
 #define BCG_JPEAK_WINDOW_CAP 1024   /* a power of two >= 2 * half window + 1 at BCG_JPEAK_MAX_FS */
@@ -218,6 +224,7 @@ typedef struct bcg_jpeak {
     int has_tentative;
     bcg_jpeak_candidate tentative;
     int half_rate_evidence;
+    double half_rate_ratio; /* mean height ratio of that evidence */
     int64_t silence;        /* samples without a beat before the level decays */
     int64_t last_decay;     /* sample count of the last decay */
     double heights[BCG_JPEAK_HEIGHT_CAP]; /* of the last beats, newest last */

@@ -11,14 +11,19 @@
 /* Fractions of the decision logic (see bcg_dsp.h). */
 #define THRESHOLD_FRACTION 0.25  /* threshold = noise + f * (signal - noise) */
 #define REPLACE_RATIO 1.5        /* a later peak in the refractory period must be this x higher */
+#define EARLIER_WAVE_FRACTION 0.8 /* an earlier peak this x as high is the beat's J-wave ... */
+#define EARLIER_WAVE_MIN_MS 100   /* ... when it lies 100 to 200 ms before the accepted one ... */
+#define EARLIER_WAVE_MAX_MS 200
+#define EARLIER_WAVE_GAP 0.6      /* ... and at least this x interval after the last beat */
 #define LEVEL_RATE 0.125         /* running average weight of a new peak */
 #define SEARCHBACK_RATE 0.25     /* ... of a beat found by search-back */
 #define EARLY_FRACTION 0.7       /* earlier than this x interval: tentative */
 #define LATE_FRACTION 1.3        /* a tentative beat is kept after this x interval */
 #define PLAUSIBLE_FRACTION 0.5   /* on-time candidate beats a tentative one this high */
 #define SEARCHBACK_FRACTION 1.66 /* no beat for this x interval: search back */
-#define HALF_RATE_HEIGHT 0.75    /* mid-interval candidates this high suggest half rate */
-#define HALF_RATE_COUNT 3        /* ... this many times in a row */
+#define HALF_RATE_HEIGHT 0.85    /* mid-interval candidates this high on average ... */
+#define HALF_RATE_MIN_HEIGHT 0.6 /* ... each at least this high ... */
+#define HALF_RATE_COUNT 3        /* ... this many times in a row suggest half rate */
 #define ARTIFACT_RATIO 2.0       /* a beat this x the signal level is an artifact */
 #define ARTIFACT_RATE 0.02       /* running average weight of an artifact beat */
 #define SEED_FRACTION 0.75       /* learning: peaks this x the dominant height set the rhythm */
@@ -72,13 +77,15 @@ bcg_status bcg_jpeak_init(bcg_jpeak *d, double fs)
 
 size_t bcg_jpeak_max_beats(const bcg_jpeak *d, size_t n)
 {
-    /* Reported beats are at least one refractory period apart and at most
+    /* Reported beats are at least BCG_JPEAK_MIN_SPACING_MS apart and at most
      * learn_max + 2 * max_ibi + refractory + half_window samples old. */
     if (d == NULL || d->refractory < 1)
         return SIZE_MAX; /* not initialised: no buffer is big enough */
     size_t latency = (size_t)(d->learn_max + 2 * d->max_ibi + d->refractory + d->half_window);
-    size_t refractory = (size_t)d->refractory;
-    return n / refractory + latency / refractory + 4; /* no overflow for any n */
+    size_t spacing = (size_t)ms_to_samples(d->fs, BCG_JPEAK_MIN_SPACING_MS);
+    if (spacing < 1)
+        spacing = 1;
+    return n / spacing + latency / spacing + 4; /* no overflow for any n */
 }
 
 /* Recompute the cached median interval after the interval ring changed. */
@@ -225,8 +232,38 @@ static void relock_to_half_rate(bcg_jpeak *d)
     d->n_heights = 0;
 }
 
+static const bcg_jpeak_candidate *candidate_at(const bcg_jpeak *d, int i)
+{
+    return &d->cand[(d->cand_head + i) % BCG_JPEAK_CAND_CAP];
+}
+
+/*
+ * The band-pass rings after the deep K-wave, so the L-wave 150 ms after the
+ * J-wave can be the higher peak; at fast rates a detector on the L-wave
+ * stays there (the next J-wave falls in its refractory period). The beat is
+ * the J-wave: an earlier candidate 100-200 ms before the accepted peak,
+ * almost as high, and far enough from the last beat, replaces it.
+ */
+static void prefer_earlier_wave(const bcg_jpeak *d, int64_t *index, double *height)
+{
+    int64_t lo = *index - ms_to_samples(d->fs, EARLIER_WAVE_MAX_MS);
+    int64_t hi = *index - ms_to_samples(d->fs, EARLIER_WAVE_MIN_MS);
+    double gap = fmax(EARLIER_WAVE_GAP * interval_samples(d),
+                      (double)ms_to_samples(d->fs, BCG_JPEAK_MIN_SPACING_MS));
+    for (int i = 0; i < d->cand_len; i++) { /* oldest first: the earliest wins */
+        const bcg_jpeak_candidate *c = candidate_at(d, i);
+        if (c->index >= lo && c->index <= hi && c->height >= EARLIER_WAVE_FRACTION * *height &&
+            (d->last_beat < 0 || (double)(c->index - d->last_beat) >= gap)) {
+            *index = c->index;
+            *height = c->height;
+            return;
+        }
+    }
+}
+
 static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, double rate)
 {
+    prefer_earlier_wave(d, &index, &height);
     if (d->pending >= 0)
         report(out, d->pending);
     /* A peak far above the signal level is a movement artifact: intervals
@@ -284,13 +321,24 @@ static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index,
         return;
     }
     d->has_tentative = 0;
+    /* Evidence of a half-rate lock: mid-interval peaks about as high as the
+     * beats, on average over the run (true beats vary with breathing; a
+     * diastolic wave is clearly lower on average). */
     double mid = (double)(t.index - d->last_beat) / (double)(index - d->last_beat);
-    int halfway = mid >= 0.35 && mid <= 0.65 && t.height >= HALF_RATE_HEIGHT * height &&
+    double ratio = t.height / height;
+    int halfway = mid >= 0.35 && mid <= 0.65 && ratio >= HALF_RATE_MIN_HEIGHT &&
                   index - t.index >= d->refractory;
-    d->half_rate_evidence = halfway ? d->half_rate_evidence + 1 : 0;
-    if (d->half_rate_evidence >= HALF_RATE_COUNT &&
+    if (halfway) {
+        d->half_rate_evidence++;
+        d->half_rate_ratio += (ratio - d->half_rate_ratio) / d->half_rate_evidence;
+    } else {
+        d->half_rate_evidence = 0;
+        d->half_rate_ratio = 0.0;
+    }
+    if (d->half_rate_evidence >= HALF_RATE_COUNT && d->half_rate_ratio >= HALF_RATE_HEIGHT &&
         0.5 * interval_samples(d) >= (double)d->refractory) { /* never above 200 bpm */
         d->half_rate_evidence = 0;
+        d->half_rate_ratio = 0.0;
         for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
             d->ibi[i] /= 2;
         update_interval(d);
@@ -354,11 +402,6 @@ static void new_candidate(bcg_jpeak *d, beat_sink *out, int64_t index, double he
 }
 
 static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
-
-static const bcg_jpeak_candidate *candidate_at(const bcg_jpeak *d, int i)
-{
-    return &d->cand[(d->cand_head + i) % BCG_JPEAK_CAND_CAP];
-}
 
 /* The candidates' heights, sorted ascending, into sorted[]; returns their number. */
 static int sorted_heights(const bcg_jpeak *d, double *sorted)
@@ -454,6 +497,7 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
             (double)(now - d->last_beat) > LATE_FRACTION * rr + (double)d->half_window) {
             d->has_tentative = 0;
             d->half_rate_evidence = 0;
+            d->half_rate_ratio = 0.0;
             accept(d, out, d->tentative.index, d->tentative.height, LEVEL_RATE);
         }
         if ((double)(now - d->last_beat) > SEARCHBACK_FRACTION * rr) {

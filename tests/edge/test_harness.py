@@ -1,0 +1,68 @@
+"""The accuracy harness end to end on a small set (python -m edge.eval)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.eval import harness
+from edge.eval.__main__ import main
+
+
+def test_records_cover_every_group_and_condition():
+    recs = harness.records("dev", nights=1, real=True)
+    groups = {r.group for r in recs}
+    assert groups == {"nominal", "night", "low_snr", "slow", "fast", "real"}
+    night = next(r for r in recs if r.group == "night")
+    assert set(night.conditions) == {"state", "hr", "snr", "posture"}
+    assert night.scored.dtype == bool and night.scored.size == night.n_windows
+    real = {r.name for r in recs if r.group == "real"}
+    assert real == {"aydin imp_env", "aydin bcg", "sadek"}
+
+
+def test_dev_and_held_out_seeds_are_disjoint():
+    dev = {r.name.split()[0] for r in harness.synthetic_records("dev", 3)}
+    held = {r.name.split()[0] for r in harness.synthetic_records("held-out", 3)}
+    assert not dev & held
+
+
+def test_dsp_c_meets_the_nominal_targets_on_a_small_set():
+    recs = [r for r in harness.records("dev", nights=2, real=False) if r.group == "nominal"]
+    results = harness.evaluate(recs, harness.methods(["dsp_c"]))
+    s = results["dsp_c"]["groups"]["nominal"].summary()
+    assert s["sensitivity"] >= 99.0 and s["ppv"] >= 99.0
+    assert s["hr_mae_bpm"] <= 1.0 and s["ibi_mae_ms"] <= 8.0
+
+
+def test_cli_prints_tables_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "acc.json"
+    code = main(
+        [
+            "--seeds",
+            "dev",
+            "--nights",
+            "1",
+            "--methods",
+            "dsp_c",
+            "autocorr_window",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Targets (dsp_c, nominal synthetic conditions)" in text
+    assert "sadek" in text and "autocorr_window" in text
+    data = json.loads(out.read_text())
+    assert data["meta"]["seeds"] == "dev"
+    assert set(data["targets"]) == set(harness.TARGETS)
+    nominal = data["groups"]["nominal"]
+    assert nominal["autocorr_window"]["sensitivity"] is None  # no beats: nothing invented
+    assert np.isfinite(nominal["dsp_c"]["hr_mae_bpm"])
+
+
+def test_unknown_method_is_a_clear_error():
+    with pytest.raises(ValueError, match="methods: unknown"):
+        harness.methods(["nope"])
