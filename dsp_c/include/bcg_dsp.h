@@ -145,7 +145,8 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *    last beat, so that at fast rates the detector does not stay on the
  *    L-wave (whose refractory period would hide the next J-wave);
  *  - rhythm: a candidate earlier than 0.7 x the median of the last 8 beat
- *    intervals is only tentative; a plausible candidate (>= 0.5 x its height)
+ *    intervals, or earlier than 0.9 x and below 0.7 x the signal level, is
+ *    only tentative; a plausible candidate (>= 0.5 x its height)
  *    at the expected time wins over it. This keeps the detector off the
  *    secondary waves (K/L, double rate). If such mid-interval candidates are
  *    as high as the beats (each >= 0.6 x, on average >= 0.85 x) three times

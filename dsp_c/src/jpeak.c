@@ -18,6 +18,8 @@
 #define LEVEL_RATE 0.125         /* running average weight of a new peak */
 #define SEARCHBACK_RATE 0.25     /* ... of a beat found by search-back */
 #define EARLY_FRACTION 0.7       /* earlier than this x interval: tentative */
+#define WEAK_LATE_FRACTION 0.9  /* ... or earlier than this x interval ... */
+#define WEAK_FRACTION 0.7        /* ... and below this x the signal level */
 #define LATE_FRACTION 1.3        /* a tentative beat is kept after this x interval */
 #define PLAUSIBLE_FRACTION 0.5   /* on-time candidate beats a tentative one this high */
 #define SEARCHBACK_FRACTION 1.66 /* no beat for this x interval: search back */
@@ -360,7 +362,11 @@ static void judge(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
         return;
     }
     double rr = interval_samples(d);
-    if (rr > 0 && d->last_beat >= 0 && (double)(index - d->last_beat) < EARLY_FRACTION * rr) {
+    /* Tentative: early, or a weak peak somewhat early (noise before a beat). */
+    double since = (double)(index - d->last_beat);
+    if (rr > 0 && d->last_beat >= 0 &&
+        (since < EARLY_FRACTION * rr ||
+         (since < WEAK_LATE_FRACTION * rr && height < WEAK_FRACTION * d->signal_level))) {
         if (height >= threshold(d) && (!d->has_tentative || height > d->tentative.height)) {
             if (d->has_tentative)
                 add_noise_peak(d, d->tentative.height);
