@@ -122,7 +122,12 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  * Causal, streaming J-peak detector for band-passed BCG (use a band-pass of
  * about 2.5-12 Hz first; dsp_c.detect_beats does both). One detected beat is
  * the sample index of a J-peak: a local maximum of the input that is the
- * largest within +-BCG_JPEAK_HALF_WINDOW_MS.
+ * largest within +-BCG_JPEAK_HALF_WINDOW_MS. A candidate's height is its
+ * swing: the peak minus the lowest sample in the BCG_JPEAK_SWING_MS after
+ * it (the J-to-K swing), which a diastolic or late wave without a deep
+ * trough after it lacks; every level and threshold below is in swings.
+ * A swing below 1e-6 (input units: ADC counts) is never a candidate: it is
+ * the band-pass's rounding noise on a flat input.
  *
  * Decision logic (after Pan-Tompkins, adapted to BCG):
  *  - learning: the first BCG_JPEAK_LEARN_MS of input (longer, up to
@@ -182,6 +187,7 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
 #define BCG_JPEAK_MIN_FS 20
 #define BCG_JPEAK_MAX_FS 2000
 #define BCG_JPEAK_HALF_WINDOW_MS 125
+#define BCG_JPEAK_SWING_MS 100    /* a candidate's height: peak minus the lowest sample this long after */
 #define BCG_JPEAK_REFRACTORY_MS 300
 #define BCG_JPEAK_MIN_SPACING_MS 200 /* reported beats are at least this far apart */
 #define BCG_JPEAK_LEARN_MS 3000
@@ -207,6 +213,8 @@ typedef struct bcg_jpeak {
     /* sliding maximum over the last 2 * half_window + 1 samples */
     int64_t win_index[BCG_JPEAK_WINDOW_CAP];
     double win_value[BCG_JPEAK_WINDOW_CAP];
+    double recent[BCG_JPEAK_WINDOW_CAP]; /* the last samples, by index & (cap - 1) */
+    int64_t swing;          /* samples after a peak searched for its trough */
     int win_head;
     int win_len;
     /* candidates since the last beat (ring, oldest first) */

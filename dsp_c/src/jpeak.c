@@ -9,6 +9,7 @@
 #include "internal.h"
 
 /* Fractions of the decision logic (see bcg_dsp.h). */
+#define MIN_SWING 1e-6           /* input units (ADC counts): smaller swings are rounding noise */
 #define THRESHOLD_FRACTION 0.25  /* threshold = noise + f * (signal - noise) */
 #define REPLACE_RATIO 1.5        /* a later peak in the refractory period must be this x higher */
 #define EARLIER_WAVE_FRACTION 0.8 /* an earlier peak this x as high is the beat's J-wave ... */
@@ -38,6 +39,7 @@ static int64_t ms_to_samples(double fs, int ms)
 }
 
 /* The sliding window must hold 2 * half window + 1 samples at the highest rate. */
+typedef char swing_within_half_window[BCG_JPEAK_SWING_MS <= BCG_JPEAK_HALF_WINDOW_MS ? 1 : -1];
 typedef char window_cap_is_enough[(BCG_JPEAK_WINDOW_CAP >= 2 * BCG_JPEAK_MAX_FS *
                                                                  BCG_JPEAK_HALF_WINDOW_MS / 1000 +
                                                              1) &&
@@ -60,6 +62,7 @@ void bcg_jpeak_reset(bcg_jpeak *d)
     d->learn_max = ms_to_samples(fs, BCG_JPEAK_LEARN_MAX_MS);
     d->max_ibi = ms_to_samples(fs, 2000);
     d->silence = 3 * d->max_ibi / 2;
+    d->swing = ms_to_samples(fs, BCG_JPEAK_SWING_MS);
     d->learning = 1;
     d->last_beat = -1;
     d->prev_beat = -1;
@@ -402,6 +405,8 @@ static void remember_candidate(bcg_jpeak *d, int64_t index, double height)
 
 static void new_candidate(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
 {
+    if (height < MIN_SWING)
+        return; /* the band-pass's rounding noise on a flat input, never a beat */
     remember_candidate(d, index, height);
     if (!d->learning)
         judge(d, out, index, height);
@@ -559,6 +564,18 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
     d->next_check = next;
 }
 
+/* A candidate's height: the peak at `peak` minus the lowest sample in the
+ * swing window after it, among those seen (up to `newest`). */
+static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
+{
+    const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    double top = d->recent[peak & mask], trough = top;
+    int64_t last = peak + d->swing < newest ? peak + d->swing : newest;
+    for (int64_t q = peak + 1; q <= last; q++)
+        trough = fmin(trough, d->recent[q & mask]);
+    return top - trough;
+}
+
 /*
  * The per-sample loop. A sliding-window maximum (monotonic deque) finds the
  * candidates: a sample is one when it is the maximum of the window centred
@@ -571,12 +588,14 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
     const int64_t half = d->half_window;
     int64_t *win_index = d->win_index;
     double *win_value = d->win_value;
+    double *recent = d->recent;
     const int64_t span = 2 * half;
     int head = d->win_head, len = d->win_len;
     int64_t i = d->n;
     int64_t wake = d->learning ? 0 : d->next_check; /* the slow path is due at this count */
     for (size_t k = 0; k < n; k++, i++) {
         double v = y[k];
+        recent[i & mask] = v;
         while (len > 0 && win_value[(head + len - 1) & mask] <= v)
             len--;
         int tail = (head + len) & mask;
@@ -596,7 +615,7 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
         d->win_len = len;
         d->n = seen;
         if (judged)
-            new_candidate(d, out, centre, win_value[head]);
+            new_candidate(d, out, centre, swing(d, centre, i));
         /* Learning lasts BCG_JPEAK_LEARN_MS, longer (up to
          * BCG_JPEAK_LEARN_MAX_MS) until two dominant peaks set the seed. */
         if (d->learning && seen >= d->learn && (seen >= d->learn_max || learning_seed(d) > 0)) {
@@ -645,7 +664,7 @@ bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_b
     if (d->win_len > 0) {
         int64_t idx = d->win_index[d->win_head];
         if (idx >= d->n - d->half_window && idx < d->n - 1 && idx >= d->half_window)
-            new_candidate(d, &out, idx, d->win_value[d->win_head]);
+            new_candidate(d, &out, idx, swing(d, idx, d->n - 1));
     }
     if (d->learning)
         end_learning(d, &out);
