@@ -63,6 +63,7 @@ bench: build
 
 # Accuracy of dsp_c and its peers on held-out simulated nights and the real recordings.
 eval: build
+	@mkdir -p $(BUILD)
 	$(PY) -m edge.eval --seeds held-out --nights 10 --json build/accuracy.json
 
 run: build

@@ -217,16 +217,16 @@ def _fmt(value: float, digits: int = 1) -> str:
 _COLUMNS = ("sensitivity", 2), ("ppv", 2), ("ibi_mae_ms", 1), ("hr_mae_bpm", 2), ("coverage", 1)
 
 
-def _header(first: str) -> str:
+def _header(first: str, width: int = 9) -> str:
     titles = ("sens %", "PPV %", "IBI ms", "HR bpm", "cover %")
     cells = " ".join(f"{t:>{w}}" for t, w in zip(titles, (7, 7, 7, 7, 8), strict=True))
-    return f"{first:9} {'method':18} {cells}"
+    return f"{first:{width}} {'method':18} {cells}"
 
 
-def _row(first: str, method: str, s: dict[str, float]) -> str:
+def _row(first: str, method: str, s: dict[str, float], width: int = 9) -> str:
     widths = (7, 7, 7, 7, 8)
     cells = " ".join(f"{_fmt(s[k], d):>{w}}" for (k, d), w in zip(_COLUMNS, widths, strict=True))
-    return f"{first[:9]:9} {method[:18]:18} {cells}"
+    return f"{first[:width]:{width}} {method[:18]:18} {cells}"
 
 
 def report(results: dict, recs: list[EvalRecord]) -> tuple[str, dict]:
@@ -240,22 +240,22 @@ def report(results: dict, recs: list[EvalRecord]) -> tuple[str, dict]:
             data["groups"].setdefault(group, {})[method] = s
             lines.append(_row(group, method, s))
         lines.append("")
-    lines += ["Real recordings, one by one", _header("record")]
+    lines += ["Real recordings, one by one", _header("record", 13)]
     for r in recs:
         if r.group != "real":
             continue
         for method, res in results.items():
             s = res["records"][r.name].summary()
             data["records"].setdefault(r.name, {})[method] = s
-            lines.append(_row(r.name, method, s))
+            lines.append(_row(r.name, method, s, 13))
     if "night" in groups and "dsp_c" in results:
         night = results["dsp_c"]["groups"]["night"]
-        lines += ["", "dsp_c on the random nights (in bed), by condition", _header("condition")]
+        lines += ["", "dsp_c on the random nights (in bed), by condition", _header("condition", 17)]
         for key in ("state", "posture", "hr", "snr"):
             for value in sorted(set(night.conditions.get(key, []))):
                 s = night.summary(night.conditions[key] == value)
                 data["conditions"].setdefault(key, {})[value] = s
-                lines.append(_row(f"{key}={value}", "dsp_c", s))
+                lines.append(_row(f"{key}={value}", "dsp_c", s, 17))
     if "nominal" in groups and "dsp_c" in results:
         s = results["dsp_c"]["groups"]["nominal"].summary()
         lines += ["", "Targets (dsp_c, nominal synthetic conditions)"]
