@@ -127,7 +127,10 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  * it (the J-to-K swing), which a diastolic or late wave without a deep
  * trough after it lacks; every level and threshold below is in swings.
  * A swing below 1e-6 (input units: ADC counts) is never a candidate: it is
- * the band-pass's rounding noise on a flat input.
+ * the band-pass's rounding noise on a flat input. A beat's reported index is
+ * the centre of the BCG_JPEAK_TIMING_MS stretch with the largest sum within
+ * +-BCG_JPEAK_TIMING_MS / 2 of the peak: less jitter from noise than the
+ * single highest sample.
  *
  * Decision logic (after Pan-Tompkins, adapted to BCG):
  *  - learning: the first BCG_JPEAK_LEARN_MS of input (longer, up to
@@ -188,6 +191,7 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
 #define BCG_JPEAK_MAX_FS 2000
 #define BCG_JPEAK_HALF_WINDOW_MS 125
 #define BCG_JPEAK_SWING_MS 100    /* a candidate's height: peak minus the lowest sample this long after */
+#define BCG_JPEAK_TIMING_MS 60    /* a beat's time: the centre of the strongest stretch this long */
 #define BCG_JPEAK_REFRACTORY_MS 300
 #define BCG_JPEAK_MIN_SPACING_MS 200 /* reported beats are at least this far apart */
 #define BCG_JPEAK_LEARN_MS 3000
@@ -215,6 +219,7 @@ typedef struct bcg_jpeak {
     double win_value[BCG_JPEAK_WINDOW_CAP];
     double recent[BCG_JPEAK_WINDOW_CAP]; /* the last samples, by index & (cap - 1) */
     int64_t swing;          /* samples after a peak searched for its trough */
+    int64_t timing;         /* samples of the stretch that times a beat */
     int win_head;
     int win_len;
     /* candidates since the last beat (ring, oldest first) */

@@ -39,6 +39,7 @@ static int64_t ms_to_samples(double fs, int ms)
 }
 
 /* The sliding window must hold 2 * half window + 1 samples at the highest rate. */
+typedef char timing_within_half_window[BCG_JPEAK_TIMING_MS <= BCG_JPEAK_HALF_WINDOW_MS ? 1 : -1];
 typedef char swing_within_half_window[BCG_JPEAK_SWING_MS <= BCG_JPEAK_HALF_WINDOW_MS ? 1 : -1];
 typedef char window_cap_is_enough[(BCG_JPEAK_WINDOW_CAP >= 2 * BCG_JPEAK_MAX_FS *
                                                                  BCG_JPEAK_HALF_WINDOW_MS / 1000 +
@@ -63,6 +64,7 @@ void bcg_jpeak_reset(bcg_jpeak *d)
     d->max_ibi = ms_to_samples(fs, 2000);
     d->silence = 3 * d->max_ibi / 2;
     d->swing = ms_to_samples(fs, BCG_JPEAK_SWING_MS);
+    d->timing = ms_to_samples(fs, BCG_JPEAK_TIMING_MS);
     d->learning = 1;
     d->last_beat = -1;
     d->prev_beat = -1;
@@ -577,6 +579,31 @@ static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
 }
 
 /*
+ * A candidate's time: the centre of the BCG_JPEAK_TIMING_MS stretch with the
+ * largest sum within +-BCG_JPEAK_TIMING_MS / 2 of the peak, among the samples
+ * seen (up to `newest`). Noise moves the single highest sample more than it
+ * moves that stretch: beat intervals jitter less.
+ */
+static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
+{
+    const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    int64_t half = d->timing / 2, best = peak;
+    double best_sum = -INFINITY;
+    for (int64_t c = peak - half; c <= peak + half; c++) {
+        if (c - half < newest - mask || c - half < 0 || c + half > newest)
+            continue;
+        double sum = 0.0;
+        for (int64_t q = c - half; q <= c + half; q++)
+            sum += d->recent[q & mask];
+        if (sum > best_sum) {
+            best_sum = sum;
+            best = c;
+        }
+    }
+    return best;
+}
+
+/*
  * The per-sample loop. A sliding-window maximum (monotonic deque) finds the
  * candidates: a sample is one when it is the maximum of the window centred
  * on it. The hot state lives in locals; the decision logic runs only when a
@@ -615,7 +642,7 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
         d->win_len = len;
         d->n = seen;
         if (judged)
-            new_candidate(d, out, centre, swing(d, centre, i));
+            new_candidate(d, out, timing(d, centre, i), swing(d, centre, i));
         /* Learning lasts BCG_JPEAK_LEARN_MS, longer (up to
          * BCG_JPEAK_LEARN_MAX_MS) until two dominant peaks set the seed. */
         if (d->learning && seen >= d->learn && (seen >= d->learn_max || learning_seed(d) > 0)) {
@@ -664,7 +691,7 @@ bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_b
     if (d->win_len > 0) {
         int64_t idx = d->win_index[d->win_head];
         if (idx >= d->n - d->half_window && idx < d->n - 1 && idx >= d->half_window)
-            new_candidate(d, &out, idx, swing(d, idx, d->n - 1));
+            new_candidate(d, &out, timing(d, idx, d->n - 1), swing(d, idx, d->n - 1));
     }
     if (d->learning)
         end_learning(d, &out);
