@@ -191,7 +191,7 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
 #define BCG_JPEAK_MAX_FS 2000
 #define BCG_JPEAK_HALF_WINDOW_MS 125
 #define BCG_JPEAK_SWING_MS 100    /* a candidate's height: peak minus the lowest sample this long after */
-#define BCG_JPEAK_TIMING_MS 60    /* a beat's time: the centre of the strongest stretch this long */
+#define BCG_JPEAK_TIMING_MS 80    /* a beat's time: the centre of the strongest stretch this long */
 #define BCG_JPEAK_REFRACTORY_MS 300
 #define BCG_JPEAK_MIN_SPACING_MS 200 /* reported beats are at least this far apart */
 #define BCG_JPEAK_LEARN_MS 3000
