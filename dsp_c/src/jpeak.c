@@ -573,8 +573,10 @@ static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
     const int mask = BCG_JPEAK_WINDOW_CAP - 1;
     double top = d->recent[peak & mask], trough = top;
     int64_t last = peak + d->swing < newest ? peak + d->swing : newest;
-    for (int64_t q = peak + 1; q <= last; q++)
-        trough = fmin(trough, d->recent[q & mask]);
+    for (int64_t q = peak + 1; q <= last; q++) { /* samples are finite: no fmin call */
+        double v = d->recent[q & mask];
+        trough = v < trough ? v : trough;
+    }
     return top - trough;
 }
 
@@ -587,14 +589,25 @@ static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
 static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
 {
     const int mask = BCG_JPEAK_WINDOW_CAP - 1;
-    int64_t half = d->timing / 2, best = peak;
-    double best_sum = -INFINITY;
-    for (int64_t c = peak - half; c <= peak + half; c++) {
-        if (c - half < newest - mask || c - half < 0 || c + half > newest)
-            continue;
-        double sum = 0.0;
-        for (int64_t q = c - half; q <= c + half; q++)
-            sum += d->recent[q & mask];
+    int64_t half = d->timing / 2;
+    /* The stretches centred on peak - half .. peak + half, each [c - half, c + half],
+     * as far as the ring holds them and they have been seen. */
+    int64_t first = peak - half, last = peak + half;
+    if (first - half < 0)
+        first = half;
+    if (first - half < newest - mask)
+        first = newest - mask + half;
+    if (last + half > newest)
+        last = newest - half;
+    if (first > last)
+        return peak;
+    double sum = 0.0;
+    for (int64_t q = first - half; q <= first + half; q++)
+        sum += d->recent[q & mask];
+    int64_t best = first;
+    double best_sum = sum;
+    for (int64_t c = first + 1; c <= last; c++) { /* slide by one sample */
+        sum += d->recent[(c + half) & mask] - d->recent[(c - half - 1) & mask];
         if (sum > best_sum) {
             best_sum = sum;
             best = c;
