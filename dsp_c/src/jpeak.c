@@ -636,18 +636,29 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
     for (size_t k = 0; k < n; k++, i++) {
         double v = y[k];
         recent[i & mask] = v;
-        while (len > 0 && win_value[(head + len - 1) & mask] <= v)
-            len--;
-        int tail = (head + len) & mask;
-        win_index[tail] = i;
-        win_value[tail] = v;
-        len++;
-        if (win_index[head] < i - span) { /* at most one leaves per sample */
+        /* Sample i - 1 is a local maximum (the last sample of a plateau) when
+         * y[i-2] <= y[i-1] > y[i]. Only local maxima enter the window's
+         * monotonic deque: the window's maximum is one of them or an edge. */
+        if (i >= 2) {
+            double top = recent[(i - 1) & mask];
+            if (top > v && top >= recent[(i - 2) & mask]) {
+                while (len > 0 && win_value[(head + len - 1) & mask] <= top)
+                    len--;
+                int tail = (head + len) & mask;
+                win_index[tail] = i - 1;
+                win_value[tail] = top;
+                len++;
+            }
+        }
+        while (len > 0 && win_index[head] < i - span) {
             head = (head + 1) & mask;
             len--;
         }
         int64_t centre = i - half;
-        int judged = centre >= half && win_index[head] == centre;
+        /* A candidate: the largest in [centre - half, centre + half], later
+         * equal samples winning, as the deque's front beats both edges. */
+        int judged = centre >= half && len > 0 && win_index[head] == centre &&
+                     v < win_value[head] && recent[(i - span) & mask] <= win_value[head];
         int64_t seen = i + 1;
         if (!judged && seen < wake)
             continue;
@@ -702,9 +713,13 @@ bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_b
     /* The window maximum, if it lies in the unconfirmed last half window
      * and is not the last sample (a rising edge), is the last candidate. */
     if (d->win_len > 0) {
-        int64_t idx = d->win_index[d->win_head];
-        if (idx >= d->n - d->half_window && idx < d->n - 1 && idx >= d->half_window)
-            new_candidate(d, &out, timing(d, idx, d->n - 1), swing(d, idx, d->n - 1));
+        const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+        int64_t idx = d->win_index[d->win_head], newest = d->n - 1;
+        double top = d->win_value[d->win_head];
+        int64_t oldest = newest - 2 * d->half_window;
+        if (idx >= d->n - d->half_window && idx < newest && idx >= d->half_window &&
+            top > d->recent[newest & mask] && (oldest < 0 || d->recent[oldest & mask] <= top))
+            new_candidate(d, &out, timing(d, idx, newest), swing(d, idx, newest));
     }
     if (d->learning)
         end_learning(d, &out);

@@ -6,13 +6,18 @@
     (d) per-call overhead of the binding (a 1-sample chunk through SosFilter / JPeakDetector)
 
 Each figure is the best of several repeats, peers interleaved, so the ratios hold on a
-noisy machine even where the absolute times do not. Goals: (a)/(b) >= 2x, (c) >= 20x,
+noisy machine even where the absolute times do not; (a)/(b) is also counted in instructions
+under valgrind, which a busy machine does not change. Goals: (a)/(b) >= 2x, (c) >= 20x,
 (d) < 2 microseconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -43,16 +48,74 @@ def scipy_beats(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
     return peaks
 
 
+def bench_signal(hours: float) -> np.ndarray:
+    """A one-minute synthetic recording tiled to `hours` (synthesis of 8 h would dominate)."""
+    minute = bcg_signal(fs=FS, seconds=60.0, seed=1).x
+    return np.tile(minute, int(np.ceil(hours * 60)))[: int(hours * 3600 * FS)]
+
+
+def work(mode: str, hours: float) -> None:
+    """One run of (a) or (b), or nothing: the unit of the instruction counts."""
+    x = bench_signal(hours)
+    sos = dsp_c.butter_bandpass(2, *dsp_c.beats.DEFAULT_BAND_HZ, FS)
+    if mode == "dsp_c":
+        dsp_c.detect_beats(x, FS)
+    elif mode == "scipy":
+        scipy_beats(x, sos)
+
+
+def instruction_counts(hours: float) -> None:
+    """(a) and (b) in instructions, under valgrind's callgrind: repeatable on a busy machine.
+
+    Each mode runs in its own process; the count of a run that does no work (start-up,
+    imports, the signal) is subtracted.
+    """
+    counts = {}
+    for mode in ("none", "dsp_c", "scipy"):
+        run = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                __file__,
+                "--work",
+                mode,
+                "--hours",
+                str(hours),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},  # idle BLAS threads spin
+        )
+        found = re.search(r"Collected : (\d+)", run.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind for {mode}: {run.stderr}")
+        counts[mode] = int(found.group(1))
+    n = int(hours * 3600 * FS)
+    ours, peer = counts["dsp_c"] - counts["none"], counts["scipy"] - counts["none"]
+    print(f"\n(a)/(b) in instructions (valgrind callgrind, {hours * 60:g} min of signal):")
+    print(f"    dsp_c.detect_beats             {ours / n:8.1f} instructions/sample")
+    print(f"    scipy sosfilt + find_peaks     {peer / n:8.1f} instructions/sample")
+    print(f"    ratio (b)/(a)                  {peer / ours:8.2f}x   (goal >= 2x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=8.0, help="length of (a)/(b) signal")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--work", choices=("none", "dsp_c", "scipy"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="skip the valgrind instruction counts"
+    )
     args = parser.parse_args()
+    if args.work:
+        work(args.work, args.hours)
+        return
 
     print(f"synthesising {args.hours:g} h of {FS:g} Hz BCG ...", flush=True)
-    # A one-minute recording tiled: synthesis of 8 h would dominate the run time.
-    minute = bcg_signal(fs=FS, seconds=60.0, seed=1).x
-    x = np.tile(minute, int(np.ceil(args.hours * 60)))[: int(args.hours * 3600 * FS)]
+    x = bench_signal(args.hours)
     sos = dsp_c.butter_bandpass(2, *dsp_c.beats.DEFAULT_BAND_HZ, FS)
     n = x.size
 
@@ -117,6 +180,8 @@ def main() -> None:
     print("\n(d) binding overhead per call (1-sample chunk, Python loop subtracted):")
     print(f"    SosFilter.process              {t_call_filter * 1e6:8.2f} us   (goal < 2 us)")
     print(f"    JPeakDetector.process          {t_call_detector * 1e6:8.2f} us")
+    if not args.no_instructions:
+        instruction_counts(hours=0.25)
 
 
 if __name__ == "__main__":
