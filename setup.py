@@ -38,16 +38,16 @@ setup(
         # What the test suites need (scipy is the reference the DSP core is checked against).
         "test": TEST_REQUIRES,
         # Tests, lint and the evaluation: scipy as reference, peers (neurokit2, heartpy,
-        # PyWavelets), file-format parity (pyedflib, wfdb). ruff pinned: format is checked.
-        # A superset of "test".
+        # PyWavelets), file-format parity (pyedflib, wfdb). A superset of "test". Pinned:
+        # ruff (format is checked) and the peers (the tests bound their accuracy).
         "dev": [
             *TEST_REQUIRES,
             "ruff==0.17.6",
-            "neurokit2",
-            "heartpy",
-            "PyWavelets",
-            "pyedflib",
-            "wfdb",
+            "neurokit2==0.2.12",
+            "heartpy==1.2.7",
+            "PyWavelets==1.9.0",
+            "pyedflib==0.1.42",
+            "wfdb==4.3.1",
         ],
         "train": ["tensorflow-cpu", "tensorflow-model-optimization", "tf_keras"],
     },
