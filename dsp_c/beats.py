@@ -36,7 +36,7 @@ class JPeakDetector:
     beats that became final, as absolute sample indices counted from the first sample
     since construction or :meth:`reset`. Chunking never changes the result.
 
-    Latency: a beat is normally reported 0.425 s after its J-peak, at most 3.5 s after
+    Latency: a beat is normally reported 0.425 s after its J-peak, at most 4.5 s after
     (see ``dsp_c/include/bcg_dsp.h`` for the decision logic). Samples must be finite and
     within +-1e15: otherwise ``ValueError`` naming ``y``, and the chunk is not consumed.
 

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import dsp_c
+from dsp_c._bcg_dsp import lib
+from dsp_c._checks import sampling_rate
+from dsp_c._status import DspValueError
 from dsp_c.beats import DEFAULT_ORDER, default_band
 from dsp_c.filters import MAX_ABS_SAMPLE
 from dsp_c.metrics import rate_per_window
@@ -83,9 +86,10 @@ def _shape_correlation(
     before, after = (int(round(t * fs)) for t in SHAPE_SPAN_S)
     inside = beats[(beats >= start) & (beats < stop)]
     inside = inside[(inside - before >= 0) & (inside + after < band.size)]
-    shapes = np.array([band[b - before : b + after] for b in inside])
-    if len(shapes) < 2 or not np.isfinite(shapes).all():
-        return np.nan
+    shapes = [band[b - before : b + after] for b in inside]
+    shapes = [shape for shape in shapes if np.isfinite(shape).all()]  # none across a gap
+    if len(shapes) < 2:
+        return np.nan  # nothing to compare: the caller counts it as unlike
     r = [np.corrcoef(shapes[i], shapes[i + 1])[0, 1] for i in range(len(shapes) - 1)]
     return float(np.median(r))
 
@@ -98,9 +102,13 @@ def heart_rate_windows(x: np.ndarray, fs: float, window_s: float = 10.0) -> Wind
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1:
-        raise ValueError(f"x: expected a 1-D array, got shape {x.shape}")
-    if not np.isfinite(window_s) or window_s <= 0:
-        raise ValueError(f"window_s: must be a positive number of seconds, got {window_s}")
+        raise DspValueError(f"x: expected a 1-D array, got shape {x.shape}", lib.BCG_ERR_PARAM)
+    fs = sampling_rate(fs, lib.BCG_JPEAK_MIN_FS, lib.BCG_JPEAK_MAX_FS)
+    if not np.isfinite(window_s) or round(window_s * fs) < 1:
+        raise DspValueError(
+            f"window_s: must be at least one sample (1/fs) long, got {window_s}",
+            lib.BCG_ERR_PARAM,
+        )
     x = np.where(np.abs(x) <= MAX_ABS_SAMPLE, x, np.nan)  # absurd values are gaps
     band = np.full(x.size, np.nan)  # the detector's band-passed signal, for the shapes
     beats = []
@@ -132,8 +140,8 @@ def heart_rate_windows(x: np.ndarray, fs: float, window_s: float = 10.0) -> Wind
             reasons.append("few beats")
         elif _spread(found, k * w, (k + 1) * w) > IRREGULAR_SPREAD:
             reasons.append("irregular")
-        elif _shape_correlation(band, found, k * w, (k + 1) * w, fs) < MIN_SHAPE_CORRELATION:
-            reasons.append("unlike beats")
+        elif not _shape_correlation(band, found, k * w, (k + 1) * w, fs) >= MIN_SHAPE_CORRELATION:
+            reasons.append("unlike beats")  # NaN (no two whole shapes) fails too
         elif not RATE_LIMITS[0] <= rates[k] <= RATE_LIMITS[1]:
             reasons.append("implausible")
         else:
@@ -168,13 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error {exc.code}: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:
-        code = getattr(exc, "code", "E100")
-        print(f"error {code}: {exc} — check the arguments (--fs, --window)", file=sys.stderr)
+        print(f"error {getattr(exc, 'code', 'E108')}: {exc}", file=sys.stderr)
         return 1
+    w = int(round(args.window * rec.fs))
+    starts = [k * w / rec.fs for k in range(rates.bpm.size)]
     if args.json:
         windows = [
-            {"start_s": k * args.window, "bpm": None if r else round(float(b), 2), "reason": r}
-            for k, (b, r) in enumerate(zip(rates.bpm, rates.reasons, strict=True))
+            {"start_s": t, "bpm": None if r else round(float(b), 2), "reason": r}
+            for t, b, r in zip(starts, rates.bpm, rates.reasons, strict=True)
         ]
         print(
             json.dumps(
@@ -188,12 +197,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
+    tail = rec.signal.size - rates.bpm.size * w
     print(
         f"{rec.source} [{rec.channel}], {rec.duration_s:.0f} s at {rec.fs:g} Hz: "
-        f"{len(rates.beats)} beats, a rate in {rates.coverage:.0%} of the windows"
+        f"{len(rates.beats)} beats, a rate in {rates.coverage:.0%} of "
+        f"{rates.bpm.size} windows of {args.window:g} s"
+        + (f" (the last {tail / rec.fs:.1f} s make no whole window)" if tail else "")
     )
-    for k, (b, r) in enumerate(zip(rates.bpm, rates.reasons, strict=True)):
-        print(f"{k * args.window:8.0f} s  {'-' if r else f'{b:6.1f} bpm':>10}  {r or ''}".rstrip())
+    for t, b, r in zip(starts, rates.bpm, rates.reasons, strict=True):
+        print(f"{t:8.0f} s  {'-' if r else f'{b:6.1f} bpm':>10}  {r or ''}".rstrip())
     return 0
 
 

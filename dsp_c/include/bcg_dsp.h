@@ -166,7 +166,8 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *    never below 30 bpm (at low rates breathing can make every other beat
  *    smaller);
  *  - search-back: with no beat for 1.66 x the median interval, the highest
- *    candidate since the last beat above half the threshold becomes a beat;
+ *    candidate since the last beat (and in the last 4 s) above half the
+ *    threshold becomes a beat;
  *  - silence: with no beat for 3 s (1.5 x the longest interval), the signal
  *    level halves (down to twice the noise level), and again every 3 s, so
  *    a jolt while learning or a tenfold weaker signal cannot deafen it;
@@ -176,12 +177,12 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *
  * Latency: a beat is reported once no later sample can change it: normally
  * BCG_JPEAK_REFRACTORY_MS + BCG_JPEAK_HALF_WINDOW_MS (0.425 s) after its
- * J-peak; a tentative beat up to 1.3 x the beat interval + 0.125 s, a
- * search-back beat up to 1.16 x the interval + 0.425 s (2.8 s at 30 bpm).
- * The beats of the learning period are reported at its end (3.0 to 4.5 s
- * after the stream starts, + 0.425 s). So after start-up every beat is
- * reported at most 3.5 s after its J-peak (2.8 s the most seen on six
- * simulated 30-minute nights).
+ * J-peak; a tentative beat up to 1.3 x the beat interval + 0.125 s; a
+ * search-back beat at most 4 s after it (the search looks back 4 s). The
+ * beats of the learning period are reported at its end (3.0 to 4.5 s after
+ * the stream starts, + 0.425 s). So after start-up every beat is reported
+ * at most 4.5 s after its J-peak; on simulated nights 2.8 s was the most
+ * seen (the long delays need a silence after a jolt).
  *
  * Input samples must be finite and within +-1e15: otherwise process returns
  * BCG_ERR_PARAM and consumes nothing.
@@ -191,7 +192,8 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
 #define BCG_JPEAK_MAX_FS 2000
 #define BCG_JPEAK_HALF_WINDOW_MS 125
 #define BCG_JPEAK_SWING_MS 100    /* a candidate's height: peak minus the lowest sample this long after */
-#define BCG_JPEAK_TIMING_MS 80    /* a beat's time: the centre of the strongest stretch this long */
+#define BCG_JPEAK_TIMING_MS 80    /* a beat's time: the centre of the strongest stretch this long
+                                   * (an odd number of samples: 2 * floor(80 ms * fs / 2) + 1) */
 #define BCG_JPEAK_REFRACTORY_MS 300
 #define BCG_JPEAK_MIN_SPACING_MS 200 /* reported beats are at least this far apart */
 #define BCG_JPEAK_LEARN_MS 3000

@@ -170,11 +170,13 @@ static void pop_interval(bcg_jpeak *d)
 typedef struct {
     int64_t *beats;
     size_t n;
+    size_t cap; /* the caller's buffer; bcg_jpeak_max_beats keeps n below it */
 } beat_sink;
 
 static void report(beat_sink *out, int64_t index)
 {
-    out->beats[out->n++] = index;
+    if (out->n < out->cap) /* always, by the bound; never write past the buffer */
+        out->beats[out->n++] = index;
 }
 
 /* Drop candidates at or before index (they can no longer become beats). */
@@ -518,6 +520,11 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
             int64_t earliest = d->last_beat + d->refractory;
             if ((double)earliest < (double)d->last_beat + 0.5 * rr)
                 earliest = d->last_beat + (int64_t)(0.5 * rr);
+            /* Look back at most 2 x the longest interval: after a long silence
+             * an old candidate is no beat to report now (and the reporting
+             * latency, hence bcg_jpeak_max_beats, stays bounded). */
+            if (earliest < now - 2 * d->max_ibi)
+                earliest = now - 2 * d->max_ibi;
             int best = -1;
             for (int i = 0; i < d->cand_len; i++) {
                 const bcg_jpeak_candidate *c = candidate_at(d, i);
@@ -528,6 +535,8 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
             if (best >= 0) {
                 bcg_jpeak_candidate c = *candidate_at(d, best);
                 d->has_tentative = 0;
+                d->half_rate_evidence = 0;
+                d->half_rate_ratio = 0.0;
                 accept(d, out, c.index, c.height, SEARCHBACK_RATE);
             } else {
                 searched_in_vain = 1;
@@ -694,7 +703,7 @@ bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n, int64_t *b
         return BCG_ERR_NULL;
     if (!bcg_samples_valid(y, n))
         return BCG_ERR_PARAM;
-    beat_sink out = {beats, 0};
+    beat_sink out = {beats, 0, cap};
     push_samples(d, &out, y, n);
     *n_beats = out.n;
     return BCG_OK;
@@ -709,7 +718,7 @@ bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_b
         return BCG_ERR_CAPACITY;
     if (beats == NULL)
         return BCG_ERR_NULL;
-    beat_sink out = {beats, 0};
+    beat_sink out = {beats, 0, cap};
     /* The window maximum, if it lies in the unconfirmed last half window
      * and is not the last sample (a rising edge), is the last candidate. */
     if (d->win_len > 0) {

@@ -229,6 +229,34 @@ static void test_flush_resets(void)
     CHECK(d.n == 0 && d.learning == 1 && d.last_beat == -1);
 }
 
+static void test_search_back_after_a_long_silence_stays_in_bounds(void)
+{
+    /* Two huge jolts while learning, then small beats: the signal level decays
+     * for tens of seconds; the search-back must not then report a burst of old
+     * candidates (once more beats than bcg_jpeak_max_beats, an overflow). */
+    double fs = 250;
+    int n = 90 * 250;
+    memset(signal_buf, 0, sizeof(double) * (size_t)n);
+    signal_buf[125] = 1e6;
+    signal_buf[250] = 1e6;
+    for (int k = 375; k < n; k += 200)
+        signal_buf[k] = 1.0;
+    bcg_jpeak d;
+    bcg_jpeak_init(&d, fs);
+    int64_t worst_age = 0;
+    for (int pos = 0; pos < n; pos += 150) {
+        size_t len = (size_t)((n - pos < 150) ? n - pos : 150);
+        size_t cap = bcg_jpeak_max_beats(&d, len), got = 0;
+        CHECK(cap <= MAX_BEATS);
+        CHECK(bcg_jpeak_process(&d, signal_buf + pos, len, scratch, cap, &got) == BCG_OK);
+        CHECK(got <= cap);
+        for (size_t i = 0; i < got; i++)
+            if (scratch[i] > 5 * 250 && pos + (int64_t)len - scratch[i] > worst_age)
+                worst_age = pos + (int64_t)len - scratch[i];
+    }
+    CHECK(worst_age <= (int64_t)(4.5 * fs) + 150); /* the documented bound, + one chunk */
+}
+
 int main(void)
 {
     test_arguments();
@@ -237,6 +265,7 @@ int main(void)
     test_latency_bound();
     test_silence_and_bad_samples();
     test_bounds_and_null_safety();
+    test_search_back_after_a_long_silence_stays_in_bounds();
     test_flush_resets();
     return check_report("test_jpeak");
 }

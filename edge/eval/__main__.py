@@ -34,8 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.nights < 1:
         parser.error("--nights: at least 1")
 
+    try:  # every check before the minute of work
+        meths = methods(args.methods)
+    except ValueError as exc:
+        print(f"error E108: {exc}", file=sys.stderr)
+        return 1
+    if args.json and not args.json.resolve().parent.is_dir():
+        print(
+            f"error E108: --json: no folder {args.json.parent} — create it or choose another path",
+            file=sys.stderr,
+        )
+        return 1
     recs, t_data = timed(lambda: records(args.seeds, args.nights, real=not args.no_real))
-    meths = methods(args.methods)
     results, t_eval = timed(lambda: evaluate(recs, meths))
     text, data = report(results, recs)
     print(text)
@@ -47,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"seeds": args.seeds, "nights": args.nights, "methods": [m.name for m in meths]}
         write_json(data, args.json, meta)
         print(f"wrote {args.json}")
+    if args.strict and not data["targets"]:
+        print(
+            "error E108: --strict: no target was checked (it needs dsp_c and the nominal "
+            "set) — run without --methods or include dsp_c",
+            file=sys.stderr,
+        )
+        return 1
     missed = [k for k, v in data["targets"].items() if not v["met"]]
     return 1 if args.strict and missed else 0
 

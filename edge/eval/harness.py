@@ -83,7 +83,7 @@ def _hr_bucket(bpm: float) -> str:
 
 def _snr_bucket(snr_db: float) -> str:
     if not np.isfinite(snr_db):
-        return "-"
+        return "none (moving)"
     return "<20 dB" if snr_db < 20 else "20-30 dB" if snr_db < 30 else ">=30 dB"
 
 
@@ -254,6 +254,8 @@ def report(results: dict, recs: list[EvalRecord]) -> tuple[str, dict]:
         for key in ("state", "posture", "hr", "snr"):
             for value in sorted(set(night.conditions.get(key, []))):
                 s = night.summary(night.conditions[key] == value)
+                if s["windows"] == 0:
+                    continue
                 data["conditions"].setdefault(key, {})[value] = s
                 lines.append(_row(f"{key}={value}", "dsp_c", s, 17))
     if "nominal" in groups and "dsp_c" in results:

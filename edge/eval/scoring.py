@@ -133,7 +133,8 @@ def score_record(
 
     if record.ref_beats is not None:
         ref = np.asarray(record.ref_beats, dtype=np.int64)
-        ref = ref[in_scored[_window_of(ref, w, n_win)]]
+        kept = np.flatnonzero(in_scored[_window_of(ref, w, n_win)])  # into all reference beats
+        ref = ref[kept]
         found = beats[in_scored[_window_of(beats, w, n_win)]]
         tol = int(round(record.tol_s * fs))
         delay = best_delay_match(
@@ -147,7 +148,9 @@ def score_record(
         unmatched = np.ones(found.size, bool)
         unmatched[found_idx] = False
         np.add.at(counts["false"], _window_of(found[unmatched], w, n_win), 1)
-        consecutive = np.flatnonzero(np.diff(ref_idx) == 1)
+        # Consecutive in the whole reference, not only among the scored beats: no interval
+        # across a bed exit or an unscored stretch.
+        consecutive = np.flatnonzero(np.diff(kept[ref_idx]) == 1)
         ends = ref[ref_idx[consecutive + 1]]
         errors_ms = (
             1000.0

@@ -66,3 +66,24 @@ def test_cli_prints_tables_and_writes_json(tmp_path, capsys):
 def test_unknown_method_is_a_clear_error():
     with pytest.raises(ValueError, match="methods: unknown"):
         harness.methods(["nope"])
+
+
+def test_cli_checks_arguments_before_working(tmp_path, capsys):
+    assert main(["--methods", "nope"]) == 1
+    assert capsys.readouterr().err.startswith("error E108: methods: unknown")
+    assert main(["--json", str(tmp_path / "no" / "such" / "x.json")]) == 1
+    assert "--json: no folder" in capsys.readouterr().err
+    assert main(["--nights", "1", "--no-real", "--methods", "autocorr_window", "--strict"]) == 1
+    assert "no target was checked" in capsys.readouterr().err
+
+
+def test_intervals_never_span_unscored_windows():
+    from edge.eval.scoring import EvalRecord, score_record
+
+    truth = np.arange(50, 6000, 80)
+    scored = np.array([True, True, True, False, True, True])  # a bed exit in window 3
+    rec = EvalRecord("r", "g", np.zeros(6000), 100.0, ref_beats=truth, scored=scored)
+    found = truth.copy()
+    found[truth >= 4000] += 7  # a shift after the exit: no interval error inside a stretch
+    errors = np.concatenate(score_record(rec, found).ibi_error_ms)
+    assert np.all(errors == 0)  # the interval across the exit (70 ms off) is not measured

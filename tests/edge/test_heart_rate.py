@@ -98,3 +98,16 @@ def test_command_prints_windows_and_clear_errors(capsys):
     assert capsys.readouterr().err.startswith("error E202: ")
     assert main([str(DATA / "sadek_sample.npz"), "--window", "0"]) == 1
     assert "window_s" in capsys.readouterr().err
+
+
+def test_a_gap_next_to_the_beats_does_not_invent_a_rate():
+    rec = np.load(DATA / "aydin_left1.npz")
+    x = rec["bcg"].astype(float).copy()
+    x[10050:12000] = np.nan  # right after the first window: its last shape touches the gap
+    rates = heart_rate_windows(x, 1000)
+    assert np.isnan(rates.bpm[0]) and rates.reasons[0] == "unlike beats"
+
+
+def test_window_shorter_than_a_sample_is_named():
+    with pytest.raises(ValueError, match=r"^window_s: "):
+        heart_rate_windows(np.zeros(5000), 250, window_s=0.001)
