@@ -11,7 +11,7 @@ from ._checks import check_samples, samples_error, samples_for_c, sampling_rate
 from ._status import DspValueError, check
 from .filters import SosFilter, butter_bandpass
 
-__all__ = ["DEFAULT_BAND_HZ", "JPeakDetector", "default_band", "detect_beats"]
+__all__ = ["DEFAULT_BAND_HZ", "JPeakDetector", "beat_filter", "default_band", "detect_beats"]
 
 #: Band-pass applied by :func:`detect_beats` before the detector (Hz). Below 2.5 Hz
 #: respiration and posture dominate; above 12 Hz the J-wave has little energy.
@@ -114,6 +114,17 @@ def default_band(fs: float) -> tuple[float, float]:
     return DEFAULT_BAND_HZ[0], min(DEFAULT_BAND_HZ[1], 0.45 * fs)
 
 
+def beat_filter(
+    fs: float, low_hz: float | None = None, high_hz: float | None = None, order: int = DEFAULT_ORDER
+) -> SosFilter:
+    """The band-pass that goes before :class:`JPeakDetector` (:func:`default_band` unless
+    ``low_hz``/``high_hz`` are given); prime it with ``reset(steady_input=first_sample)``."""
+    default_low, default_high = default_band(fs)
+    low_hz = default_low if low_hz is None else low_hz
+    high_hz = default_high if high_hz is None else high_hz
+    return SosFilter(butter_bandpass(order, low_hz, high_hz, fs))
+
+
 def detect_beats(
     x: Any,
     fs: float,
@@ -135,10 +146,7 @@ def detect_beats(
     fs = _check_fs(fs)
     if x.size == 0:
         return np.empty(0, dtype=np.int64)
-    default_low, default_high = default_band(fs)
-    low_hz = default_low if low_hz is None else low_hz
-    high_hz = default_high if high_hz is None else high_hz
-    band = SosFilter(butter_bandpass(order, low_hz, high_hz, fs))
+    band = beat_filter(fs, low_hz, high_hz, order)
     detector = JPeakDetector(fs)
     try:
         band.reset(steady_input=float(x[0]))

@@ -15,8 +15,8 @@ import sys
 
 import numpy as np
 
-from . import JPeakDetector, MotionMeter, RespirationExtractor, SosFilter, butter_bandpass
-from .beats import DEFAULT_BAND_HZ, DEFAULT_ORDER
+from . import JPeakDetector, MotionMeter, RespirationExtractor
+from .beats import beat_filter
 from .metrics import match_beats, rate_per_window
 from .synthetic import bcg_signal
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         motion=(motion_s,),
         seed=args.seed,
     )
-    band = SosFilter(butter_bandpass(DEFAULT_ORDER, *DEFAULT_BAND_HZ, fs))
+    band = beat_filter(fs)
     band.reset(steady_input=float(rec.x[0]))
     detector = JPeakDetector(fs)
     breathing = RespirationExtractor(fs)

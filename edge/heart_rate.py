@@ -29,7 +29,7 @@ import dsp_c
 from dsp_c._bcg_dsp import lib
 from dsp_c._checks import sampling_rate
 from dsp_c._status import DspValueError
-from dsp_c.beats import DEFAULT_ORDER, default_band
+from dsp_c.beats import beat_filter
 from dsp_c.filters import MAX_ABS_SAMPLE
 from dsp_c.metrics import rate_per_window
 
@@ -112,11 +112,12 @@ def heart_rate_windows(x: np.ndarray, fs: float, window_s: float = 10.0) -> Wind
     x = np.where(np.abs(x) <= MAX_ABS_SAMPLE, x, np.nan)  # absurd values are gaps
     band = np.full(x.size, np.nan)  # the detector's band-passed signal, for the shapes
     beats = []
-    for a, b in _finite_stretches(x, fs):
-        beats.append(dsp_c.detect_beats(x[a:b], fs) + a)
-        filt = dsp_c.SosFilter(dsp_c.butter_bandpass(DEFAULT_ORDER, *default_band(fs), fs))
+    for a, b in _finite_stretches(x, fs):  # dsp_c.detect_beats, keeping the band-pass
+        filt = beat_filter(fs)
         filt.reset(steady_input=float(x[a]))
         band[a:b] = filt.process(x[a:b])
+        detector = dsp_c.JPeakDetector(fs)
+        beats.append(np.concatenate([detector.process(band[a:b]), detector.flush()]) + a)
     found = np.concatenate(beats) if beats else np.empty(0, dtype=np.int64)
     w = int(round(window_s * fs))
     n_win = x.size // w
@@ -210,4 +211,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):  # `... | head` ends the listing quietly, as other tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     raise SystemExit(main())
