@@ -17,6 +17,9 @@ from typing import NoReturn
 
 import numpy as np
 
+from edge import errors
+from edge.errors import BedsideError
+
 __all__ = [
     "MAX_DECODED_BYTES",
     "MAX_FILE_BYTES",
@@ -47,7 +50,7 @@ NOT_NUMERIC = "E211"
 TOO_LARGE = "E212"
 
 
-class RecordingError(ValueError):
+class RecordingError(BedsideError, ValueError):
     """A recording file that cannot be read as asked.
 
     ``code`` is the stable error code (``"E201"`` .. ``"E219"``, see docs/errors.md);
@@ -55,14 +58,10 @@ class RecordingError(ValueError):
     name only (never its directory). A command-line tool prints ``error {code}: {error}``.
     """
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 def fail(code: str, what: str, todo: str) -> NoReturn:
     """Raise :class:`RecordingError` with the message ``what — todo``."""
-    raise RecordingError(code, f"{what} — {todo}")
+    errors.fail(code, what, todo, error=RecordingError)
 
 
 def damaged(source: str, what: str) -> NoReturn:
