@@ -1,0 +1,813 @@
+"""The vitals store: epochs and events of every session in one SQLite file.
+
+    store = Store("vitals.db")                    # creates, or opens and checks
+    sid = store.open_session(source="sim:42", fs=250, epoch_s=30,
+                             software_version="0.1.0", t_utc=time.time())
+    store.add_epoch(epoch); store.add_event(Event(t, "bed_entry"))
+    store.commit()                                # one transaction, on disk when it returns
+    store.close_session(clean=True, t_utc=time.time()); store.close()
+
+Durability: WAL journal with ``synchronous=FULL``, so a commit that returned survives kill -9
+and a power cut; rows are buffered in memory and written in one transaction per
+:meth:`Store.commit`. A file that is damaged, not SQLite, or another application's database
+is never written to: it is renamed aside (``PATH.corrupt-<UTC stamp>``, with its ``-wal``),
+a fresh store starts and a ``store_recovered`` event says so. Retention is bounded by size:
+before the file would pass ``max_bytes`` the oldest sessions (then the oldest committed rows
+of the current one) are deleted and their pages reused; ``PRAGMA max_page_count`` makes the
+bound hard. Row ids only ever increase, so a reader can resume from the last id it saw.
+
+One writer per file (an advisory lock, E267); any number of readers
+(``Store(path, readonly=True)``), also while the writer runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from .errors import BedsideError, fail
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "EVENT_KINDS",
+    "MIN_MAX_BYTES",
+    "STATES",
+    "Epoch",
+    "Event",
+    "SessionInfo",
+    "Store",
+]
+
+#: Bed states of an epoch, in the order of ``edge.sim.State`` (and ``edge.quality.STATES``).
+STATES = ("empty", "motion", "poor", "good")
+#: What an event can be.
+EVENT_KINDS = (
+    "bed_entry",
+    "bed_exit",
+    "hr_out_of_range",
+    "rr_out_of_range",
+    "sensor_gap",
+    "sensor_disconnect",
+    "sensor_reconnect",
+    "sensor_error",
+    "restart",
+    "shutdown",
+    "update",
+    "rollback",
+    "store_recovered",
+)
+DEFAULT_MAX_BYTES = 256 * 2**20
+#: The smallest size bound accepted: a few nights of 30 s epochs.
+MIN_MAX_BYTES = 2**20
+#: Epoch lengths accepted (s); the last epoch of a session may be shorter than the rest.
+MAX_EPOCH_S = 300.0
+
+_APPLICATION_ID = 0x42434756  # "BCGV": tells our file from another application's SQLite file
+_SCHEMA_VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_READ_PAGE = 4096  # rows per query when iterating, so no read transaction stays open long
+_PRUNE_HIGH, _PRUNE_LOW = 0.95, 0.92  # prune when used pages pass HIGH x budget, down to LOW
+_WAL_MAX_BYTES = 4 * 2**20
+
+_SCHEMA = """
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    fs REAL NOT NULL,
+    epoch_s REAL NOT NULL,
+    software_version TEXT NOT NULL,
+    started_utc REAL NOT NULL,
+    ended_utc REAL,           -- NULL while open, and after a kill until the next session
+    clean INTEGER             -- 1 clean shutdown, 0 not, NULL while open
+);
+CREATE TABLE epochs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id INTEGER NOT NULL,
+    t_utc REAL NOT NULL,
+    duration_s REAL NOT NULL,
+    state TEXT NOT NULL,
+    quality REAL NOT NULL,
+    hr_bpm REAL,
+    hrv_rmssd_ms REAL,
+    rr_bpm REAL,
+    motion REAL,
+    beats INTEGER NOT NULL,
+    hr_reason TEXT,
+    rr_reason TEXT
+);
+CREATE INDEX epochs_by_session ON epochs(session_id);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id INTEGER,       -- NULL between sessions, then the next session adopts it
+    t_utc REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX events_by_session ON events(session_id);
+"""
+_EPOCH_COLUMNS = (
+    "t_utc, duration_s, state, quality, hr_bpm, hrv_rmssd_ms, rr_bpm, motion, beats, "
+    "hr_reason, rr_reason"
+)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch of vitals. ``None`` means no trustworthy value; the reason says why.
+
+    Attributes:
+        t_utc: start of the epoch, Unix seconds UTC.
+        duration_s: its length (s), 0 < d <= 300 (default epochs are 30 s).
+        state: ``"empty"``, ``"motion"``, ``"poor"`` or ``"good"`` (:data:`STATES`).
+        quality: 0..1, mean probability of "good" over the epoch's gate windows.
+        hr_bpm, hrv_rmssd_ms, rr_bpm: heart rate, HRV (RMSSD) and breaths per minute.
+        motion: motion energy (``dsp_c.MotionMeter`` units), ``None`` without samples.
+        beats: heartbeats detected in the epoch.
+        hr_reason: why ``hr_bpm``/``hrv_rmssd_ms`` are None ("empty bed", "motion", ...).
+        rr_reason: why ``rr_bpm`` is None.
+    """
+
+    t_utc: float
+    duration_s: float
+    state: str
+    quality: float
+    hr_bpm: float | None
+    hrv_rmssd_ms: float | None
+    rr_bpm: float | None
+    motion: float | None
+    beats: int
+    hr_reason: str | None
+    rr_reason: str | None
+
+    @property
+    def in_bed(self) -> bool:
+        """Someone is in bed (any state but ``"empty"``)."""
+        return self.state != "empty"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened at ``t_utc`` (Unix s UTC): ``kind`` from :data:`EVENT_KINDS`."""
+
+    t_utc: float
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One run of the pipeline as the store knows it.
+
+    ``ended_utc`` and ``clean`` are ``None`` while the session is open, and for a session
+    that was killed until the next one starts (which marks it ``clean=False``).
+    """
+
+    id: int
+    source: str
+    fs: float
+    epoch_s: float
+    software_version: str
+    started_utc: float
+    ended_utc: float | None
+    clean: bool | None
+    n_epochs: int
+    n_events: int
+
+
+class Store:
+    """The vitals store at ``path`` (see the module docstring).
+
+    Args:
+        path: the SQLite file; made (with its folder) if missing.
+        max_bytes: size bound of the file and its WAL together (at least 1 MiB).
+        readonly: open an existing store to read (the report, the log puller): nothing is
+            checked, moved or written; a missing, damaged or foreign file is E263.
+
+    Raises:
+        BedsideError: E260 the path cannot be written, E263 (readonly) not a readable store,
+            E265 a bad argument, E267 another process writes this store.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES, readonly: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = bool(readonly)
+        self.recovered_to: Path | None = None  #: where a damaged file was moved, if it was
+        self._session_id: int | None = None
+        self._epochs: list[tuple] = []
+        self._events: list[tuple] = []
+        self._lock_fd: int | None = None
+        self._conn: sqlite3.Connection | None = None
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+            fail("E265", f"max_bytes: expected a whole number, got {max_bytes!r}", "pass bytes")
+        if max_bytes < MIN_MAX_BYTES:
+            fail("E265", f"max_bytes: {max_bytes} is below {MIN_MAX_BYTES}", "allow more room")
+        self.max_bytes = max_bytes
+        if self.readonly:
+            self._conn = _open_readonly(self.path)
+            return
+        self._lock_fd = _lock(self.path)
+        try:
+            problem = _diagnose(self.path)
+            if problem is not None:
+                os.close(self._lock_fd)
+                self.recovered_to = _move_aside(self.path)
+                self._lock_fd = _lock(self.path)
+            self._conn = self._open_writer()
+            if problem is not None:
+                detail = f"{problem}; moved aside to {self.recovered_to.name}, new store started"
+                self._events.append((None, time.time(), "store_recovered", detail))
+                self.commit()
+        except BaseException:
+            self._release()
+            raise
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def open_session(
+        self, *, source: str, fs: float, epoch_s: float, software_version: str, t_utc: float
+    ) -> int:
+        """Start a session and return its id (committed at once).
+
+        A ``restart`` event is recorded when the previous session did not end cleanly (the
+        process was killed or lost power, or ended with ``clean=False``); events recorded
+        between sessions (``store_recovered``) join this session.
+        """
+        conn = self._writer()
+        if self._session_id is not None:
+            fail("E266", f"session {self._session_id} is still open", "call close_session first")
+        t_utc = _time("t_utc", t_utc)
+        fs, epoch_s = _positive("fs", fs), _positive("epoch_s", epoch_s)
+        self.commit()
+        with _transaction(conn, self.path):
+            last = conn.execute(
+                "SELECT id, ended_utc, clean FROM sessions ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            restart = None
+            if last is not None and last[1] is None:
+                end = conn.execute(
+                    "SELECT MAX(t_utc + duration_s) FROM epochs WHERE session_id = ?", (last[0],)
+                ).fetchone()[0]
+                conn.execute(
+                    "UPDATE sessions SET ended_utc = COALESCE(?, started_utc), clean = 0 "
+                    "WHERE id = ?",
+                    (end, last[0]),
+                )
+                when = "no data" if end is None else f"last data at {_utc_text(end)}"
+                restart = f"session {last[0]} ended without a clean shutdown ({when})"
+            elif last is not None and last[2] == 0:
+                restart = f"session {last[0]} ended with an error"
+            cur = conn.execute(
+                "INSERT INTO sessions (source, fs, epoch_s, software_version, started_utc) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (str(source), fs, epoch_s, str(software_version), t_utc),
+            )
+            sid = int(cur.lastrowid)
+            conn.execute("UPDATE events SET session_id = ? WHERE session_id IS NULL", (sid,))
+            if restart is not None:
+                conn.execute(
+                    "INSERT INTO events (session_id, t_utc, kind, detail) VALUES (?, ?, ?, ?)",
+                    (sid, t_utc, "restart", restart),
+                )
+        self._session_id = sid
+        return sid
+
+    @property
+    def session_id(self) -> int | None:
+        """The open session's id, or ``None``."""
+        return self._session_id
+
+    def add_epoch(self, epoch: Epoch) -> None:
+        """Buffer an epoch of the open session (written by the next :meth:`commit`).
+
+        Raises E265 for an epoch that breaks the contract (unknown state, a value that is
+        not finite, a missing value without a reason), E266 without an open session.
+        """
+        self._writer()
+        self._epochs.append((self._open_session(), *_epoch_row(epoch)))
+
+    def add_event(self, event: Event) -> None:
+        """Buffer an event of the open session (or, between sessions, of the next one)."""
+        self._writer()
+        if not isinstance(event, Event):
+            fail("E265", f"expected an Event, got {type(event).__name__}", "pass an Event")
+        if event.kind not in EVENT_KINDS:
+            fail("E265", f"event kind {event.kind!r} is unknown", f"use one of {EVENT_KINDS}")
+        self._events.append(
+            (self._session_id, _time("t_utc", event.t_utc), event.kind, str(event.detail))
+        )
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered and not yet committed."""
+        return len(self._epochs) + len(self._events)
+
+    def commit(self) -> None:
+        """Write the buffer in one transaction; on disk when this returns.
+
+        On failure nothing of the batch is written and the buffer is kept, so a later
+        call retries it: E261 the disk (or the size bound) is full, E262 an I/O error,
+        E267 the file is locked.
+        """
+        conn = self._writer()
+        if not self._epochs and not self._events:
+            return
+        for attempt in range(3):
+            try:
+                with _transaction(conn, self.path):
+                    before = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'epochs'")
+                    last_committed = (before.fetchone() or (0,))[0]
+                    conn.executemany(
+                        f"INSERT INTO epochs (session_id, {_EPOCH_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        self._epochs,
+                    )
+                    conn.executemany(
+                        "INSERT INTO events (session_id, t_utc, kind, detail) VALUES (?, ?, ?, ?)",
+                        self._events,
+                    )
+                    pruned = self._used_pages() > _PRUNE_HIGH * self._budget_pages
+                    if pruned:
+                        self._prune(int(_PRUNE_LOW * self._budget_pages), last_committed)
+            except BedsideError as error:
+                # The size bound, not the disk, stopped the batch: make room and retry.
+                if error.code != "E261" or attempt == 2 or not self._near_bound():
+                    raise
+                with _transaction(conn, self.path):
+                    self._prune(int(_PRUNE_LOW * self._budget_pages) - self._batch_pages(), None)
+                self._checkpoint()
+                continue
+            self._epochs.clear()
+            self._events.clear()
+            if pruned:  # a prune touches many pages: hand the WAL's room back at once
+                self._checkpoint()
+            return
+
+    def close_session(self, *, clean: bool, t_utc: float) -> None:
+        """Commit what is buffered, then mark the open session ended."""
+        conn = self._writer()
+        sid = self._open_session()
+        t_utc = _time("t_utc", t_utc)
+        self.commit()
+        with _transaction(conn, self.path):
+            conn.execute(
+                "UPDATE sessions SET ended_utc = ?, clean = ? WHERE id = ?",
+                (t_utc, 1 if clean else 0, sid),
+            )
+        self._session_id = None
+
+    def close(self) -> None:
+        """Commit what is buffered and close; safe to call twice.
+
+        If the commit fails the store stays open (the error is raised), so the caller can
+        retry; an open session stays open and the next one records a ``restart``.
+        """
+        if self._conn is None:
+            return
+        if not self.readonly:
+            self.commit()
+        self._release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # already failing: do not hide that error behind a commit error
+            try:
+                self.close()
+            except BedsideError:
+                self._release()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session still in the store, oldest first."""
+        conn = self._reader()
+        counts = {}
+        try:
+            for table in ("epochs", "events"):
+                rows = conn.execute(f"SELECT session_id, COUNT(*) FROM {table} GROUP BY session_id")
+                counts[table] = dict(rows.fetchall())
+            rows = conn.execute(
+                "SELECT id, source, fs, epoch_s, software_version, started_utc, ended_utc, clean "
+                "FROM sessions ORDER BY id"
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise _store_error(error, self.path) from error
+        return [
+            SessionInfo(
+                *row[:7],
+                clean=None if row[7] is None else bool(row[7]),
+                n_epochs=counts["epochs"].get(row[0], 0),
+                n_events=counts["events"].get(row[0], 0),
+            )
+            for row in rows
+        ]
+
+    def epochs(
+        self, *, session_id: int | None = None, since_id: int = 0
+    ) -> Iterator[tuple[int, Epoch]]:
+        """``(id, Epoch)`` of committed epochs with ``id > since_id``, in id order."""
+        for row in self._rows("epochs", _EPOCH_COLUMNS, session_id, since_id):
+            yield row[0], Epoch(*row[1:])
+
+    def events(
+        self, *, session_id: int | None = None, since_id: int = 0
+    ) -> Iterator[tuple[int, Event]]:
+        """``(id, Event)`` of committed events with ``id > since_id``, in id order."""
+        for row in self._rows("events", "t_utc, kind, detail", session_id, since_id):
+            yield row[0], Event(*row[1:])
+
+    def integrity_check(self) -> str:
+        """SQLite's full ``PRAGMA integrity_check``: ``"ok"`` or what is wrong."""
+        rows = self._reader().execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(str(r[0]) for r in rows)
+
+    def size_bytes(self) -> int:
+        """Bytes on disk: the file and its WAL."""
+        wal = _sidecar(self.path, "-wal")
+        return sum(p.stat().st_size for p in (self.path, wal) if p.exists())
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._conn is None:
+            fail("E266", f"{self.path.name}: the store is closed", "open it again")
+        return self._conn
+
+    def _writer(self) -> sqlite3.Connection:
+        conn = self._reader()
+        if self.readonly:
+            fail("E266", f"{self.path.name}: opened read-only", "open it without readonly")
+        return conn
+
+    def _open_session(self) -> int:
+        if self._session_id is None:
+            fail("E266", "no session is open", "call open_session first")
+        return self._session_id
+
+    def _rows(self, table: str, columns: str, session_id: int | None, since_id: int):
+        conn = self._reader()
+        where = "id > ?" + ("" if session_id is None else " AND session_id = ?")
+        sql = f"SELECT id, {columns} FROM {table} WHERE {where} ORDER BY id LIMIT {_READ_PAGE}"
+        last = int(since_id)
+        while True:
+            args = (last,) if session_id is None else (last, int(session_id))
+            try:
+                rows = conn.execute(sql, args).fetchall()
+            except sqlite3.Error as error:
+                raise _store_error(error, self.path) from error
+            yield from rows
+            if len(rows) < _READ_PAGE:
+                return
+            last = rows[-1][0]
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = _connect(self.path, readonly=False)
+        try:
+            fresh = conn.execute("PRAGMA application_id").fetchone()[0] != _APPLICATION_ID
+            if fresh:  # auto_vacuum only takes effect before the first table
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                fail("E260", f"{self.path.name}: WAL mode unavailable", "use a local disk")
+            conn.execute("PRAGMA synchronous = FULL")
+            page = conn.execute("PRAGMA page_size").fetchone()[0]
+            # Room kept for the WAL: checkpointed (and truncated back) at a quarter of it, so
+            # the rest holds the largest batch; the file gets what is left.
+            wal_bytes = min(_WAL_MAX_BYTES, self.max_bytes // 4)
+            conn.execute(f"PRAGMA journal_size_limit = {wal_bytes // 4}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {max(1, wal_bytes // 4 // page)}")
+            self._page_size = page
+            self._budget_pages = (self.max_bytes - wal_bytes) // page
+            if fresh:
+                with _transaction(conn, self.path):
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._conn = conn
+            if self._used_pages() > self._budget_pages:  # max_bytes was lowered
+                with _transaction(conn, self.path):
+                    self._prune(int(_PRUNE_LOW * self._budget_pages), None)
+                conn.executescript("PRAGMA incremental_vacuum;")  # steps to the end
+                self._checkpoint()
+            conn.execute(f"PRAGMA max_page_count = {self._budget_pages}")
+            return conn
+        except sqlite3.Error as error:
+            conn.close()
+            raise _store_error(error, self.path) from error
+        except BaseException:
+            conn.close()
+            raise
+
+    def _used_pages(self) -> int:
+        conn = self._conn
+        return (
+            conn.execute("PRAGMA page_count").fetchone()[0]
+            - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        )
+
+    def _near_bound(self) -> bool:
+        """Whether the batch would reach the size bound (else the disk itself is full)."""
+        page_count = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        return page_count + self._batch_pages() >= self._budget_pages
+
+    def _batch_pages(self) -> int:
+        # Generous: a row of the buffer takes far less than 200 bytes.
+        return (len(self._epochs) + len(self._events)) * 200 // self._page_size + 8
+
+    def _prune(self, target_pages: int, last_committed: int | None) -> None:
+        """Delete the oldest rows until at most ``target_pages`` are in use.
+
+        Whole sessions other than the open one go first, oldest first; then the open
+        session's oldest committed epochs (never rows of the batch being written: only
+        ids up to ``last_committed``) and the events before the first epoch kept.
+        """
+        conn = self._conn
+        while self._used_pages() > target_pages:
+            oldest = conn.execute(
+                "SELECT id FROM sessions WHERE id IS NOT ? ORDER BY id LIMIT 1",
+                (self._session_id,),
+            ).fetchone()
+            if oldest is not None:
+                for table in ("epochs", "events"):
+                    conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (oldest[0],))
+                conn.execute("DELETE FROM sessions WHERE id = ?", oldest)
+                continue
+            if last_committed is None:
+                last_committed = self._epochs_committed_max()
+            first, n = conn.execute(
+                "SELECT MIN(id), COUNT(*) FROM epochs WHERE id <= ?", (last_committed,)
+            ).fetchone()
+            if not n:
+                return  # only the batch itself is left: max_page_count will refuse it
+            cut = first + max(64, n // 8)
+            conn.execute("DELETE FROM epochs WHERE id < ?", (cut,))
+            kept = conn.execute("SELECT MIN(t_utc) FROM epochs").fetchone()[0]
+            if kept is not None:
+                conn.execute(
+                    "DELETE FROM events WHERE t_utc < ? AND session_id IS ?",
+                    (kept, self._session_id),
+                )
+
+    def _checkpoint(self) -> None:
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass  # a busy reader: the next automatic checkpoint does it
+
+    def _epochs_committed_max(self) -> int:
+        return self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM epochs").fetchone()[0]
+
+    def _release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd is not None:  # after the connection: closing an fd of the file
+            os.close(self._lock_fd)  # drops this process's POSIX locks on it
+            self._lock_fd = None
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error, sqlite errors mapped."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:
+        raise _store_error(error, path) from error
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException as error:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite may have rolled back already
+        if isinstance(error, sqlite3.Error):
+            raise _store_error(error, path) from error
+        raise
+
+
+def _store_error(error: sqlite3.Error, path: Path) -> BedsideError:
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    name = path.name
+    if primary == sqlite3.SQLITE_FULL:
+        return BedsideError(
+            "E261",
+            f"{name}: the disk or the store's size bound is full, nothing of the batch was "
+            "written (it is kept in memory) — free disk space; the next commit retries it",
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return BedsideError(
+            "E267", f"{name}: the store is locked by another process — stop the other writer"
+        )
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return BedsideError(
+            "E260", f"{name}: cannot write the store ({error}) — check the folder's permissions"
+        )
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return BedsideError(
+            "E263", f"{name}: the store is damaged ({error}) — restart the unit to move it aside"
+        )
+    return BedsideError(
+        "E262",
+        f"{name}: the store could not be written ({error}); the batch is kept in memory "
+        "— check the disk (dmesg); the next commit retries",
+    )
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    target = f"file:{quote(str(path))}?mode=ro" if readonly else str(path)
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+    conn = sqlite3.connect(target, uri=readonly, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        fail("E263", f"{path.name}: no such store", "check the path (--db)")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(16)
+        if magic != _SQLITE_MAGIC:
+            fail("E263", f"{path.name}: not a vitals store (not SQLite)", "check the path (--db)")
+        conn = _connect(path, readonly=True)
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+    except OSError as error:
+        fail("E263", f"{path.name}: cannot read ({error.strerror})", "check the path")
+    except sqlite3.Error as error:
+        raise _store_error(error, path) from error
+    if app != _APPLICATION_ID:
+        conn.close()
+        fail("E263", f"{path.name}: another application's SQLite file", "check the path (--db)")
+    return conn
+
+
+def _lock(path: Path) -> int:
+    """Check the path can be written and hold the one-writer lock on it (flock)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            fail("E260", f"{path.name}: is a folder", "give a file path for the store (--db)")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        fail(
+            "E260",
+            f"{path.name}: cannot write the store ({error.strerror})",
+            "check the folder exists and is writable, or choose another --db",
+        )
+    if not os.access(path.parent, os.W_OK):  # the WAL and its index live beside the file
+        os.close(fd)
+        fail("E260", f"{path.name}: its folder is read-only", "choose a writable folder (--db)")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        fail("E267", f"{path.name}: another process is writing this store", "stop it first")
+    return fd
+
+
+def _diagnose(path: Path) -> str | None:
+    """``None`` if ``path`` is empty or a healthy store of ours, else what is wrong with it."""
+    if path.stat().st_size == 0:
+        return None
+    with path.open("rb") as f:
+        magic = f.read(16)
+    if magic != _SQLITE_MAGIC:
+        return "not an SQLite file"
+    had = {suffix for suffix in ("-wal", "-shm") if _sidecar(path, suffix).exists()}
+    problem = _inspect(path)
+    if problem is not None:  # looking made an empty WAL and index: not part of the evidence
+        for suffix in {"-wal", "-shm"} - had:
+            _sidecar(path, suffix).unlink(missing_ok=True)
+    return problem
+
+
+def _inspect(path: Path) -> str | None:
+    try:  # read-only: a foreign file's WAL is neither checkpointed nor deleted by looking
+        conn = _connect(path, readonly=True)
+    except sqlite3.Error as error:
+        return f"cannot be opened ({error})"
+    try:
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT COUNT(*) FROM sqlite_schema").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app != _APPLICATION_ID:
+            return None if app == 0 and tables == 0 else "another application's SQLite file"
+        if version > _SCHEMA_VERSION:
+            return f"written by a newer version (schema {version})"
+        check = conn.execute("PRAGMA quick_check").fetchall()
+        if [r[0] for r in check] != ["ok"]:
+            return f"damaged ({check[0][0]})"
+        return None
+    except sqlite3.Error as error:
+        return f"damaged ({error})"
+    finally:
+        conn.close()
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename ``path`` (and its -wal, -shm) to ``PATH.corrupt-<UTC stamp>``; never overwrite."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = _sidecar(path, f".corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = _sidecar(path, f".corrupt-{stamp}-{n}")
+        n += 1
+    try:
+        # The WAL goes along under the name SQLite expects, so the copy opens as it was;
+        # left behind, it would be replayed into the new store.
+        for suffix in ("-wal", "-shm"):
+            if _sidecar(path, suffix).exists():
+                os.rename(_sidecar(path, suffix), _sidecar(aside, suffix))
+        os.rename(path, aside)
+    except OSError as error:
+        fail(
+            "E260",
+            f"{path.name}: is damaged and cannot be moved aside ({error.strerror})",
+            "move it away by hand, then start again",
+        )
+    return aside
+
+
+def _epoch_row(epoch: Epoch) -> tuple:
+    if not isinstance(epoch, Epoch):
+        fail("E265", f"expected an Epoch, got {type(epoch).__name__}", "pass an Epoch")
+    if epoch.state not in STATES:
+        fail("E265", f"epoch state {epoch.state!r} is unknown", f"use one of {STATES}")
+    duration = _positive("duration_s", epoch.duration_s)
+    if duration > MAX_EPOCH_S:
+        fail("E265", f"epoch duration_s {duration:g} s is above 300 s", "use shorter epochs")
+    quality = _number("quality", epoch.quality)
+    if not 0.0 <= quality <= 1.0:
+        fail("E265", f"epoch quality {quality:g} is outside 0..1", "pass a probability")
+    values = []
+    for name in ("hr_bpm", "hrv_rmssd_ms", "rr_bpm", "motion"):
+        value = getattr(epoch, name)
+        values.append(None if value is None else _number(name, value))
+    for name, reason in (("hr_bpm", epoch.hr_reason), ("rr_bpm", epoch.rr_reason)):
+        if getattr(epoch, name) is None and not reason:
+            fail("E265", f"epoch {name} is None without a reason", f"set {name[:2]}_reason")
+    beats = epoch.beats
+    if isinstance(beats, bool) or not isinstance(beats, int) or beats < 0:
+        fail("E265", f"epoch beats must be a whole number >= 0, got {beats!r}", "count beats")
+    return (
+        _time("t_utc", epoch.t_utc),
+        duration,
+        epoch.state,
+        quality,
+        *values,
+        int(beats),
+        None if epoch.hr_reason is None else str(epoch.hr_reason),
+        None if epoch.rr_reason is None else str(epoch.rr_reason),
+    )
+
+
+def _number(name: str, value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        fail("E265", f"{name}: expected a number, got {value!r}", "pass a number or None")
+    if not math.isfinite(out):
+        fail("E265", f"{name}: {out} is not finite", "store None and the reason instead")
+    return out
+
+
+def _positive(name: str, value) -> float:
+    out = _number(name, value)
+    if out <= 0:
+        fail("E265", f"{name}: must be positive, got {out:g}", "pass a positive number")
+    return out
+
+
+def _time(name: str, value) -> float:
+    out = _number(name, value)
+    if out < 0:
+        fail("E265", f"{name}: {out:g} is before 1970", "pass Unix seconds UTC")
+    return out
+
+
+def _utc_text(t_utc: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t_utc))

@@ -1,0 +1,166 @@
+"""The night summary: hours in bed, heart and breathing rate, coverage, events.
+
+    summary = summarize(epochs, events)          # or summary_of_session(store)
+    print(summary.format_text())                 # for the terminal
+    json.dumps(summary.as_dict())                # for --json
+
+Means are weighted by epoch length; minimum and maximum are over epochs with a value.
+Coverage is the share of the time in bed (any state but ``empty``) whose epochs have a
+value: the part of the night the numbers speak for. No value is made up: a night without
+any heart rate has ``hr_mean_bpm = None``, not 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from .errors import fail
+from .store import Epoch, Event, Store
+
+__all__ = ["NightSummary", "pick_session", "summarize", "summary_of_session"]
+
+
+@dataclass(frozen=True)
+class NightSummary:
+    """What a night (a session) comes to. Times are Unix seconds UTC; None = no value."""
+
+    start_utc: float | None  #: start of the first epoch
+    end_utc: float | None  #: end of the last epoch
+    hours_recorded: float  #: sum of epoch lengths (gaps excluded)
+    hours_in_bed: float  #: sum of the lengths of epochs not "empty"
+    hr_mean_bpm: float | None
+    hr_min_bpm: float | None
+    hr_max_bpm: float | None
+    hrv_rmssd_median_ms: float | None  #: median over epochs with a value
+    rr_mean_bpm: float | None  #: breaths per minute
+    rr_min_bpm: float | None
+    rr_max_bpm: float | None
+    hr_coverage: float | None  #: share of in-bed time with a heart rate (None: never in bed)
+    rr_coverage: float | None  #: share of in-bed time with a breathing rate
+    n_epochs: int
+    events: dict[str, int] = field(default_factory=dict)  #: count per kind
+    session_id: int | None = None
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready values (``--json``); times also as ISO 8601 UTC text."""
+        out = asdict(self)
+        for key in ("start_utc", "end_utc"):
+            out[key.replace("_utc", "_iso")] = None if out[key] is None else _iso(out[key])
+        return out
+
+    def format_text(self) -> str:
+        """A few lines for the terminal, the same numbers as :meth:`as_dict`."""
+        head = "Night" if self.session_id is None else f"Session {self.session_id}"
+        if self.start_utc is None:
+            return f"{head}: no epochs recorded"
+        lines = [
+            f"{head}: {_clock(self.start_utc)} to {_clock(self.end_utc)}, "
+            f"{self.hours_recorded:.1f} h recorded",
+            f"  in bed        {self.hours_in_bed:.1f} h",
+            "  heart rate    "
+            + _rate(self.hr_mean_bpm, self.hr_min_bpm, self.hr_max_bpm, "bpm", self.hr_coverage),
+            "  breathing     "
+            + _rate(self.rr_mean_bpm, self.rr_min_bpm, self.rr_max_bpm, "/min", self.rr_coverage),
+            "  HRV (RMSSD)   "
+            + (
+                "-  no trustworthy value"
+                if self.hrv_rmssd_median_ms is None
+                else f"{self.hrv_rmssd_median_ms:.0f} ms median"
+            ),
+        ]
+        if self.events:
+            counts = ", ".join(f"{kind} {n}" for kind, n in sorted(self.events.items()))
+            lines.append(f"  events        {counts}")
+        return "\n".join(lines)
+
+
+def summarize(
+    epochs: Sequence[Epoch], events: Sequence[Event] = (), *, session_id: int | None = None
+) -> NightSummary:
+    """Summarise a night from its epochs (in time order) and, for the counts, its events."""
+    recorded = sum(e.duration_s for e in epochs)
+    in_bed = [e for e in epochs if e.in_bed]
+    bed_s = sum(e.duration_s for e in in_bed)
+    hr = _stats(epochs, "hr_bpm")
+    rr = _stats(epochs, "rr_bpm")
+    hrv = sorted(e.hrv_rmssd_ms for e in epochs if e.hrv_rmssd_ms is not None)
+    return NightSummary(
+        start_utc=epochs[0].t_utc if epochs else None,
+        end_utc=max(e.t_utc + e.duration_s for e in epochs) if epochs else None,
+        hours_recorded=recorded / 3600.0,
+        hours_in_bed=bed_s / 3600.0,
+        hr_mean_bpm=hr[0],
+        hr_min_bpm=hr[1],
+        hr_max_bpm=hr[2],
+        hrv_rmssd_median_ms=_median(hrv),
+        rr_mean_bpm=rr[0],
+        rr_min_bpm=rr[1],
+        rr_max_bpm=rr[2],
+        hr_coverage=_coverage(in_bed, "hr_bpm", bed_s),
+        rr_coverage=_coverage(in_bed, "rr_bpm", bed_s),
+        n_epochs=len(epochs),
+        events=dict(Counter(e.kind for e in events)),
+        session_id=session_id,
+    )
+
+
+def summary_of_session(store: Store, session_id: int | None = None) -> NightSummary:
+    """The summary of a stored session (default: the last one); E264 if there is none."""
+    sid = pick_session(store, session_id)
+    epochs = [e for _, e in store.epochs(session_id=sid)]
+    events = [e for _, e in store.events(session_id=sid)]
+    return summarize(epochs, events, session_id=sid)
+
+
+def pick_session(store: Store, session_id: int | None = None) -> int:
+    """``session_id`` if the store has it, else (None) its last session with epochs; E264."""
+    sessions = store.sessions()
+    if session_id is not None:
+        if any(s.id == session_id for s in sessions):
+            return session_id
+        have = ", ".join(str(s.id) for s in sessions) or "none"
+        fail("E264", f"{store.path.name}: no session {session_id}", f"sessions: {have}")
+    with_data = [s.id for s in sessions if s.n_epochs]
+    if not with_data:
+        fail("E264", f"{store.path.name}: no session with epochs yet", "record a night first")
+    return with_data[-1]
+
+
+def _stats(epochs: Sequence[Epoch], name: str) -> tuple[float | None, float | None, float | None]:
+    pairs = [(getattr(e, name), e.duration_s) for e in epochs if getattr(e, name) is not None]
+    if not pairs:
+        return None, None, None
+    values = [v for v, _ in pairs]
+    mean = sum(v * d for v, d in pairs) / sum(d for _, d in pairs)
+    return mean, min(values), max(values)
+
+
+def _coverage(in_bed: Sequence[Epoch], name: str, bed_s: float) -> float | None:
+    if bed_s <= 0:
+        return None
+    return sum(e.duration_s for e in in_bed if getattr(e, name) is not None) / bed_s
+
+
+def _median(values: list[float]) -> float | None:
+    n = len(values)
+    if n == 0:
+        return None
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def _rate(mean, low, high, unit: str, coverage: float | None) -> str:
+    share = "" if coverage is None else f", in {100 * coverage:.0f}% of the time in bed"
+    if mean is None:
+        return f"-  no trustworthy value{share}"
+    return f"{mean:.1f} {unit} mean ({low:.1f} to {high:.1f}){share}"
+
+
+def _clock(t_utc: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(t_utc))  # the unit's time zone
+
+
+def _iso(t_utc: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_utc))

@@ -1,0 +1,86 @@
+"""The night summary: numbers worked out by hand, no invented values, text and JSON forms."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.errors import BedsideError
+from edge.store import Event, Store
+from edge.summary import NightSummary, pick_session, summarize, summary_of_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store_fixtures import T0  # noqa: E402
+from test_store import epoch, session  # noqa: E402
+
+
+def night() -> list:
+    none = {"hr_bpm": None, "hrv_rmssd_ms": None, "hr_reason": "x"}
+    return [
+        epoch(0, state="empty", **none, rr_bpm=None, rr_reason="empty bed"),
+        epoch(1, hr_bpm=50.0, rr_bpm=10.0, hrv_rmssd_ms=30.0),
+        epoch(2, hr_bpm=70.0, rr_bpm=14.0, hrv_rmssd_ms=50.0, duration_s=90.0),
+        epoch(5, state="motion", **none, rr_bpm=None, rr_reason="motion"),
+        epoch(6, state="poor", **none, rr_bpm=12.0),
+    ]
+
+
+def test_numbers_by_hand():
+    s = summarize(night(), [Event(T0, "bed_entry"), Event(T0 + 1, "sensor_gap")] * 2)
+    assert s.hours_recorded == pytest.approx(210 / 3600)
+    assert s.hours_in_bed == pytest.approx(180 / 3600)
+    assert s.hr_mean_bpm == pytest.approx((50 * 30 + 70 * 90) / 120)  # weighted by length
+    assert (s.hr_min_bpm, s.hr_max_bpm) == (50.0, 70.0)
+    assert s.rr_mean_bpm == pytest.approx((10 * 30 + 14 * 90 + 12 * 30) / 150)
+    assert (s.rr_min_bpm, s.rr_max_bpm) == (10.0, 14.0)
+    assert s.hrv_rmssd_median_ms == 40.0
+    assert s.hr_coverage == pytest.approx(120 / 180)
+    assert s.rr_coverage == pytest.approx(150 / 180)
+    assert s.events == {"bed_entry": 2, "sensor_gap": 2}
+    assert (s.start_utc, s.end_utc, s.n_epochs) == (T0, T0 + 7 * 30, 5)
+
+
+def test_no_value_is_invented():
+    empty_bed = [e for e in night() if e.state == "empty"]
+    s = summarize(empty_bed)
+    assert s.hr_mean_bpm is None and s.rr_max_bpm is None and s.hrv_rmssd_median_ms is None
+    assert s.hr_coverage is None  # never in bed: coverage has no meaning
+    assert "no trustworthy value" in s.format_text()
+    nothing = summarize([])
+    assert nothing.start_utc is None and nothing.hours_in_bed == 0
+    assert "no epochs" in nothing.format_text()
+
+
+def test_text_and_json_carry_the_same_numbers():
+    s = summarize(night(), [Event(T0, "bed_exit")], session_id=7)
+    text = s.format_text()
+    for piece in ("Session 7", "65.0 bpm mean (50.0 to 70.0)", "in 67% of the time in bed"):
+        assert piece in text
+    assert "0.1 h recorded" in text and "bed_exit 1" in text
+    d = json.loads(json.dumps(s.as_dict()))
+    assert d["hr_mean_bpm"] == pytest.approx(65.0) and d["session_id"] == 7
+    assert d["start_iso"] == "2026-11-24T22:30:00Z"
+    assert NightSummary(**{k: v for k, v in d.items() if not k.endswith("_iso")}) == s
+
+
+def test_summary_of_a_stored_session_and_which_session(tmp_path):
+    path = tmp_path / "v.db"
+    with Store(path) as store:
+        with pytest.raises(BedsideError) as err:
+            pick_session(store)
+        assert err.value.code == "E264"
+        first = session(store)
+        for e in night():
+            store.add_epoch(e)
+        store.add_event(Event(T0, "bed_entry"))
+        store.close_session(clean=True, t_utc=T0 + 300)
+        session(store, T0 + 1000)  # open, no epochs yet: the last night is still the first
+        assert pick_session(store) == first
+        s = summary_of_session(store)
+        assert s == summarize(night(), [Event(T0, "bed_entry")], session_id=first)
+        with pytest.raises(BedsideError) as err:
+            pick_session(store, 99)
+        assert err.value.code == "E264" and "1, 2" in str(err.value)
