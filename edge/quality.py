@@ -1,0 +1,314 @@
+"""Signal-quality gate: which 10 s windows of the raw BCG can be trusted for vitals.
+
+Every 5 s the gate judges the last 10 s of the stream as one of :data:`STATES` (empty bed,
+body movement, poor signal, good BCG) with the pruned int8 model of ``models/`` run by
+:mod:`edge.model`. Only a "good" window should become a heart rate.
+
+    gate = QualityGate(fs=250)                  # the packaged model; errors E220-E239 here
+    for chunk in chunks:                        # raw ADC counts, any chunking
+        for j in gate.process(chunk):           # judgements completed by this chunk
+            print(j.start_index, j.stop_index, j.state, j.quality)
+
+The features (:class:`WindowFeatures`) are the one implementation that training
+(``models/train.py``) and the runtime share. They are defined in physical units (Hz, seconds,
+ADC counts) on signals band-passed by dsp_c filters designed at the stream's own rate, so the
+same model serves any rate from 50 to 1000 Hz:
+
+- the level of the beat band (2.5-12 Hz, the J-peak detector's band), of the breathing band
+  (0.1-0.8 Hz) and of a band above the heartbeat (14-20 Hz): an empty bed is the quietest in
+  all three, in bed the breathing band rises most;
+- burstiness: the loudest 1 s of the beat band over its median 1 s (movement is bursts);
+- periodicity: the highest normalised autocorrelation of the beat band and of its envelope at
+  lags of 0.33-1.6 s (heart rates 37-180 bpm), and of the breathing band at 2-10 s (6-30
+  breaths/min): a heartbeat repeats, noise does not;
+- spikiness: the kurtosis of the beat band (J-waves stand out of Gaussian noise);
+- time at the window's extreme values (clipping by the ADC during movement).
+
+Streams are causal and chunk-proof: the filters keep their state across chunks, windows lie on
+a fixed grid from the first sample (or the sample after a gap), so feeding a stream in any
+chunking gives the same judgements, bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import dsp_c
+from dsp_c._checks import as_samples
+from edge.errors import fail
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FS_RANGE",
+    "HOP_S",
+    "STATES",
+    "WINDOW_S",
+    "Judgement",
+    "QualityGate",
+    "WindowFeatures",
+    "window_features",
+]
+
+WINDOW_S = 10.0  #: a judgement covers the last 10 s
+HOP_S = 5.0  #: one judgement every 5 s
+STATES = ("empty", "motion", "poor", "good")  #: the model's classes, in its output order
+FS_RANGE = (50.0, 1000.0)  #: sampling rates the features are made for (samples/s)
+
+FEATURE_NAMES = (
+    "beat_level",  # log10 RMS of the 2.5-12 Hz band (counts)
+    "breath_level",  # log10 RMS of the 0.1-0.8 Hz band
+    "high_level",  # log10 RMS of the 14-20 Hz band
+    "burst",  # log10 of the loudest 1 s over the median 1 s of the beat band
+    "beat_periodicity",  # best autocorrelation of the beat band at 0.33-1.6 s
+    "envelope_periodicity",  # the same for its envelope |beat band|
+    "breath_periodicity",  # best autocorrelation of the breathing band at 2-10 s
+    "spikiness",  # log10 kurtosis of the beat band
+    "clipping",  # log10 of the seconds at the window's extremes (beyond one each) + 0.01
+)
+
+BEAT_BAND_HZ = (2.5, 12.0)  # the J-peak detector's band (dsp_c.beats.DEFAULT_BAND_HZ)
+BREATH_BAND_HZ = (0.1, 0.8)
+HIGH_BAND_HZ = (14.0, 20.0)  # below 0.45 fs even at 50 Hz; above the J-wave's energy
+BEAT_LAGS_S = (0.33, 1.6)
+BREATH_LAGS_S = (2.0, 10.0)
+BURST_SLICE_S = 1.0
+#: Floor added to RMS levels (counts) so log10 stays finite on a flat signal.
+LEVEL_FLOOR = 0.1
+
+
+def _log_rms(x: np.ndarray) -> float:
+    return float(np.log10(np.sqrt(np.mean(x * x)) + LEVEL_FLOOR))
+
+
+def _best_autocorrelation(x: np.ndarray, fs: float, lags_s: tuple[float, float]) -> float:
+    """Highest autocorrelation of ``x`` (mean removed, normalised to lag 0) in the lag range.
+
+    Each lag's sum is divided by the number of overlapping samples (unbiased), so long lags
+    are not penalised for their shorter overlap.
+    """
+    x = x - x.mean()
+    n = x.size
+    spectrum = np.fft.rfft(x, 1 << int(np.ceil(np.log2(2 * n))))
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    if acf[0] <= 0.0:
+        return 0.0
+    lo = max(1, int(round(lags_s[0] * fs)))
+    hi = min(n - 1, int(round(lags_s[1] * fs)))
+    unbiased = acf[lo : hi + 1] / (n - np.arange(lo, hi + 1)) * (n / acf[0])
+    return float(np.clip(unbiased.max(), -1.0, 1.0))
+
+
+def window_features(
+    raw: np.ndarray, beat: np.ndarray, breath: np.ndarray, high: np.ndarray, fs: float
+) -> np.ndarray:
+    """The feature vector (float32, in :data:`FEATURE_NAMES` order) of one window.
+
+    Args:
+        raw: the window's raw samples (ADC counts).
+        beat, breath, high: the same samples through the beat, breathing and high band-passes
+            (causal, run continuously over the stream, as :class:`WindowFeatures` does).
+        fs: sampling rate, samples/s.
+    """
+    n_slice = max(1, int(round(BURST_SLICE_S * fs)))
+    n_slices = beat.size // n_slice
+    slices = beat[: n_slices * n_slice].reshape(n_slices, n_slice)
+    slice_rms = np.sqrt(np.mean(slices * slices, axis=1)) + LEVEL_FLOOR
+    centred = beat - beat.mean()
+    var = float(np.mean(centred * centred))
+    kurtosis = float(np.mean(centred**4)) / var**2 if var > 0 else 1.0
+    lo, hi = raw.min(), raw.max()
+    # Samples sitting at the window's extremes, beyond the one minimum and one maximum any
+    # signal has: an ADC at its rails (or a dead, flat input).
+    at_rails = np.count_nonzero((raw == lo) | (raw == hi)) - (2 if hi > lo else 0)
+    return np.array(
+        [
+            _log_rms(beat),
+            _log_rms(breath),
+            _log_rms(high),
+            np.log10(slice_rms.max() / np.median(slice_rms)),
+            _best_autocorrelation(beat, fs, BEAT_LAGS_S),
+            _best_autocorrelation(np.abs(beat), fs, BEAT_LAGS_S),
+            _best_autocorrelation(breath, fs, BREATH_LAGS_S),
+            np.log10(kurtosis),
+            np.log10(at_rails / fs + 0.01),
+        ],
+        dtype=np.float32,
+    )
+
+
+def _check_fs(fs: Any) -> float:
+    try:
+        value = float(fs)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(fs, bool) or not FS_RANGE[0] <= value <= FS_RANGE[1]:
+        fail(
+            "E227",
+            f"sampling rate {fs!r} is outside {FS_RANGE[0]:g}..{FS_RANGE[1]:g} Hz",
+            "configure the sensor's real rate (50 to 1000 samples/s)",
+        )
+    return value
+
+
+def _checked_samples(samples: Any) -> np.ndarray:
+    """``samples`` as a 1-D float64 array of finite numbers, else E226."""
+    try:
+        return as_samples(samples, "samples", finite=True)
+    except (TypeError, ValueError) as exc:
+        fail(
+            "E226",
+            f"quality gate got unusable samples ({exc})",
+            "split the stream at the gap and pass the next chunk with its start_index",
+        )
+
+
+class WindowFeatures:
+    """Streaming feature extractor: raw ADC counts in, one feature vector per window out.
+
+    Window k covers stream samples ``[origin + k * hop, origin + k * hop + window)`` with
+    ``hop = round(HOP_S * fs)`` and ``window = round(WINDOW_S * fs)``; ``origin`` is the first
+    sample fed (or the one after a gap). It is reported by the call that supplies its last
+    sample. Chunking never changes the result.
+
+    Args:
+        fs: sampling rate, 50..1000 samples/s.
+
+    Raises:
+        BedsideError: E227 when ``fs`` is outside that range.
+    """
+
+    def __init__(self, fs: float) -> None:
+        self.fs = _check_fs(fs)
+        self.hop = int(round(HOP_S * self.fs))
+        self.window = int(round(WINDOW_S * self.fs))
+        self._filters = [
+            dsp_c.SosFilter(dsp_c.butter_bandpass(2, *band, self.fs))
+            for band in (BEAT_BAND_HZ, BREATH_BAND_HZ, HIGH_BAND_HZ)
+        ]
+        self.reset()
+
+    def reset(self, origin: int = 0) -> None:
+        """Forget everything; the next sample fed is stream sample ``origin``."""
+        self._origin = int(origin)
+        self._next = self._origin  # stream index of the next sample expected
+        self._buffer = np.empty((4, 0))  # raw, beat, breath, high; from self._buffer_start
+        self._buffer_start = self._origin
+        self._next_window = self._origin  # start of the next window to report
+        self._primed = False
+
+    @property
+    def next_index(self) -> int:
+        """Stream index of the next sample expected."""
+        return self._next
+
+    def process(self, samples: Any) -> list[tuple[int, int, np.ndarray]]:
+        """Feed the next chunk; returns ``(start, stop, features)`` of each window it completes.
+
+        Raises:
+            BedsideError: E226 when the chunk is not a 1-D array of finite real numbers
+                (nothing is consumed then).
+        """
+        x = _checked_samples(samples)
+        if x.size == 0:
+            return []
+        if not self._primed:  # start in the steady state of the ADC offset: no start-up ring
+            for f in self._filters:
+                f.reset(steady_input=float(x[0]))
+            self._primed = True
+        bands = [x] + [f.process(x) for f in self._filters]
+        self._buffer = np.concatenate([self._buffer, np.stack(bands)], axis=1)
+        self._next += x.size
+        out = []
+        while self._next_window + self.window <= self._next:
+            a = self._next_window - self._buffer_start
+            raw, beat, breath, high = self._buffer[:, a : a + self.window]
+            stop = self._next_window + self.window
+            out.append((self._next_window, stop, window_features(raw, beat, breath, high, self.fs)))
+            self._next_window += self.hop
+        drop = self._next_window - self._buffer_start
+        if drop > 0:  # keep only what a later window still needs
+            self._buffer = self._buffer[:, drop:]
+            self._buffer_start += drop
+        return out
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The gate's verdict on one window."""
+
+    start_index: int  #: stream sample index of the window's first sample
+    stop_index: int  #: just past its last sample
+    state: str  #: one of STATES
+    quality: float  #: probability of "good", 0..1
+    probs: tuple[float, float, float, float]  #: probability of each of STATES
+
+
+class QualityGate:
+    """Streaming signal-quality gate over raw ADC counts (see the module docstring).
+
+    Args:
+        fs: sampling rate, 50..1000 samples/s.
+        model_path: a ``.tflite`` model; None for the packaged ``models/bcg_quality.tflite``.
+
+    Raises:
+        BedsideError: at construction, never later for the model: E220 model file missing or
+            unreadable, E221 not a TFLite model (corrupt), E222 a model of another shape,
+            E223 no TFLite runtime installed; E227 ``fs`` out of range.
+    """
+
+    def __init__(self, fs: float, model_path: str | os.PathLike | None = None) -> None:
+        from edge.model import QualityModel  # the runtime import stays out of feature-only use
+
+        self._features = WindowFeatures(fs)
+        self._model = QualityModel(model_path, n_features=len(FEATURE_NAMES), n_classes=len(STATES))
+
+    @property
+    def fs(self) -> float:
+        """Sampling rate, samples/s."""
+        return self._features.fs
+
+    def process(self, samples: np.ndarray, start_index: int | None = None) -> list[Judgement]:
+        """Feed the next chunk of raw ADC counts; returns the judgements it completes.
+
+        Args:
+            samples: 1-D raw samples, any length.
+            start_index: stream index of ``samples[0]``; None means right after the previous
+                chunk. Ahead of that is a gap: the windows restart at ``start_index`` (no window
+                spans a gap).
+
+        Raises:
+            BedsideError: E225 when ``start_index`` is behind the stream (samples fed twice),
+                E226 when the samples are not finite real numbers; nothing is consumed then.
+        """
+        x = _checked_samples(samples)  # before anything changes: a refused chunk loses nothing
+        expected = self._features.next_index
+        if start_index is not None and int(start_index) != expected:
+            if int(start_index) < expected:
+                fail(
+                    "E225",
+                    f"chunk starts at sample {int(start_index)}, behind the stream "
+                    f"(next expected {expected})",
+                    "feed each sample once, in order; call reset() to start a new stream",
+                )
+            self._features.reset(origin=int(start_index))
+        out = []
+        for start, stop, features in self._features.process(x):
+            probs = self._model.predict(features)
+            out.append(
+                Judgement(
+                    start_index=start,
+                    stop_index=stop,
+                    state=STATES[int(np.argmax(probs))],
+                    quality=float(probs[STATES.index("good")]),
+                    probs=tuple(float(p) for p in probs),
+                )
+            )
+        return out
+
+    def reset(self) -> None:
+        """Forget the stream: the next chunk starts a new one at sample 0 (or its start_index)."""
+        self._features.reset()

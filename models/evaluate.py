@@ -1,0 +1,189 @@
+"""Does the quality gate earn its place? The figures of MODEL_CARD.md, from the unit's runtime.
+
+    python -m models.evaluate [--nights 10] [--json build/quality_eval.json]
+
+1. **Classification** on held-out seeds (1000 and up, never trained on): macro F1 of the int8
+   model and of its float twin, both through :class:`edge.model.QualityModel`.
+2. **Heart rate** on the accuracy harness's random nights (``edge.eval.harness``, held-out
+   seeds, 30 min each with bed exits, movement, poor signal): the J-peak detector's heart
+   rate per 10 s window (``dsp_c.detect_beats`` + ``rate_per_window``) against the truth, on
+   all in-bed windows vs on the windows the gate passes as good, with the coverage of each;
+   the rule-based gate of :mod:`edge.heart_rate` is shown beside it as a peer.
+3. **Rejection**: of the windows with an empty bed, and of those with movement, how many the
+   gate passes as good (a heart rate would be reported for them).
+4. **Real recordings** (tests/data): the gate's verdicts, and on the Sadek recording the
+   detector's error against the pulse oximeter on all windows vs on the gated ones, and
+   against hand labels (``models/real_labels.json``, see the card for how they were made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import dsp_c
+from dsp_c.metrics import rate_per_window
+from edge.eval.harness import DATA_DIR, night_record, real_records
+from edge.heart_rate import heart_rate_windows
+from edge.model import QualityModel
+from edge.quality import STATES, QualityGate
+from edge.sim import Night
+from models import FLOAT_MODEL_PATH, HERE, MODEL_PATH
+from models.data import HELD_OUT_FIRST_SEED, dataset
+
+__all__ = ["classification", "gate_windows", "heart_rate_gain", "main", "real_recordings"]
+
+WINDOW_S = 10.0
+REAL_LABELS = HERE / "real_labels.json"
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Unweighted mean of the per-class F1 scores over :data:`STATES`."""
+    scores = []
+    for c in range(len(STATES)):
+        tp = np.sum((predicted == c) & (truth == c))
+        wrong = np.sum((predicted == c) != (truth == c))
+        scores.append(2 * tp / (2 * tp + wrong) if tp + wrong else 1.0)
+    return float(np.mean(scores))
+
+
+def classification(nights: int = 80, cache: Path | None = Path("build")) -> dict:
+    """Macro F1 (all windows, and pure ones) of the int8 and float models on held-out nights."""
+    held = dataset(range(HELD_OUT_FIRST_SEED, HELD_OUT_FIRST_SEED + nights), False, cache)
+    out = {"windows": len(held), "per_class": np.bincount(held.labels, minlength=4).tolist()}
+    for name, path in (("int8", MODEL_PATH), ("float", FLOAT_MODEL_PATH)):
+        model = QualityModel(path)
+        predicted = np.array([np.argmax(model.predict(f)) for f in held.features])
+        out[name] = {
+            "macro_f1": macro_f1(held.labels, predicted),
+            "macro_f1_pure": macro_f1(held.labels[held.pure], predicted[held.pure]),
+        }
+    return out
+
+
+def gate_windows(x: np.ndarray, fs: float) -> np.ndarray:
+    """The gate's state for each consecutive 10 s window ``[k w, (k + 1) w)`` of a recording
+    (the judgements that start on that grid; the gate judges every 5 s)."""
+    w = int(round(WINDOW_S * fs))
+    states = np.full(x.size // w, "", dtype=object)
+    for j in QualityGate(fs).process(x):
+        if j.start_index % w == 0 and j.start_index // w < states.size:
+            states[j.start_index // w] = j.state
+    return states
+
+
+def _mae(err: np.ndarray) -> float:
+    return float(np.mean(np.abs(err))) if err.size else float("nan")
+
+
+def heart_rate_gain(nights: int = 10) -> dict:
+    """HR error and coverage on all in-bed windows, on the gated ones, and the rule peer."""
+    rows = {k: [] for k in ("err", "in_bed", "truth", "gate", "rule", "all_empty")}
+    for k in range(nights):
+        night = Night(seed=HELD_OUT_FIRST_SEED + k, duration_s=1800.0)
+        rec = night_record(night, f"sim:{night.seed}", "night")
+        fs, n = rec.fs, rec.x.size
+        w = int(round(WINDOW_S * fs))
+        n_win = n // w  # whole windows only
+        est = rate_per_window(dsp_c.detect_beats(rec.x, fs), fs, n, WINDOW_S)
+        rows["err"].append((est - rec.ref_hr[: est.size])[:n_win])
+        rows["in_bed"].append(rec.scored[:n_win])
+        rows["truth"].append(rec.conditions["state"][:n_win])
+        rows["gate"].append(gate_windows(rec.x, fs)[:n_win])
+        rows["rule"].append(np.isfinite(heart_rate_windows(rec.x, fs, WINDOW_S).bpm[:n_win]))
+        states = night.state_at(0, n_win * w).reshape(n_win, w)
+        rows["all_empty"].append((states == 0).all(axis=1))
+    err, in_bed, truth, gate, rule, empty = (np.concatenate(rows[k]) for k in rows)
+    has_rate = np.isfinite(err)
+    good = gate == "good"
+
+    def subset(mask: np.ndarray) -> dict:
+        use = mask & in_bed & has_rate
+        return {
+            "hr_mae_bpm": _mae(err[use]),
+            "coverage": float(use.sum() / in_bed.sum()),
+            "windows": int(use.sum()),
+            "over_10_bpm": float(np.mean(np.abs(err[use]) > 10)) if use.any() else float("nan"),
+        }
+
+    moving = in_bed & (truth == "motion")
+    return {
+        "nights": nights,
+        "in_bed_windows": int(in_bed.sum()),
+        "all_in_bed": subset(np.ones_like(in_bed)),
+        "gate_good": subset(good),
+        "rule_gate": subset(rule),
+        "gate_and_rule": subset(good & rule),
+        "good_truth": subset(truth == "good"),
+        "empty_windows": int(empty.sum()),
+        "empty_passed_as_good": int((good & empty).sum()),
+        "empty_with_detector_rate": int((has_rate & empty).sum()),
+        "empty_judged_empty": float(np.mean(gate[empty] == "empty")) if empty.any() else None,
+        "motion_windows": int(moving.sum()),
+        "motion_passed_as_good": int((good & moving).sum()),
+        "motion_judged_motion": float(np.mean(gate[moving] == "motion")) if moving.any() else None,
+    }
+
+
+#: The Aydin recordings are in volts, not ADC counts: this gain and the unit's ADC bias make a
+#: J-wave of 100-500 counts, as the unit's front end gives (the features' levels are in counts).
+AYDIN_COUNTS_PER_VOLT = 1e4
+ADC_BIAS = 32768.0
+
+
+def real_recordings() -> dict:
+    """Verdicts on tests/data; Sadek: detector HR vs oximeter, all vs gated; hand labels."""
+    labels = json.loads(REAL_LABELS.read_text()) if REAL_LABELS.exists() else {}
+    out = {}
+    for rec in real_records(DATA_DIR):
+        x = rec.x.astype(np.float64)
+        if rec.name.startswith("aydin"):
+            out[rec.name + " (volts, as recorded)"] = {
+                "states": {s: int(np.sum(gate_windows(x, rec.fs) == s)) for s in STATES}
+            }
+            x = ADC_BIAS + AYDIN_COUNTS_PER_VOLT * x
+        entry: dict = {"fs": rec.fs, "windows": int(x.size // round(WINDOW_S * rec.fs))}
+        verdicts = gate_windows(x, rec.fs)
+        entry["states"] = {s: int(np.sum(verdicts == s)) for s in STATES}
+        if rec.ref_hr is not None:
+            est = rate_per_window(dsp_c.detect_beats(x, rec.fs), rec.fs, x.size, WINDOW_S)
+            n = min(est.size, rec.ref_hr.size, verdicts.size)
+            err = (est[:n] - rec.ref_hr[:n])[np.isfinite(est[:n])]
+            gated = (est[:n] - rec.ref_hr[:n])[np.isfinite(est[:n]) & (verdicts[:n] == "good")]
+            entry["hr_mae_all_bpm"], entry["coverage_all"] = _mae(err), err.size / n
+            entry["hr_mae_gated_bpm"], entry["coverage_gated"] = _mae(gated), gated.size / n
+        hand = labels.get(rec.name)
+        if hand is not None:
+            hand = np.array(hand["labels"][: verdicts.size], dtype=object)
+            known = hand != "?"
+            entry["hand_labelled"] = int(known.sum())
+            entry["agreement_with_hand_labels"] = float(np.mean(verdicts[known] == hand[known]))
+            entry["hand_good_passed"] = int(np.sum((hand == "good") & (verdicts == "good")))
+            entry["hand_good"] = int(np.sum(hand == "good"))
+            entry["hand_bad_passed"] = int(np.sum(known & (hand != "good") & (verdicts == "good")))
+        out[rec.name] = entry
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__)
+    parser.add_argument("--nights", type=int, default=10, help="harness nights (30 min each)")
+    parser.add_argument("--held-out", type=int, default=80, help="held-out training-style nights")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    figures = {
+        "classification": classification(args.held_out),
+        "heart_rate": heart_rate_gain(args.nights),
+        "real": real_recordings(),
+    }
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
