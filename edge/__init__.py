@@ -2,4 +2,8 @@
 
 Subpackages so far: :mod:`edge.sim` (the night simulator), :mod:`edge.readers` (recording
 files), :mod:`edge.eval` (the accuracy harness).
+
+``bedside run`` (:mod:`edge.cli`, also ``python -m edge``): :mod:`edge.sources` ->
+:mod:`edge.pipeline` (dsp_c, :mod:`edge.quality`, :mod:`edge.vitals`, :mod:`edge.events`)
+-> :mod:`edge.store`; settings from :mod:`edge.config`.
 """

@@ -31,6 +31,7 @@ chunking gives the same judgements, bit for bit.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,18 @@ def _log_rms(x: np.ndarray) -> float:
     return float(np.log10(np.sqrt(np.mean(x * x)) + LEVEL_FLOOR))
 
 
+@functools.cache
+def _fast_length(n: int) -> int:
+    """The smallest 2**a * 3**b at or above ``n`` (a length numpy's FFT handles fast)."""
+    best = 1 << int(np.ceil(np.log2(n)))
+    three = 1
+    while three < best:
+        length = three << max(0, int(np.ceil(np.log2(n / three))))
+        best = min(best, length)
+        three *= 3
+    return best
+
+
 def _best_autocorrelation(x: np.ndarray, fs: float, lags_s: tuple[float, float]) -> float:
     """Highest autocorrelation of ``x`` (mean removed, normalised to lag 0) in the lag range.
 
@@ -92,12 +105,14 @@ def _best_autocorrelation(x: np.ndarray, fs: float, lags_s: tuple[float, float])
     """
     x = x - x.mean()
     n = x.size
-    spectrum = np.fft.rfft(x, 1 << int(np.ceil(np.log2(2 * n))))
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
-    if acf[0] <= 0.0:
-        return 0.0
     lo = max(1, int(round(lags_s[0] * fs)))
     hi = min(n - 1, int(round(lags_s[1] * fs)))
+    # Zero padding to n + hi keeps lags 0..hi free of circular wrap-around, so they are exact;
+    # longer lags are never read. A 2**a * 3**b length keeps the FFT fast.
+    spectrum = np.fft.rfft(x, _fast_length(n + hi))
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: hi + 1]
+    if acf[0] <= 0.0:
+        return 0.0
     unbiased = acf[lo : hi + 1] / (n - np.arange(lo, hi + 1)) * (n / acf[0])
     return float(np.clip(unbiased.max(), -1.0, 1.0))
 

@@ -1,0 +1,436 @@
+"""The bedside pipeline: source -> dsp_c -> quality gate -> vitals and events -> store.
+
+    pipeline = Pipeline(source, store, gate=QualityGate(source.fs), settings=Settings())
+    result = pipeline.run(should_stop=lambda: stopping)   # until the source ends or a stop
+
+Per chunk of samples: the beat band-pass and J-peak detector, the respiration extractor and
+the motion meter of :mod:`dsp_c` (all streaming and chunk-proof), and the quality gate;
+:class:`edge.vitals.EpochVitals` turns their outputs into epochs,
+:mod:`edge.events` into events, and the store commits them in batches (every
+``commit_epochs`` epochs or ``commit_s`` seconds of wall time, whichever comes first).
+
+A sensor gap (a jump in the chunks' ``start_index``) ends a stretch: the detector is flushed
+and every DSP object starts afresh after it, so no beat, breath or interval spans the gap.
+A stop (SIGTERM, SIGINT, ``--duration`` reached, the source ending) writes every epoch the
+gate has judged, commits and closes the session cleanly: nothing that was processed is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+import dsp_c
+from dsp_c.beats import beat_filter
+
+from .errors import BedsideError
+from .events import BedPresence, RangeWatch
+from .quality import HOP_S, WINDOW_S, Judgement
+from .sources.base import Chunk, Source
+from .store import Epoch, Event, Store
+from .vitals import EpochVitals
+
+__all__ = ["OpenGate", "Pipeline", "RunResult", "Settings", "Status", "next_local_time"]
+
+log = logging.getLogger(__name__)
+
+#: Motion energy window (s): one value a second, averaged per epoch.
+MOTION_WINDOW_S = 1.0
+#: How long one read may block, so a stop or a stall is noticed in time (s).
+READ_TIMEOUT_S = 0.5
+#: Stretch anchors kept (an epoch is final long before this many gaps have passed).
+_MAX_ANCHORS = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the pipeline needs from the configuration (see :mod:`edge.config`)."""
+
+    epoch_s: float = 30.0
+    duration_s: float | None = None  # of signal; None: until the source ends
+    commit_s: float = 30.0
+    commit_epochs: int = 100
+    stall_s: float = 10.0
+    bed_entry_s: float = 30.0
+    bed_exit_s: float = 60.0
+    hr_range_bpm: tuple[float, float] = (40.0, 120.0)
+    rr_range_bpm: tuple[float, float] = (8.0, 25.0)
+    new_session_at: str | None = None  # "HH:MM" local time: a new session every day then
+
+
+@dataclass
+class Status:
+    """A snapshot for the live status line."""
+
+    stream_s: float = 0.0  # signal processed, s
+    total_s: float | None = None  # signal to come in all, when known (sim, replay, --duration)
+    wall_s: float = 0.0  # since the start
+    occupied: bool | None = None
+    state: str | None = None  # of the last epoch
+    hr_bpm: float | None = None
+    rr_bpm: float | None = None
+    quality: float | None = None
+    epochs: int = 0
+    committed: int = 0
+    events: int = 0
+
+
+@dataclass
+class RunResult:
+    """How a run ended and what it wrote."""
+
+    session_id: int  # the last session (one per night with ``new_session_at``)
+    reason: str  # "end of source", "duration reached", "stopped", "source error"
+    samples: int = 0
+    stream_s: float = 0.0
+    wall_s: float = 0.0
+    epochs: int = 0
+    events: int = 0
+    store_errors: list[str] = field(default_factory=list)  # commits that failed, retried
+    sessions: list[int] = field(default_factory=list)  # every session this run wrote
+
+    def __post_init__(self) -> None:
+        if not self.sessions:
+            self.sessions.append(self.session_id)
+
+
+def next_local_time(t_utc: float, hh_mm: str) -> float:
+    """The first moment after ``t_utc`` whose local wall-clock time (the unit's time zone)
+    is ``hh_mm`` ("12:00")."""
+    hour, minute = (int(part) for part in hh_mm.split(":"))
+    now = datetime.fromtimestamp(t_utc).astimezone()
+    candidate = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if candidate.timestamp() <= t_utc:
+        candidate = (now + timedelta(days=1)).replace(
+            hour=hour, minute=minute, second=0, microsecond=0
+        )
+    return candidate.timestamp()
+
+
+class OpenGate:
+    """The gate switched off (``--no-gate``, a bench/debug mode): every window is judged
+    "good" with quality 1, on the real gate's window grid. No empty-bed or motion detection:
+    heart rates are then reported for whatever the detector finds."""
+
+    def __init__(self, fs: float) -> None:
+        self.fs = fs
+        self._window = int(round(WINDOW_S * fs))
+        self._hop = int(round(HOP_S * fs))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream."""
+        self._origin: int | None = None
+        self._next = 0
+        self._next_window = 0
+
+    def process(self, samples: np.ndarray, start_index: int | None = None) -> list[Judgement]:
+        """Judgements of the windows this chunk completes."""
+        if start_index is not None and (self._origin is None or start_index != self._next):
+            self._origin = self._next = self._next_window = int(start_index)
+        elif self._origin is None:
+            self._origin = self._next = self._next_window = 0
+        self._next += len(samples)
+        out = []
+        while self._next_window + self._window <= self._next:
+            stop = self._next_window + self._window
+            out.append(Judgement(self._next_window, stop, "good", 1.0, (0.0, 0.0, 0.0, 1.0)))
+            self._next_window += self._hop
+        return out
+
+
+class _Stretch:
+    """The DSP objects of one gap-free stretch of samples, starting at stream index ``origin``."""
+
+    def __init__(self, fs: float, origin: int, first_sample: float) -> None:
+        self.origin = origin
+        self.band = beat_filter(fs)
+        self.band.reset(steady_input=first_sample)  # no start-up ring from the ADC offset
+        self.detector = dsp_c.JPeakDetector(fs)
+        self.respiration = dsp_c.RespirationExtractor(fs)
+        self.motion = dsp_c.MotionMeter(fs, MOTION_WINDOW_S)
+        self.motion_windows = 0
+
+
+class Pipeline:
+    """Runs one session: reads the source to its end or a stop, writes the store.
+
+    Args:
+        source: an open :class:`edge.sources.base.Source`.
+        store: an open :class:`edge.store.Store`; the pipeline opens and closes a session.
+        gate: a :class:`edge.quality.QualityGate` (or :class:`OpenGate` for ``--no-gate``).
+        settings: epoch length, commit policy, event thresholds.
+        software_version: recorded with the session.
+        on_status: called about once a second of wall time (and at the end) with a
+            :class:`Status`, for a live status line.
+        on_new_session: called with the id of a session closed at ``new_session_at``
+            (the run goes on in a new one), e.g. to log that night's summary.
+        clock: wall clock (monotonic seconds), replaceable in tests.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        gate,
+        settings: Settings = Settings(),
+        *,
+        software_version: str = "unknown",
+        on_status: Callable[[Status], None] | None = None,
+        on_new_session: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source, self.store, self.gate, self.settings = source, store, gate, settings
+        self.fs = float(source.fs)
+        self._version = software_version
+        self._on_status = on_status
+        self._on_new_session = on_new_session
+        self._clock = clock
+        self._anchors: list[tuple[int, float]] = []  # (stream index, UTC) of each stretch
+        self.vitals = EpochVitals(self.fs, settings.epoch_s, self._utc)
+        self._bed = BedPresence(settings.bed_entry_s, settings.bed_exit_s, HOP_S)
+        self._ranges = RangeWatch(settings.hr_range_bpm, settings.rr_range_bpm)
+        self._stretch: _Stretch | None = None
+        self._next_index: int | None = None
+        self._pending = 0  # epochs and events added since the last commit
+        self._rollover_utc: float | None = None  # when the next session starts
+        self.status = Status()
+        self.result: RunResult | None = None
+
+    # --- time ----------------------------------------------------------------------------
+
+    def _utc(self, index: int) -> float:
+        """UTC of a stream index, from the anchor of the stretch holding it."""
+        anchor = self._anchors[0]
+        for a in self._anchors:
+            if a[0] <= index:
+                anchor = a
+        return anchor[1] + (index - anchor[0]) / self.fs
+
+    # --- the run -------------------------------------------------------------------------
+
+    def run(self, should_stop: Callable[[], bool | str] = lambda: False) -> RunResult:
+        """Process until the source ends, ``duration_s`` is reached or ``should_stop()``
+        returns something true (a text is then the reason recorded, e.g. "stopped by SIGTERM").
+
+        Returns the :class:`RunResult`; the session is closed cleanly (a failed commit is
+        retried at the next batch; the last one, at the close, raises). A source that fails
+        for good (``BedsideError``) is recorded as a ``sensor_error`` event, the night so
+        far is saved and the session closed cleanly, and the error is raised again.
+        """
+        start = self._clock()
+        self.result = result = RunResult(self._open_session(time.time()), "end of source")
+        limit = None
+        if self.settings.duration_s is not None:
+            limit = int(round(self.settings.duration_s * self.fs))
+        lengths = (self.settings.duration_s, getattr(self.source, "length_s", None))
+        known = [x for x in lengths if x is not None]
+        self.status.total_s = min(known) if known else None
+        last_commit = last_status = last_sample_wall = start
+        stalled = False
+        error: BedsideError | None = None
+        clean = False
+        try:
+            while True:
+                stop = should_stop()
+                if stop:
+                    result.reason = stop if isinstance(stop, str) else "stopped"
+                    break
+                try:
+                    chunk = self.source.read(READ_TIMEOUT_S)
+                except BedsideError as exc:  # the source failed for good
+                    error = exc
+                    result.reason = "source error"
+                    self._add_event(Event(time.time(), "sensor_error", f"{exc.code}: {exc}"))
+                    break
+                self._record_source_events()
+                now = self._clock()
+                if chunk is None:
+                    break
+                if len(chunk.samples) == 0:
+                    if not stalled and now - last_sample_wall >= self.settings.stall_s:
+                        stalled = True
+                        self._add_event(
+                            Event(
+                                time.time(),
+                                "sensor_gap",
+                                f"no samples for {self.settings.stall_s:g} s",
+                            )
+                        )
+                else:
+                    stalled, last_sample_wall = False, now
+                    if limit is not None and chunk.stop_index > limit:
+                        keep = max(0, limit - chunk.start_index)
+                        chunk = Chunk(chunk.start_index, chunk.samples[:keep], chunk.t_utc)
+                    if len(chunk.samples):
+                        self._process(chunk)
+                if limit is not None and self._next_index is not None:
+                    if self._next_index >= limit:
+                        result.reason = "duration reached"
+                        break
+                if (
+                    self._pending >= self.settings.commit_epochs
+                    or now - last_commit >= self.settings.commit_s
+                ):
+                    self._commit()
+                    last_commit = now
+                if self._on_status is not None and now - last_status >= 1.0:
+                    last_status = now
+                    self._report_status(now - start)
+            clean = True
+        except BaseException as exc:  # a bug or a second Ctrl-C: say so in the shutdown event
+            result.reason = f"failed: {type(exc).__name__}"
+            raise
+        finally:
+            # Also on a bug: what was processed is saved; the session is marked unclean so
+            # the next start records a restart.
+            self.source.close()
+            self._finish(start, clean)
+        if error is not None:
+            raise error
+        return result
+
+    def _commit(self) -> None:
+        """Commit the batch; a failure (a full disk) keeps the batch for the next try."""
+        try:
+            self.store.commit()
+        except BedsideError as exc:
+            self.result.store_errors.append(f"{exc.code}: {exc}")
+            log.warning("commit failed, the batch is kept for the next try: %s %s", exc.code, exc)
+            return
+        self._pending = 0
+        self.status.committed = self.status.epochs
+
+    def _finish(self, start: float, clean: bool) -> None:
+        """Write every epoch the gate judged, then close the session (commits first)."""
+        result = self.result
+        try:
+            if self._stretch is not None:
+                self._flush_stretch()
+                for epoch in self.vitals.finish(self._next_index):
+                    self._add_epoch(epoch)
+            self._record_source_events()
+        except Exception:
+            if clean:
+                raise
+            # Already failing: close the session (unclean) with what was committed.
+        # Stream time: a replay or a simulation at max speed ends long after (or before)
+        # the wall clock; the session's end must not precede its start.
+        end = self._utc(self._next_index) if self._anchors else time.time()
+        self._add_event(Event(end, "shutdown", result.reason))
+        self.store.close_session(clean=clean, t_utc=max(end, time.time()))
+        self.status.committed = self.status.epochs
+        result.wall_s = self._clock() - start
+        result.stream_s = result.samples / self.fs
+        if self._on_status is not None:
+            self._report_status(result.wall_s)
+
+    # --- per chunk -----------------------------------------------------------------------
+
+    def _process(self, chunk: Chunk) -> None:
+        x = np.asarray(chunk.samples, dtype=np.float64)
+        if self._next_index is None or chunk.start_index != self._next_index:
+            self._new_stretch(chunk, float(x[0]))
+        s = self._stretch
+        self.vitals.add_samples(chunk.start_index, chunk.stop_index)
+        self.vitals.add_beats(s.detector.process(s.band.process(x)) + s.origin)
+        _, breaths = s.respiration.process(x)
+        self.vitals.add_breaths(breaths + s.origin)
+        energy, _ = s.motion.process(x)
+        if energy.size:
+            k = s.motion_windows + np.arange(energy.size)
+            self.vitals.add_motion(s.origin + k * s.motion.window_len, energy)
+            s.motion_windows += energy.size
+        for j in self.gate.process(x, start_index=chunk.start_index):
+            self.vitals.add_judgement(j.start_index, j.stop_index, j.state, j.quality)
+            event = self._bed.update(j.state, self._utc(j.start_index))
+            if event is not None:
+                self._add_event(event)
+        self.status.occupied = self._bed.occupied
+        self._next_index = chunk.stop_index
+        self.result.samples += len(x)
+        self.status.stream_s = self.result.samples / self.fs
+        for epoch in self.vitals.ready(self._next_index):
+            self._add_epoch(epoch)
+
+    def _new_stretch(self, chunk: Chunk, first_sample: float) -> None:
+        if self._stretch is not None:
+            self._flush_stretch()
+            self._bed.gap()
+        self._anchors = self._anchors[-(_MAX_ANCHORS - 1) :] + [(chunk.start_index, chunk.t_utc)]
+        self._stretch = _Stretch(self.fs, chunk.start_index, first_sample)
+
+    def _flush_stretch(self) -> None:
+        """The beats the detector still holds at the end of a stretch."""
+        s = self._stretch
+        self.vitals.add_beats(s.detector.flush() + s.origin)
+
+    # --- output --------------------------------------------------------------------------
+
+    def _open_session(self, t_utc: float) -> int:
+        session = self.store.open_session(
+            source=self.source.name,
+            fs=self.fs,
+            epoch_s=self.settings.epoch_s,
+            software_version=self._version,
+            t_utc=t_utc,
+        )
+        return session
+
+    def _roll_over(self, t_utc: float) -> None:
+        """At the daily ``new_session_at`` (in stream time): close this session and open
+        the next, so that a unit running for weeks stores one session a night. The DSP
+        goes on undisturbed; the first epoch or event of the new day opens it."""
+        at = self.settings.new_session_at
+        if at is None:
+            return
+        if self._rollover_utc is None:  # the first data of the run, in its stream time
+            self._rollover_utc = next_local_time(t_utc, at)
+        if t_utc < self._rollover_utc:
+            return
+        when, closed = self._rollover_utc, self.result.session_id
+        self.store.close_session(clean=True, t_utc=when)
+        self._pending = 0
+        self.status.committed = self.status.epochs
+        self.result.session_id = self._open_session(when)
+        self.result.sessions.append(self.result.session_id)
+        self._rollover_utc = next_local_time(when, at)
+        if self._on_new_session is not None:
+            self._on_new_session(closed)
+
+    def _add_epoch(self, epoch: Epoch) -> None:
+        self._roll_over(epoch.t_utc)
+        self.store.add_epoch(epoch)
+        self.result.epochs += 1
+        self._pending += 1
+        st = self.status
+        st.epochs += 1
+        st.state, st.hr_bpm, st.rr_bpm, st.quality = (
+            epoch.state,
+            epoch.hr_bpm,
+            epoch.rr_bpm,
+            epoch.quality,
+        )
+        for event in self._ranges.update(epoch):
+            self._add_event(event)
+
+    def _add_event(self, event: Event) -> None:
+        if event.kind != "shutdown":
+            self._roll_over(event.t_utc)
+        self.store.add_event(event)
+        self.result.events += 1
+        self._pending += 1
+        self.status.events += 1
+
+    def _record_source_events(self) -> None:
+        for e in self.source.drain_events():
+            self._add_event(Event(e.t_utc, e.kind, e.detail))
+
+    def _report_status(self, wall_s: float) -> None:
+        self.status.wall_s = wall_s
+        self._on_status(self.status)

@@ -1,0 +1,292 @@
+"""Per-epoch vitals from the streams of beats, breaths, motion and gate judgements.
+
+The pipeline feeds :class:`EpochVitals` what the DSP core and the quality gate produce, in
+stream sample indices; it hands back finished :class:`edge.store.Epoch` rows. The rules, which
+never invent a value:
+
+- **state** of an epoch: the gate state covering most of it (each judged window weighted by
+  its overlap with the epoch; a tie goes to the more cautious state: motion, empty, poor,
+  good). **quality**: the overlap-weighted mean probability of "good".
+- a **beat counts** only when every judged window holding it was judged good;
+- an **interval** is measured only between two consecutive detected beats that both count
+  and lie in one stretch of samples (never across a sensor gap);
+- **HR** (bpm) of a good epoch: 60 / the mean of its normal intervals (those within 25 % of
+  their median: one missed or extra beat does not move the rate), over the intervals that end
+  in the epoch (or, for epochs shorter than 10 s, in the last 10 s), at least
+  :data:`MIN_INTERVALS` of them; **HRV** (RMSSD, ms) from the successive differences of
+  adjacent normal intervals, at least :data:`MIN_HRV_DIFFS`;
+- **RR** (breaths/min) of an epoch in bed and still (good or poor signal: breathing is far
+  stronger than the heartbeat): 60 / the median interval between consecutive breaths of one
+  stretch, both in still in-bed windows, ending in the epoch (or the last 30 s for shorter
+  epochs), at least :data:`MIN_BREATH_INTERVALS`;
+- otherwise the value is None and the reason says why: "empty bed", "motion", "poor signal",
+  "sensor gap" (samples missing in the epoch), "few beats" / "few breaths".
+
+An epoch is written once no later sample can change it (:data:`LAG_S` of signal after its
+end, or the end of the stream), and only if the gate judged at least part of it: time without
+any judged window (a sensor gap, the first seconds of a stream) has no epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .quality import STATES, WINDOW_S
+from .store import Epoch
+
+__all__ = ["LAG_S", "EpochVitals"]
+
+#: Signal after an epoch's end before it is final: the last window overlapping it (10 s),
+#: beats (the detector reports within 4.5 s) and breaths (about 5 s at 6/min) are all in.
+LAG_S = WINDOW_S + 5.0
+#: Shortest stretch the heart rate of an epoch is read from (s).
+HR_SPAN_S = 10.0
+#: Shortest stretch the breathing rate of an epoch is read from (s).
+RR_SPAN_S = 30.0
+MIN_INTERVALS = 5
+MIN_HRV_DIFFS = 10
+MIN_BREATH_INTERVALS = 2
+#: An interval further than this share from the median is not "normal" (ectopy, a miss).
+NORMAL_SHARE = 0.25
+#: Ties between states go to the first of these.
+CAUTION = ("motion", "empty", "poor", "good")
+_REASON = {"empty": "empty bed", "motion": "motion", "poor": "poor signal"}
+RR_STATES = ("good", "poor")
+
+
+@dataclass
+class _Events:
+    """Sorted event indices with the stretch each came from (numpy, pruned as we go)."""
+
+    index: np.ndarray
+    stretch: np.ndarray
+
+    @classmethod
+    def empty(cls) -> _Events:
+        return cls(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+
+    def add(self, index: np.ndarray, stretch: int) -> None:
+        if index.size:
+            self.index = np.concatenate([self.index, index.astype(np.int64)])
+            self.stretch = np.concatenate([self.stretch, np.full(index.size, stretch)])
+
+    def prune(self, before: int) -> None:
+        # Keep one event before the cut: it starts the first interval still needed.
+        k = max(int(np.searchsorted(self.index, before)) - 1, 0)
+        self.index, self.stretch = self.index[k:], self.stretch[k:]
+
+
+class EpochVitals:
+    """Streaming epoch builder (see the module docstring for the rules).
+
+    Args:
+        fs: sampling rate, samples/s.
+        epoch_s: epoch length, s (1..300).
+        origin_utc: gives the UTC time (Unix s) of a stream sample index.
+    """
+
+    def __init__(self, fs: float, epoch_s: float, origin_utc: Callable[[int], float]) -> None:
+        self.fs = float(fs)
+        self.epoch_s = float(epoch_s)
+        self.epoch_len = max(1, int(round(epoch_s * fs)))
+        self._utc = origin_utc
+        self._lag = int(round(LAG_S * fs))
+        self._hr_span = max(self.epoch_len, int(round(HR_SPAN_S * fs)))
+        self._rr_span = max(self.epoch_len, int(round(RR_SPAN_S * fs)))
+        self._beats = _Events.empty()
+        self._breaths = _Events.empty()
+        self._motion_start = np.empty(0, dtype=np.int64)
+        self._motion_energy = np.empty(0)
+        # Judged windows: start, stop, state index, quality (lists; pruned).
+        self._win: list[tuple[int, int, int, float]] = []
+        self._stretches: list[list[int]] = []  # [start, stop) of received samples (pruned)
+        self._stretch = 0  # number of the current stretch: never reused, unlike list places
+        self._next_epoch: int | None = None  # index k of the next epoch to write
+
+    # --- input ---------------------------------------------------------------------------
+
+    def add_samples(self, start: int, stop: int) -> None:
+        """Samples ``[start, stop)`` were received (a new stretch after a gap)."""
+        if self._next_epoch is None:
+            self._next_epoch = start // self.epoch_len
+        if self._stretches and self._stretches[-1][1] == start:
+            self._stretches[-1][1] = stop
+        else:
+            self._stretches.append([start, stop])
+            self._stretch += 1
+
+    @property
+    def stretch(self) -> int:
+        """Number of the current stretch (changes after every gap)."""
+        return self._stretch
+
+    def add_beats(self, index: np.ndarray) -> None:
+        """Beats (stream sample indices, increasing) of the current stretch."""
+        self._beats.add(index, self.stretch)
+
+    def add_breaths(self, index: np.ndarray) -> None:
+        """Breaths (stream sample indices, increasing) of the current stretch."""
+        self._breaths.add(index, self.stretch)
+
+    def add_motion(self, starts: np.ndarray, energy: np.ndarray) -> None:
+        """Motion energy of windows starting at ``starts`` (stream sample indices)."""
+        if energy.size:
+            self._motion_start = np.concatenate([self._motion_start, starts.astype(np.int64)])
+            self._motion_energy = np.concatenate([self._motion_energy, energy])
+
+    def add_judgement(self, start: int, stop: int, state: str, quality: float) -> None:
+        """A window the gate judged (in stream order)."""
+        self._win.append((int(start), int(stop), STATES.index(state), float(quality)))
+
+    # --- output --------------------------------------------------------------------------
+
+    def ready(self, processed: int) -> list[Epoch]:
+        """The epochs that no sample after ``processed`` (a stream index) can change."""
+        return self._emit(lambda e1: e1 + self._lag <= processed, processed)
+
+    def finish(self, processed: int) -> list[Epoch]:
+        """End of stream at ``processed``: every epoch that holds a judged window."""
+        return self._emit(lambda e1: True, processed, final=True)
+
+    def _emit(
+        self, is_final: Callable[[int], bool], processed: int, final: bool = False
+    ) -> list[Epoch]:
+        out: list[Epoch] = []
+        if self._next_epoch is None:
+            return out
+        while True:
+            k = self._next_epoch
+            e0, e1 = k * self.epoch_len, (k + 1) * self.epoch_len
+            if e0 >= processed or not is_final(e1):
+                break
+            epoch = self._epoch(e0, min(e1, processed) if final else e1)
+            if epoch is not None:
+                out.append(epoch)
+            self._next_epoch = k + 1
+        self._prune(self._next_epoch * self.epoch_len)
+        return out
+
+    def _prune(self, next_start: int) -> None:
+        keep = next_start - max(self._hr_span, self._rr_span) - self.epoch_len
+        self._beats.prune(keep)
+        self._breaths.prune(keep)
+        k = int(np.searchsorted(self._motion_start, next_start))
+        self._motion_start, self._motion_energy = self._motion_start[k:], self._motion_energy[k:]
+        self._win = [w for w in self._win if w[1] > keep]
+        self._stretches = [s for s in self._stretches[:-1] if s[1] > keep] + self._stretches[-1:]
+
+    def _windows(self, lo: int, hi: int) -> list[tuple[int, int, int, float]]:
+        return [w for w in self._win if w[0] < hi and w[1] > lo]
+
+    def _received(self, e0: int, e1: int) -> int:
+        return sum(max(0, min(b, e1) - max(a, e0)) for a, b in self._stretches)
+
+    def _epoch(self, e0: int, e1: int) -> Epoch | None:
+        windows = self._windows(e0, e1)
+        if not windows:
+            return None
+        weight = np.zeros(len(STATES))
+        quality = 0.0
+        for a, b, s, q in windows:
+            overlap = min(b, e1) - max(a, e0)
+            weight[s] += overlap
+            quality += overlap * q
+        quality /= weight.sum()
+        state = max(CAUTION, key=lambda st: (weight[STATES.index(st)], -CAUTION.index(st)))
+        gap = self._received(e0, e1) < e1 - e0
+
+        good = self._counting(self._beats.index)
+        beats = int(np.count_nonzero(good & (self._beats.index >= e0) & (self._beats.index < e1)))
+        hr = hrv = None
+        hr_reason = _REASON.get(state)
+        if state == "good":
+            intervals = self._intervals(self._beats, good, e1 - self._hr_span, e1)
+            normal = _normal(intervals)
+            if np.count_nonzero(normal) >= MIN_INTERVALS:
+                hr = 60.0 * self.fs / float(np.mean(intervals[normal]))
+                hrv = _rmssd_ms(intervals, normal, self.fs)
+            else:
+                hr_reason = "sensor gap" if gap else "few beats"
+        rr = None
+        rr_reason = _REASON.get(state) if state not in RR_STATES else None
+        if state in RR_STATES:
+            still = self._covered_by(self._breaths.index, RR_STATES)
+            intervals = self._intervals(self._breaths, still, e1 - self._rr_span, e1)
+            intervals = intervals[np.isfinite(intervals)]
+            if intervals.size >= MIN_BREATH_INTERVALS:
+                rr = 60.0 * self.fs / float(np.median(intervals))
+            else:
+                rr_reason = "sensor gap" if gap else "few breaths"
+        in_epoch = (self._motion_start >= e0) & (self._motion_start < e1)
+        motion = float(np.mean(self._motion_energy[in_epoch])) if in_epoch.any() else None
+        return Epoch(
+            t_utc=self._utc(e0),
+            duration_s=(e1 - e0) / self.fs,
+            state=state,
+            quality=float(min(max(quality, 0.0), 1.0)),
+            hr_bpm=hr,
+            hrv_rmssd_ms=hrv,
+            rr_bpm=rr,
+            motion=motion,
+            beats=beats,
+            hr_reason=None if hr is not None else hr_reason,
+            rr_reason=None if rr is not None else rr_reason,
+        )
+
+    def _counting(self, index: np.ndarray) -> np.ndarray:
+        """True for each event index that every judged window holding it judged good."""
+        return self._covered_by(index, ("good",))
+
+    def _covered_by(self, index: np.ndarray, states: tuple[str, ...]) -> np.ndarray:
+        """True where at least one judged window holds the index and all that do are in
+        ``states``. Windows have one length, so starts and stops are both sorted."""
+        if not self._win or not index.size:
+            return np.zeros(index.size, dtype=bool)
+        win = np.array([(a, b, s) for a, b, s, _ in self._win], dtype=np.int64)
+        wanted = np.zeros(len(STATES), dtype=bool)
+        wanted[[STATES.index(s) for s in states]] = True
+        ok = wanted[win[:, 2]]
+        starts, stops = np.sort(win[:, 0]), np.sort(win[:, 1])
+        cover = np.searchsorted(starts, index, "right") - np.searchsorted(stops, index, "right")
+        good_starts, good_stops = np.sort(win[ok, 0]), np.sort(win[ok, 1])
+        good = np.searchsorted(good_starts, index, "right") - np.searchsorted(
+            good_stops, index, "right"
+        )
+        return (cover > 0) & (good == cover)
+
+    @staticmethod
+    def _intervals(events: _Events, counts: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Intervals (samples, float) between consecutive detected events, in order, for
+        those ending in ``[lo, hi)``; NaN where either event does not count or a gap lies
+        between them (so neighbours in the result are neighbours in time)."""
+        idx = events.index
+        ok = counts[1:] & counts[:-1] & (events.stretch[1:] == events.stretch[:-1])
+        ends = idx[1:]
+        span = (ends >= lo) & (ends < hi)
+        intervals = (idx[1:] - idx[:-1]).astype(np.float64)
+        intervals[~ok] = np.nan
+        return intervals[span]
+
+
+def _normal(intervals: np.ndarray) -> np.ndarray:
+    """True for the finite intervals within :data:`NORMAL_SHARE` of their median."""
+    finite = np.isfinite(intervals)
+    if not finite.any():
+        return finite
+    median = np.median(intervals[finite])
+    with np.errstate(invalid="ignore"):
+        return finite & (np.abs(intervals - median) <= NORMAL_SHARE * median)
+
+
+def _rmssd_ms(intervals: np.ndarray, normal: np.ndarray, fs: float) -> float | None:
+    """RMSSD (ms) over adjacent pairs of normal intervals: a pair touching an abnormal
+    interval (an ectopic beat's pause, a missed beat, a gap) is left out."""
+    pairs = normal[1:] & normal[:-1]
+    diffs = np.diff(intervals)[pairs] * (1000.0 / fs)
+    if diffs.size < MIN_HRV_DIFFS:
+        return None
+    return math.sqrt(float(np.mean(diffs * diffs)))

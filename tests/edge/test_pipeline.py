@@ -1,0 +1,342 @@
+"""The whole pipeline with the real quality gate and model: accuracy against the simulator's
+ground truth, chunk-proofness, sensor gaps, stalls, a source that dies, batched commits."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.errors import BedsideError
+from edge.pipeline import OpenGate, Pipeline, Settings, next_local_time
+from edge.quality import QualityGate
+from edge.readers import Recording
+from edge.sim import Night, State
+from edge.sources.base import Chunk
+from edge.sources.replay import ReplaySource
+from edge.sources.sim import SimSource
+from edge.store import Store
+
+T0 = 1_750_000_000.0
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def gate_night():
+    """Seed 16, 1 h: 6 min of empty bed, good sleep, a bed exit, 8 min of poor signal."""
+    night = Night(seed=16, duration_s=3600.0)
+    return night, night.samples()
+
+
+def _run(source, tmp_path, gate=None, name="night.db", **settings):
+    store = Store(tmp_path / name)
+    pipeline = Pipeline(source, store, gate or QualityGate(source.fs), Settings(**settings))
+    result = pipeline.run()
+    epochs = [e for _, e in store.epochs(session_id=result.session_id)]
+    events = [e for _, e in store.events(session_id=result.session_id)]
+    store.close()
+    return result, epochs, events
+
+
+def _truth(night: Night, epoch, t0=T0):
+    """The label of an epoch (None when it holds more than one) and its true mean HR."""
+    i0 = int(round((epoch.t_utc - t0) * night.fs))
+    i1 = min(i0 + int(round(epoch.duration_s * night.fs)), night.n_samples)
+    labels = np.unique(night.state_at(i0, i1))
+    label = State(int(labels[0])) if labels.size == 1 else None
+    hr = night.heart_rate_at(np.arange(i0, i1, 10) / night.fs)
+    return label, float(np.nanmean(hr)) if np.isfinite(hr).any() else np.nan
+
+
+def test_heart_rate_matches_ground_truth_and_no_rate_in_an_empty_bed(gate_night, tmp_path):
+    night, _ = gate_night
+    result, epochs, events = _run(SimSource(night=night, t0_utc=T0), tmp_path)
+    assert result.reason == "end of source" and len(epochs) == 120
+    truth = [_truth(night, e) for e in epochs]
+    rated = [(e.hr_bpm, hr) for e, (_, hr) in zip(epochs, truth, strict=True) if e.hr_bpm]
+    errors = np.abs(np.array(rated)[:, 0] - np.array(rated)[:, 1])
+    assert errors.mean() < 1.0, errors  # HR MAE over the epochs given a rate
+    for e, (label, _) in zip(epochs, truth, strict=True):
+        if label is State.EMPTY:
+            assert e.hr_bpm is None and e.hrv_rmssd_ms is None and e.rr_bpm is None
+            assert e.hr_reason == "empty bed" and e.beats == 0
+        if label is State.POOR:
+            assert e.hr_bpm is None, e  # a poor signal gives no heart rate
+        assert (e.hr_bpm is None) == (e.hr_reason is not None)
+        assert (e.rr_bpm is None) == (e.rr_reason is not None)
+    empty = [e for e, (label, _) in zip(epochs, truth, strict=True) if label is State.EMPTY]
+    assert len(empty) >= 15 and all(e.state == "empty" for e in empty)
+    good = [e for e, (label, _) in zip(epochs, truth, strict=True) if label is State.GOOD]
+    assert sum(e.hr_bpm is not None for e in good) >= 0.8 * len(good)  # coverage
+    kinds = [e.kind for e in events]
+    assert kinds.count("bed_entry") == 2 and kinds.count("bed_exit") == 1
+    assert kinds[-1] == "shutdown"
+    entry = next(e for e in events if e.kind == "bed_entry")
+    assert abs(entry.t_utc - (T0 + 378)) < 30  # got into bed at 378 s
+
+
+def test_the_night_does_not_depend_on_the_chunking(tmp_path):
+    short = Night(seed=16, duration_s=900.0)
+    a = _run(SimSource(night=short, t0_utc=T0, chunk_s=1.0), tmp_path, name="a.db")[1]
+    b = _run(SimSource(night=short, t0_utc=T0, chunk_s=37.0), tmp_path, name="b.db")[1]
+    assert a == b and len(a) == 30
+
+
+def _replay(x: np.ndarray, fs: float = 250.0) -> ReplaySource:
+    return ReplaySource(Recording(x, fs, "bcg", ("bcg",)), t0_utc=T0)
+
+
+def test_a_sensor_gap_is_an_event_and_splits_the_beats(gate_night, tmp_path):
+    _, samples = gate_night
+    x = samples[: 250 * 1200].astype(np.float64)  # 20 min: empty, then in bed from 394 s
+    x[250 * 700 : 250 * 745] = np.nan  # 45 s of lost frames while asleep
+    result, epochs, events = _run(_replay(x), tmp_path)
+    gaps = [e for e in events if e.kind == "sensor_gap"]
+    assert len(gaps) == 1 and gaps[0].detail == "45.0 s of samples missing"
+    starts = [round(e.t_utc - T0) for e in epochs]
+    assert starts == list(range(0, 1200, 30))
+    # [690, 720) s and [720, 750) s hold the gap: no heart rate across it, a reason instead
+    # (each keeps a rate only from enough beats of its own on one side).
+    for e in epochs[23:25]:
+        assert e.hr_bpm is not None or e.hr_reason == "sensor gap"
+    assert epochs[24].hr_reason == "sensor gap"  # 5 s of samples: too few beats
+    assert result.samples == np.isfinite(x).sum()
+
+
+class _Stalling:
+    """Fault injection: a live source that delivers nothing for a while, then goes on."""
+
+    def __init__(self, inner, stall_after: int, stall_s: float) -> None:
+        self.inner, self.name, self.fs = inner, inner.name, inner.fs
+        self._reads, self._after, self._stall_s = 0, stall_after, stall_s
+        self._stalled_at: float | None = None
+
+    def read(self, timeout_s=None):
+        self._reads += 1
+        if self._reads > self._after:
+            if self._stalled_at is None:
+                self._stalled_at = time.monotonic()
+            if time.monotonic() - self._stalled_at < self._stall_s:
+                time.sleep(0.01)
+                return Chunk(0, np.empty(0, dtype=np.int32), time.time())
+        return self.inner.read(timeout_s)
+
+    def drain_events(self):
+        return self.inner.drain_events()
+
+    def close(self):
+        self.inner.close()
+
+
+class _Dying(_Stalling):
+    """Fault injection: the sensor disappears for good after some chunks."""
+
+    def read(self, timeout_s=None):
+        self._reads += 1
+        if self._reads > self._after:
+            raise BedsideError("E249", "sensor link lost — check the cable")
+        return self.inner.read(timeout_s)
+
+
+def test_a_stalled_source_is_an_event_and_the_night_goes_on(tmp_path):
+    night = Night(seed=21, duration_s=300.0)
+    source = _Stalling(SimSource(night=night, t0_utc=T0, chunk_s=10.0), 12, 0.3)
+    result, epochs, events = _run(source, tmp_path, stall_s=0.1)
+    stalls = [e for e in events if e.kind == "sensor_gap"]
+    assert len(stalls) == 1 and stalls[0].detail == "no samples for 0.1 s"
+    assert result.reason == "end of source" and result.samples == night.n_samples
+    assert len(epochs) == 10
+
+
+def test_a_source_that_dies_ends_the_session_cleanly_with_an_event(tmp_path):
+    night = Night(seed=21, duration_s=600.0)
+    source = _Dying(SimSource(night=night, t0_utc=T0, chunk_s=10.0), 30, 0.0)
+    store = Store(tmp_path / "night.db")
+    with pytest.raises(BedsideError) as err:
+        Pipeline(source, store, QualityGate(250.0), Settings()).run()
+    assert err.value.code == "E249"
+    store.close()
+    store = Store(tmp_path / "night.db", readonly=True)
+    (session,) = store.sessions()
+    assert session.clean
+    kinds = [e.kind for _, e in store.events()]
+    assert kinds[-2:] == ["sensor_error", "shutdown"]
+    epochs = [e for _, e in store.epochs()]
+    assert len(epochs) == 10  # 300 s delivered: every epoch the gate judged is saved
+
+
+class _CountingStore(Store):
+    """The real store, noting how many rows (epochs and events) each commit made durable."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.committed: list[int] = []
+        self.added = 0
+
+    def add_epoch(self, epoch) -> None:
+        super().add_epoch(epoch)
+        self.added += 1
+
+    def add_event(self, event) -> None:
+        super().add_event(event)
+        self.added += 1
+
+    def commit(self) -> None:
+        super().commit()
+        if self.session_id is not None:  # not open_session's own commit
+            self.committed.append(self.added)
+
+
+def test_epochs_are_committed_in_batches_and_a_stop_loses_nothing(tmp_path):
+    night = Night(seed=21, duration_s=1800.0)
+    store = _CountingStore(tmp_path / "night.db")
+    calls = iter(range(10**6))
+    pipeline = Pipeline(
+        SimSource(night=night, t0_utc=T0, chunk_s=10.0),
+        store,
+        OpenGate(250.0),  # the bench mode is part of the product too
+        Settings(commit_epochs=4, commit_s=3600.0),
+    )
+    result = pipeline.run(should_stop=lambda: next(calls) >= 90)  # stop after 900 s
+    assert result.reason == "stopped" and result.samples == 250 * 900
+    batches = np.diff([0, *store.committed])
+    assert len(store.committed) >= 7 and set(batches[:-1]) == {4}  # the last: at the stop
+    store.close()
+    epochs = [e for _, e in Store(tmp_path / "night.db", readonly=True).epochs()]
+    # Everything processed is saved: epochs up to the last one the windows reached.
+    assert len(epochs) == 30 and epochs[-1].t_utc == T0 + 870
+    assert all(e.state == "good" for e in epochs)  # --no-gate: every window good
+
+
+def test_a_unit_that_runs_for_days_stores_one_session_a_night(tmp_path):
+    start = 1_750_000_020.0  # a whole minute
+    at = datetime.fromtimestamp(start + 600.0).astimezone().strftime("%H:%M")
+    assert next_local_time(start, at) == start + 600.0
+    source = SimSource(night=Night(seed=21, duration_s=1200.0), t0_utc=start)
+    store = Store(tmp_path / "night.db")
+    result = Pipeline(source, store, OpenGate(250.0), Settings(new_session_at=at)).run()
+    first, second = store.sessions()
+    assert result.sessions == [first.id, second.id] and result.session_id == second.id
+    assert first.clean and first.ended_utc == start + 600.0 and second.started_utc == start + 600
+    before = [e.t_utc for _, e in store.epochs(session_id=first.id)]
+    after = [e.t_utc for _, e in store.epochs(session_id=second.id)]
+    assert before == [start + 30 * k for k in range(20)]
+    assert after == [start + 30 * k for k in range(20, 40)]
+    assert [e.kind for _, e in store.events(session_id=second.id)][-1] == "shutdown"
+    assert "restart" not in [e.kind for _, e in store.events()]
+
+
+class _FailingGate:
+    """Fault injection: the real gate, then an unexpected exception (a bug) mid-night."""
+
+    def __init__(self, after: int) -> None:
+        self.gate, self.calls, self.after = QualityGate(250.0), 0, after
+
+    def process(self, samples, start_index=None):
+        self.calls += 1
+        if self.calls > self.after:
+            raise RuntimeError("a bug")
+        return self.gate.process(samples, start_index)
+
+
+def test_a_crash_saves_what_was_processed_and_marks_the_session_unclean(tmp_path):
+    night = Night(seed=21, duration_s=900.0)
+    store = Store(tmp_path / "night.db")
+    pipeline = Pipeline(SimSource(night=night, t0_utc=T0, chunk_s=10.0), store, _FailingGate(40))
+    with pytest.raises(RuntimeError):
+        pipeline.run()
+    (session,) = store.sessions()
+    assert session.clean is False and session.n_epochs == 14  # 400 s, the last epoch partly
+    assert [e for _, e in store.events()][-1].detail == "failed: RuntimeError"
+    store.close()
+    store = Store(tmp_path / "night.db")  # the next start says the last one ended badly
+    store.open_session(source="sim:21", fs=250.0, epoch_s=30.0, software_version="x", t_utc=T0)
+    assert [e.kind for _, e in store.events()][-1] == "restart"
+    store.close()
+
+
+class _RandomChunks:
+    """A recording delivered in the chunk sizes given (a live link's arbitrary bursts)."""
+
+    def __init__(self, samples: np.ndarray, sizes: list[int]) -> None:
+        self.name, self.fs = "replay:random", 250.0
+        self._x, self._sizes, self._next, self._reads = samples, sizes, 0, 0
+
+    def read(self, timeout_s=None):
+        if self._next >= self._x.size:
+            return None
+        size = self._sizes[self._reads % len(self._sizes)]  # the sizes, over and over
+        self._reads += 1
+        start, self._next = self._next, min(self._next + size, self._x.size)
+        return Chunk(start, self._x[start : self._next], T0 + start / self.fs)
+
+    def drain_events(self):
+        return []
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def six_minutes() -> np.ndarray:
+    return Night(seed=16, duration_s=360.0).samples()
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.lists(st.integers(20, 4000), min_size=1, max_size=20))
+def test_any_chunking_gives_the_same_epochs_and_events(six_minutes, tmp_path_factory, sizes):
+    tmp = tmp_path_factory.mktemp("chunks")
+    whole = _run(_RandomChunks(six_minutes, [six_minutes.size]), tmp, name="whole.db")
+    parts = _run(_RandomChunks(six_minutes, sizes), tmp, name="parts.db")
+    assert parts[1] == whole[1] and len(whole[1]) == 12
+    assert [e for e in parts[2] if e.kind != "shutdown"] == [
+        e for e in whole[2] if e.kind != "shutdown"
+    ]
+
+
+def test_a_real_recording_against_its_pulse_oximeter(tmp_path):
+    """The Sadek fiber-optic mat sample (50 Hz, 18.6 min): the whole pipeline with the real
+    gate, 10 s epochs, against the pulse oximeter recorded with it."""
+    source = ReplaySource.open(DATA / "sadek_sample.npz")
+    reference = source.recording.reference["pulse_ox_bpm"]
+    result, epochs, _ = _run(source, tmp_path, epoch_s=10.0)
+    assert len(epochs) == 112
+    t0 = source.recording.start_time.timestamp()
+    errors = []
+    for e in epochs:
+        i0 = int(round((e.t_utc - t0) * 50))
+        if e.hr_bpm is not None:
+            errors.append(e.hr_bpm - np.nanmean(reference[i0 : i0 + 500]))
+    assert len(errors) >= 0.85 * len(epochs)  # coverage (measured 104 of 112)
+    assert np.mean(np.abs(errors)) < 3.0  # bpm (measured 2.64; heart_rate.py: 2.6 on its own)
+
+
+class _FullDiskStore(Store):
+    """Fault injection: the first commits fail as on a full disk (the store keeps its batch)."""
+
+    def __init__(self, *args, failures: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = failures
+
+    def commit(self) -> None:
+        if self.session_id is not None and self.failures > 0:
+            self.failures -= 1
+            raise BedsideError("E261", "disk full — free disk space")
+        super().commit()
+
+
+def test_a_full_disk_delays_commits_and_loses_nothing(tmp_path):
+    night = Night(seed=21, duration_s=900.0)
+    store = _FullDiskStore(tmp_path / "night.db", failures=3)
+    pipeline = Pipeline(
+        SimSource(night=night, t0_utc=T0), store, OpenGate(250.0), Settings(commit_epochs=5)
+    )
+    result = pipeline.run()
+    assert result.store_errors == ["E261: disk full — free disk space"] * 3
+    assert [e.t_utc - T0 for _, e in store.epochs()] == [30.0 * k for k in range(30)]
+    store.close()

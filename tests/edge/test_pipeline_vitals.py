@@ -1,0 +1,198 @@
+"""Per-epoch vitals (edge.vitals) from known beats, breaths and gate judgements: the rules
+that keep a value honest, checked on inputs whose answer is known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.events import BedPresence, RangeWatch
+from edge.store import Epoch
+from edge.vitals import EpochVitals
+
+FS = 100.0
+T0 = 1_700_000_000.0
+WIN, HOP = 1000, 500  # the gate's 10 s windows every 5 s, at 100 Hz
+
+
+def _vitals(epoch_s: float = 30.0) -> EpochVitals:
+    return EpochVitals(FS, epoch_s, lambda index: T0 + index / FS)
+
+
+def _feed(v: EpochVitals, start: int, stop: int, states, beat_every=100, breath_every=400):
+    """Samples [start, stop) as one stretch, beats and breaths on a grid, and one judged
+    window per hop with the state ``states(window_start)``."""
+    v.add_samples(start, stop)
+    first = -(-start // beat_every) * beat_every
+    v.add_beats(np.arange(first, stop, beat_every))
+    first = -(-start // breath_every) * breath_every
+    v.add_breaths(np.arange(first, stop, breath_every))
+    starts = np.arange(start, stop, 100)
+    v.add_motion(starts, np.full(starts.size, 5.0))
+    for a in range(start, stop - WIN + 1, HOP):
+        v.add_judgement(a, a + WIN, states(a), 0.9 if states(a) == "good" else 0.1)
+
+
+def test_a_steady_good_night_gives_exact_rates():
+    v = _vitals()
+    _feed(v, 0, 12000, lambda a: "good")  # 120 s: 60 bpm, 15 breaths/min
+    epochs = v.ready(12000)
+    assert len(epochs) == 3  # the 4th is not final yet: its last windows may still come
+    epochs += v.finish(12000)
+    assert [e.t_utc for e in epochs] == [T0, T0 + 30, T0 + 60, T0 + 90]
+    for e in epochs[1:]:
+        assert e.state == "good" and e.quality == 0.9
+        assert e.hr_bpm == 60.0 and e.hrv_rmssd_ms == 0.0 and e.rr_bpm == 15.0
+        assert e.beats == 30 and e.motion == 5.0 and e.hr_reason is e.rr_reason is None
+
+
+def test_no_value_outside_good_and_still_windows():
+    def state(a):
+        return "empty" if a < 3000 else "motion" if a < 6000 else "poor" if a < 9000 else "good"
+
+    v = _vitals()
+    _feed(v, 0, 15000, state)
+    empty, motion, poor, good = v.finish(15000)[:4]
+    assert (empty.state, empty.hr_bpm, empty.rr_bpm, empty.beats) == ("empty", None, None, 0)
+    assert empty.hr_reason == empty.rr_reason == "empty bed"
+    assert (motion.state, motion.hr_reason, motion.rr_reason) == ("motion", "motion", "motion")
+    # Poor signal: no heart rate, but breathing is far stronger than the heartbeat.
+    assert poor.hr_bpm is None and poor.hr_reason == "poor signal" and poor.rr_bpm == 15.0
+    # The good epoch right after: beats held by a poor window (the one starting at 8500) do
+    # not count, and no interval reaches back into the poor stretch.
+    assert good.state == "good" and good.hr_bpm == 60.0
+    assert good.beats == 30 - 5
+
+
+def test_a_beat_in_any_non_good_window_does_not_count():
+    v = _vitals()
+    _feed(v, 0, 6000, lambda a: "motion" if a == 1500 else "good")  # [1500, 2500) moving
+    first = v.finish(6000)[0]
+    # Beats 1500..2400 are in the motion window, and so are the two intervals touching it.
+    assert first.beats == 30 - 10
+    assert first.hr_bpm == 60.0
+
+
+def test_no_interval_is_measured_across_a_sensor_gap():
+    v = _vitals()
+    v.add_samples(0, 3200)
+    v.add_beats(np.arange(0, 3200, 100))
+    v.add_samples(3210, 12000)  # 0.1 s lost
+    v.add_beats(np.arange(3210, 12000, 100))
+    for a in [*range(0, 2001, HOP), 2200, *range(3210, 11000, HOP)]:  # 3100 and 3210 judged
+        v.add_judgement(a, a + WIN, "good", 1.0)
+    # The beats at 3100 and 3210 are 1.1 s apart, close enough to pass as a normal interval,
+    # but a gap lies between them: it is not one. Every interval measured is the true 1 s.
+    epochs = v.finish(12000)
+    assert [e.hr_bpm for e in epochs] == [60.0] * 4
+    assert [e.hrv_rmssd_ms for e in epochs] == [0.0] * 4
+
+
+def test_an_epoch_inside_a_long_gap_is_not_written_and_a_gap_is_a_reason():
+    v = _vitals()
+    _feed(v, 0, 3000, lambda a: "good")
+    _feed(v, 9000, 9400, lambda a: "good")  # 4 s of samples between two long gaps
+    _feed(v, 12000, 18000, lambda a: "good")
+    epochs = v.finish(18000)
+    starts = [round(e.t_utc - T0) for e in epochs]
+    assert 60 not in starts or epochs[starts.index(60)].hr_reason == "sensor gap"
+    assert 30 not in starts  # [30, 60) s: no sample judged, no epoch
+    assert starts[0] == 0 and 120 in starts and 150 in starts
+
+
+def test_a_missed_beat_does_not_move_the_rate_nor_the_hrv():
+    v = _vitals()
+    v.add_samples(0, 6000)
+    beats = np.arange(0, 6000, 100)
+    v.add_beats(np.delete(beats, 40))  # a 2 s interval at 3.9-4.1 ks
+    for a in range(0, 5001, HOP):
+        v.add_judgement(a, a + WIN, "good", 1.0)
+    second = v.finish(6000)[1]
+    assert second.hr_bpm == 60.0 and second.hrv_rmssd_ms == 0.0
+
+
+def test_ties_go_to_the_cautious_state():
+    v = _vitals(epoch_s=10.0)
+    v.add_samples(0, 1000)
+    v.add_judgement(0, 500, "good", 1.0)  # half the epoch good, half moving
+    v.add_judgement(500, 1000, "motion", 0.0)
+    (epoch,) = v.finish(1000)
+    assert epoch.state == "motion" and epoch.quality == 0.5
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 20000), max_size=12), st.sampled_from([1.0, 7.0, 30.0]))
+def test_epochs_do_not_depend_on_when_they_are_asked_for(cuts, epoch_s):
+    """Asking for ready epochs at any points of the stream gives the same epochs."""
+    rng = np.random.default_rng(3)
+    beats = np.cumsum(rng.integers(70, 130, 250))
+    beats = beats[beats < 20000]
+    breaths = np.arange(150, 20000, 380)
+    states = rng.choice(["good", "good", "poor", "motion", "empty"], 39)
+
+    def run(points):
+        v = EpochVitals(FS, epoch_s, lambda i: T0 + i / FS)
+        out, done = [], 0
+        for cut in sorted(set(points)) + [20000]:
+            v.add_samples(done, cut)
+            v.add_beats(beats[(beats >= done) & (beats < cut)])
+            v.add_breaths(breaths[(breaths >= done) & (breaths < cut)])
+            for k, a in enumerate(range(0, 20000 - WIN + 1, HOP)):
+                if done < a + WIN <= cut:
+                    v.add_judgement(a, a + WIN, str(states[k]), 0.5)
+            out += v.ready(cut)
+            done = cut
+        return out + v.finish(20000)
+
+    assert run(cuts) == run([])
+
+
+def test_bed_presence_has_hysteresis():
+    bed = BedPresence(entry_s=20.0, exit_s=30.0, hop_s=5.0)
+    states = ["empty"] * 6 + ["good"] * 3 + ["empty"] + ["good"] * 10 + ["empty"] * 5
+    states += ["good"] + ["empty"] * 8
+    events = [(i, e.kind, e.t_utc) for i, s in enumerate(states) if (e := bed.update(s, 5.0 * i))]
+    # The starting empty bed is no event, nor a 15 s visit, nor a 5 s spell. An event comes
+    # when the run is long enough, dated at the run's start.
+    assert events == [(13, "bed_entry", 50.0), (31, "bed_exit", 130.0)]
+    assert bed.update("good", 0.0) is None and bed.occupied is False
+
+
+def _epoch(hr, rr=15.0) -> Epoch:
+    return Epoch(T0, 30.0, "good", 1.0, hr, None, rr, 1.0, 30, None, None)
+
+
+def test_out_of_range_is_reported_once_per_excursion():
+    watch = RangeWatch((40.0, 120.0), (8.0, 25.0))
+    hrs = [60, 35, 34, None, 36, 60, 130, 30, 60]
+    kinds = [[e.detail for e in watch.update(_epoch(hr))] for hr in hrs]
+    assert kinds == [
+        [],
+        ["HR 35.0 bpm, below 40"],
+        [],
+        [],
+        [],
+        [],
+        ["HR 130.0 bpm, above 120"],
+        ["HR 30.0 bpm, below 40"],
+        [],
+    ]
+    assert [e.kind for e in watch.update(_epoch(60, rr=30.0))] == ["rr_out_of_range"]
+
+
+def test_stretches_stay_apart_after_old_ones_are_forgotten():
+    """Many gaps over a long stream: no interval ever joins two stretches, also after the
+    builder has pruned the old ones (a stretch number must never come back)."""
+    v = _vitals()
+    out = []
+    for k in range(12):  # 12 stretches of 70 s with 0.1 s gaps, beats every 1 s from each start
+        start = 7010 * k
+        v.add_samples(start, start + 7000)
+        v.add_beats(start + np.arange(0, 7000, 100))  # across a gap: 1.1 s, a "normal" interval
+        for a in range(start, start + 6001, HOP):
+            v.add_judgement(a, a + WIN, "good", 1.0)
+        out += v.ready(start + 7000)
+    out += v.finish(7010 * 12)
+    assert len(out) > 20 and all(e.hr_bpm in (None, 60.0) for e in out)
+    assert all(e.hrv_rmssd_ms in (None, 0.0) for e in out)
