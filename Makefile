@@ -1,6 +1,6 @@
 # Bedside BCG unit: everything a person repeats.
 #   make test    lint + C unit tests (ASan/UBSan) + pytest   make lint   ruff check + format check
-#   make run     demo of the DSP core                    make bench  benchmarks
+#   make run     a simulated night end to end            make bench  benchmarks
 # The first target that needs Python creates .venv and installs the project into it.
 
 PYTHON ?= python3
@@ -17,7 +17,7 @@ C_TEST_BINS := $(patsubst dsp_c/tests/%.c,$(BUILD)/%,$(C_TESTS))
 CTEST_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	-g -O1 -Wall -Wextra -Werror -std=c99 -ffp-contract=off -Idsp_c/include
 
-.PHONY: all venv build ctest pytest test lint format bench eval run clean
+.PHONY: all venv build ctest pytest test firmware-vm lint format bench eval model run clean
 
 all: build
 
@@ -44,10 +44,24 @@ ctest: $(C_TEST_BINS)
 	@failed=""; for t in $(C_TEST_BINS); do echo "== $$t"; ./$$t || failed="$$failed $$t"; done; \
 	if [ -n "$$failed" ]; then echo "C tests failed:$$failed"; exit 1; fi
 
-pytest: build
+pytest: build firmware-vm
 	$(PY) -m pytest -q
 
 test: lint ctest pytest
+
+# MicroPython (its WebAssembly port, run by node) for the firmware tests in tests/firmware/.
+MPY_NPM_VERSION := 1.27.0
+MPY_STAMP := $(BUILD)/node/.micropython-$(MPY_NPM_VERSION)
+
+firmware-vm: $(MPY_STAMP)
+
+$(MPY_STAMP):
+	@command -v npm >/dev/null || { echo "npm not found: apt-get install nodejs npm" \
+		"(the firmware tests run MicroPython under node)"; exit 1; }
+	@mkdir -p $(BUILD)/node
+	npm install --prefix $(BUILD)/node --no-audit --no-fund --no-save \
+		@micropython/micropython-webassembly-pyscript@$(MPY_NPM_VERSION)
+	touch $@
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -60,14 +74,40 @@ format: $(STAMP)
 bench: build
 	$(PY) tests/bench/bench_dsp.py
 	$(PY) tests/bench/real_recordings.py
+	$(PY) tests/bench/bench_model.py
+	$(PY) tests/bench/bench_pipeline.py
+	$(PY) tests/bench/store_size.py
+	$(PY) tests/bench/bench_serial.py
 
 # Accuracy of dsp_c and its peers on held-out simulated nights and the real recordings.
 eval: build
 	@mkdir -p $(BUILD)
 	$(PY) -m edge.eval --seeds held-out --nights 10 --json build/accuracy.json
 
+# The signal-quality model (models/train.py): TensorFlow in its own venv, never in .venv.
+# Writes models/bcg_quality.tflite and its companions; then update models/MODEL_CARD.md.
+TRAIN_VENV := .venv-train
+TRAIN_STAMP := $(TRAIN_VENV)/.installed
+
+$(TRAIN_STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/python -m pip install --upgrade pip
+	$(TRAIN_VENV)/bin/python -m pip install -e ".[train]"
+	touch $@
+
+model: $(TRAIN_STAMP) $(STAMP)
+	@mkdir -p $(BUILD)
+	TF_USE_LEGACY_KERAS=1 $(TRAIN_VENV)/bin/python -m models.train --out models --cache $(BUILD)
+	$(PY) -m models.evaluate --json $(BUILD)/quality_eval.json
+
+# A simulated 8-hour night at max speed through the whole pipeline (DSP, quality gate,
+# vitals, store): prints the summary, writes build/night.db and the report build/night.html.
+RUN_SEED ?= 42
 run: build
-	$(PY) -m dsp_c.demo
+	@mkdir -p $(BUILD)
+	rm -f $(BUILD)/night.db $(BUILD)/night.db-wal $(BUILD)/night.db-shm
+	$(PY) -m edge run --source sim:$(RUN_SEED) --speed max --duration 8h \
+		--db $(BUILD)/night.db --report $(BUILD)/night.html
 
 clean:
 	rm -rf $(BUILD) *.egg-info dsp_c/_bcg_dsp.c dsp_c/_bcg_dsp.o dsp_c/_bcg_dsp*.so

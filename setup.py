@@ -26,13 +26,28 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=PACKAGES,
-    package_data={"dsp_c": ["include/*.h", "src/*.c", "src/*.h"]},
+    package_data={
+        "dsp_c": ["include/*.h", "src/*.c", "src/*.h"],
+        "models": ["*.tflite", "*.sha256", "*.npz", "*.json", "*.md"],
+    },
     include_package_data=False,
     setup_requires=["cffi>=1.15"],
     cffi_modules=["dsp_c/build_ffi.py:ffibuilder"],
     install_requires=[
         "numpy>=1.23,<2",  # tflite-runtime is built against numpy 1.x
         "cffi>=1.15",
+        # The sensor link (edge/sources/serial.py, frames.py).
+        "pyserial>=3.5",
+        "cobs>=1.2",
+        # The maintenance link and bedside-host (edge/link, edge/agent.py, host_tools):
+        # Ed25519 keys, the command line, progress bars.
+        "cryptography>=42",
+        "click>=8.1",
+        "rich>=13",
+        # The quality model's runtime (edge/model.py): tflite-runtime has no wheels past
+        # Python 3.11; its successor ai-edge-litert takes over there.
+        'tflite-runtime>=2.14; python_version < "3.12"',
+        'ai-edge-litert>=1.2; python_version >= "3.12"',
     ],
     extras_require={
         # What the test suites need (scipy is the reference the DSP core is checked against).
@@ -49,7 +64,15 @@ setup(
             "pyedflib==0.1.42",
             "wfdb==4.3.1",
         ],
-        "train": ["tensorflow-cpu", "tensorflow-model-optimization", "tf_keras"],
+        # Training the quality model (make model, models/train.py), in its own venv.
+        "train": [
+            "tensorflow-cpu==2.21.0",
+            "tensorflow-model-optimization==0.8.1",
+            "tf_keras==2.21.0",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["bedside = edge.cli:main", "bedside-host = host_tools.cli:main"]
     },
     zip_safe=False,
 )
