@@ -137,7 +137,9 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *    BCG_JPEAK_LEARN_MAX_MS, until two dominant peaks >= 0.75 x the highest
  *    are in) set the signal and noise peak levels, and the spacing of the
  *    dominant peaks seeds the rhythm; those candidates are then judged like
- *    all others;
+ *    all others, except a first one that a candidate > 1 / 0.7 x as high
+ *    follows within 0.3 s to 0.7 x the seeded interval: the late wave of a
+ *    beat the stream started in, not a beat;
  *  - adaptive threshold: a candidate is a beat when its height reaches
  *    noise + 0.25 * (signal - noise), both levels running averages of peak
  *    heights, capped at 2 x (beats) and 1 x (noise) the signal level, and a
@@ -156,15 +158,20 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *    intervals, or earlier than 0.9 x and below 0.7 x the signal level, is
  *    only tentative; a plausible candidate (>= 0.5 x its height)
  *    at the expected time wins over it. This keeps the detector off the
- *    secondary waves (K/L, double rate). If such mid-interval candidates are
- *    as high as the beats (each >= 0.6 x, on average >= 0.85 x) three times
- *    in a row, the rate is
- *    re-locked to the double rate (recovery from a half-rate lock), never
- *    above 200 bpm. If instead the beats alternate big-small for 6 beats,
- *    the small ones are secondary waves
- *    and the rate is re-locked to half (recovery from a double-rate lock),
- *    never below 30 bpm (at low rates breathing can make every other beat
- *    smaller);
+ *    secondary waves (K/L, double rate). If such candidates sit in the
+ *    middle of the interval (0.45-0.55 of it: two true intervals differ by
+ *    less than 20 %; a diastolic wave often sits earlier) and are as high as
+ *    the beats (each >= 0.6 x, on average >= 0.85 x) three times in a row,
+ *    the rate is re-locked to the double rate (recovery from a half-rate
+ *    lock); at 0.27-0.4 (or 0.6-0.73) of it, to the triple rate (a lock at a
+ *    third of the rate), never above 200 bpm. If instead the beats alternate
+ *    big-small for 6 beats, each small one below 0.75 x its neighbours, or
+ *    below 0.9 x while the intervals pair up too (those ending at a small
+ *    beat all >= 10 % shorter, or all >= 10 % longer, than those ending at a
+ *    big one: a diastolic wave is not midway), the small ones are secondary
+ *    waves and the rate is re-locked to half (recovery from a double-rate
+ *    lock), never below 30 bpm (at low rates breathing can make every other
+ *    beat smaller);
  *  - search-back: with no beat for 1.66 x the median interval, the highest
  *    candidate since the last beat (and in the last 4 s) above half the
  *    threshold becomes a beat;
@@ -241,9 +248,11 @@ typedef struct bcg_jpeak {
     bcg_jpeak_candidate tentative;
     int half_rate_evidence;
     double half_rate_ratio; /* mean height ratio of that evidence */
+    int sub_rate_parts;     /* 2: the evidence is of a half-rate lock, 3: of a third */
     int64_t silence;        /* samples without a beat before the level decays */
     int64_t last_decay;     /* sample count of the last decay */
     double heights[BCG_JPEAK_HEIGHT_CAP]; /* of the last beats, newest last */
+    int64_t beat_at[BCG_JPEAK_HEIGHT_CAP]; /* their indices */
     int n_heights;
     int64_t ibi[BCG_JPEAK_IBI_CAP];
     int ibi_head;

@@ -26,12 +26,17 @@
 #define SEARCHBACK_FRACTION 1.66 /* no beat for this x interval: search back */
 #define HALF_RATE_HEIGHT 0.85    /* mid-interval candidates this high on average ... */
 #define HALF_RATE_MIN_HEIGHT 0.6 /* ... each at least this high ... */
+#define HALF_RATE_NEAR 0.45      /* ... 0.45-0.55 of the interval in ... */
 #define HALF_RATE_COUNT 3        /* ... this many times in a row suggest half rate */
+#define THIRD_RATE_NEAR 0.27     /* ... or a third of it, when 0.27-0.4 (or 0.6-0.73) in */
+#define THIRD_RATE_FAR 0.4       /* (the upper end of that range) */
 #define ARTIFACT_RATIO 2.0       /* a beat this x the signal level is an artifact */
 #define ARTIFACT_RATE 0.02       /* running average weight of an artifact beat */
 #define SEED_FRACTION 0.75       /* learning: peaks this x the dominant height set the rhythm */
 #define SILENCE_DECAY 0.5        /* signal level x this per silence without a beat */
 #define ALTERNATION_RATIO 0.75   /* big-small-big beats: small below this x neighbours */
+#define PAIRED_ALTERNATION_RATIO 0.9 /* ... or below this x when the intervals pair up too */
+#define PAIRED_INTERVAL_RATIO 0.9    /* ... each interval of one kind this x those of the other */
 
 static int64_t ms_to_samples(double fs, int ms)
 {
@@ -188,8 +193,9 @@ static void drop_candidates_until(bcg_jpeak *d, int64_t index)
     }
 }
 
-/* True when the remembered beat heights alternate big-small throughout. */
-static int heights_alternate(const bcg_jpeak *d)
+/* True when the remembered beat heights alternate big-small throughout, each
+ * small one below `ratio` x its neighbours. */
+static int heights_alternate(const bcg_jpeak *d, double ratio)
 {
     if (d->n_heights < BCG_JPEAK_HEIGHT_CAP)
         return 0;
@@ -202,19 +208,57 @@ static int heights_alternate(const bcg_jpeak *d)
         double neighbour = (k == 0) ? h[1]
                          : (k == BCG_JPEAK_HEIGHT_CAP - 1) ? h[k - 1]
                          : fmin(h[k - 1], h[k + 1]);
-        if (h[k] >= ALTERNATION_RATIO * neighbour)
+        if (h[k] >= ratio * neighbour)
             return 0;
     }
     return 1;
 }
 
-static void remember_height(bcg_jpeak *d, double height)
+/*
+ * True when the remembered beats pair up: the intervals ending at the small
+ * beats all lie on one side of those ending at the big ones (each at most
+ * PAIRED_INTERVAL_RATIO x the other kind). At double rate on a diastolic wave
+ * they do (J to D is not D to J); a true rhythm with beats that happen to
+ * alternate in height does not also alternate in timing, beat after beat.
+ */
+static int intervals_pair_up(const bcg_jpeak *d)
+{
+    if (d->n_heights < BCG_JPEAK_HEIGHT_CAP)
+        return 0;
+    int small_first = d->heights[0] < d->heights[1];
+    double to_small_min = INFINITY, to_small_max = 0, to_big_min = INFINITY, to_big_max = 0;
+    for (int k = 1; k < BCG_JPEAK_HEIGHT_CAP; k++) {
+        double ibi = (double)(d->beat_at[k] - d->beat_at[k - 1]);
+        int small = ((k % 2) == 0) == small_first;
+        if (small) {
+            to_small_min = fmin(to_small_min, ibi);
+            to_small_max = fmax(to_small_max, ibi);
+        } else {
+            to_big_min = fmin(to_big_min, ibi);
+            to_big_max = fmax(to_big_max, ibi);
+        }
+    }
+    return to_small_max <= PAIRED_INTERVAL_RATIO * to_big_min ||
+           to_big_max <= PAIRED_INTERVAL_RATIO * to_small_min;
+}
+
+/* Locked at double rate on the secondary waves: the heights alternate
+ * clearly, or somewhat and the intervals pair up with them. */
+static int double_rate_lock(const bcg_jpeak *d)
+{
+    return heights_alternate(d, ALTERNATION_RATIO) ||
+           (heights_alternate(d, PAIRED_ALTERNATION_RATIO) && intervals_pair_up(d));
+}
+
+static void remember_height(bcg_jpeak *d, int64_t index, double height)
 {
     if (d->n_heights == BCG_JPEAK_HEIGHT_CAP) {
         memmove(d->heights, d->heights + 1, sizeof(double) * (BCG_JPEAK_HEIGHT_CAP - 1));
+        memmove(d->beat_at, d->beat_at + 1, sizeof(int64_t) * (BCG_JPEAK_HEIGHT_CAP - 1));
         d->n_heights--;
     }
-    d->heights[d->n_heights++] = height;
+    d->heights[d->n_heights] = height;
+    d->beat_at[d->n_heights++] = index;
 }
 
 /*
@@ -295,10 +339,10 @@ static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, d
         rate = ARTIFACT_RATE;
     d->signal_level += rate * (level_height(d, height, ARTIFACT_RATIO) - d->signal_level);
     drop_candidates_until(d, index);
-    remember_height(d, height);
+    remember_height(d, index, height);
     /* Never re-lock below 30 bpm: at low rates breathing can make every other
      * beat smaller, which must not halve the rate. */
-    if (heights_alternate(d) && 2.0 * interval_samples(d) <= (double)d->max_ibi)
+    if (double_rate_lock(d) && 2.0 * interval_samples(d) <= (double)d->max_ibi)
         relock_to_half_rate(d);
 }
 
@@ -332,24 +376,36 @@ static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index,
     d->has_tentative = 0;
     /* Evidence of a half-rate lock: mid-interval peaks about as high as the
      * beats, on average over the run (true beats vary with breathing; a
-     * diastolic wave is clearly lower on average). */
+     * diastolic wave is clearly lower on average), and in the middle: two
+     * true intervals differ by less than 20 % (a diastolic wave often sits at
+     * 0.4 of the interval and can be as high). Peaks a third of the way
+     * (or two thirds) are the evidence of a lock at a third of the rate: the
+     * tentative one is the higher of the two beats skipped. */
     double mid = (double)(t.index - d->last_beat) / (double)(index - d->last_beat);
+    double near = fmin(mid, 1.0 - mid);
+    int parts = 0; /* the lock the evidence is of: 2 = half, 3 = a third of the rate */
+    if (near >= HALF_RATE_NEAR)
+        parts = 2;
+    else if (near >= THIRD_RATE_NEAR && near < THIRD_RATE_FAR)
+        parts = 3;
     double ratio = t.height / height;
-    int halfway = mid >= 0.35 && mid <= 0.65 && ratio >= HALF_RATE_MIN_HEIGHT &&
-                  index - t.index >= d->refractory;
-    if (halfway) {
+    int on_grid = parts > 0 && ratio >= HALF_RATE_MIN_HEIGHT && index - t.index >= d->refractory;
+    if (on_grid && (d->half_rate_evidence == 0 || parts == d->sub_rate_parts)) {
         d->half_rate_evidence++;
         d->half_rate_ratio += (ratio - d->half_rate_ratio) / d->half_rate_evidence;
+        d->sub_rate_parts = parts;
     } else {
-        d->half_rate_evidence = 0;
-        d->half_rate_ratio = 0.0;
+        d->half_rate_evidence = on_grid;
+        d->half_rate_ratio = on_grid ? ratio : 0.0;
+        d->sub_rate_parts = on_grid ? parts : 0;
     }
     if (d->half_rate_evidence >= HALF_RATE_COUNT && d->half_rate_ratio >= HALF_RATE_HEIGHT &&
-        0.5 * interval_samples(d) >= (double)d->refractory) { /* never above 200 bpm */
+        interval_samples(d) / d->sub_rate_parts >= (double)d->refractory) { /* <= 200 bpm */
+        for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
+            d->ibi[i] /= d->sub_rate_parts;
         d->half_rate_evidence = 0;
         d->half_rate_ratio = 0.0;
-        for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
-            d->ibi[i] /= 2;
+        d->sub_rate_parts = 0;
         update_interval(d);
         accept(d, out, t.index, t.height, LEVEL_RATE);
     } else {
@@ -464,6 +520,34 @@ static int64_t learning_seed(const bcg_jpeak *d)
 
 static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
 
+/*
+ * The stream may start inside a beat: its late waves then make the first
+ * candidate above the threshold, with nothing before it to show it is early.
+ * It is no beat when a clearly higher candidate (it is below WEAK_FRACTION x
+ * that one) follows sooner than EARLY_FRACTION x the seeded interval (but
+ * after the refractory period). Returns its position in learned[], or -1.
+ */
+static int first_wave_before_beat(const bcg_jpeak *d, const bcg_jpeak_candidate *learned, int n,
+                                  int64_t seed)
+{
+    if (seed <= 0)
+        return -1;
+    int first = -1;
+    for (int i = 0; i < n && first < 0; i++)
+        if (learned[i].height >= threshold(d))
+            first = i;
+    if (first < 0)
+        return -1;
+    for (int j = first + 1; j < n; j++) {
+        int64_t spacing = learned[j].index - learned[first].index;
+        if ((double)spacing >= EARLY_FRACTION * (double)seed)
+            break;
+        if (spacing >= d->refractory && learned[first].height < WEAK_FRACTION * learned[j].height)
+            return first;
+    }
+    return -1;
+}
+
 /* Levels and rhythm seed from the learning period, then judge its
  * candidates in order, with the timers run as they would have run had the
  * levels been known. */
@@ -484,9 +568,13 @@ static void end_learning(bcg_jpeak *d, beat_sink *out)
     for (int i = 0; i < n; i++)
         learned[i] = *candidate_at(d, i);
     d->cand_len = 0;
+    int skip = first_wave_before_beat(d, learned, n, seed);
     for (int i = 0; i < n; i++) {
         check_timers(d, out, learned[i].index + d->half_window + 1);
-        new_candidate(d, out, learned[i].index, learned[i].height);
+        if (i == skip)
+            add_noise_peak(d, learned[i].height);
+        else
+            new_candidate(d, out, learned[i].index, learned[i].height);
     }
 }
 

@@ -257,6 +257,127 @@ static void test_search_back_after_a_long_silence_stays_in_bounds(void)
     CHECK(worst_age <= (int64_t)(4.5 * fs) + 150); /* the documented bound, + one chunk */
 }
 
+/*
+ * A beat train for the rhythm tests: J-peaks every `ibi` s (+-5 %) from 0.5 s,
+ * every other J-wave scaled by `alt`, and a secondary wave (a peak of height
+ * `sec` and a trough after it, like a diastolic complex) at `sec_frac` of
+ * each interval. Returns the number of beats (truth[]); noise 0.02.
+ */
+static int make_train(double fs, int n, double ibi, double alt, double sec, double sec_frac)
+{
+    int n_beats = 0;
+    double t_beat = 0.5;
+    rng_state = 777;
+    memset(signal_buf, 0, sizeof(double) * (size_t)n);
+    while (t_beat < n / fs - 0.3 && n_beats < MAX_BEATS) {
+        double this_ibi = ibi * (1.0 + 0.05 * noise());
+        double a = (n_beats % 2) ? alt : 1.0;
+        double d = t_beat + sec_frac * this_ibi;
+        truth[n_beats++] = (int64_t)floor(t_beat * fs + 0.5);
+        for (int k = 0; k < n; k++) {
+            double t = k / fs;
+            if (fabs(t - t_beat) > 1.5)
+                continue;
+            signal_buf[k] += a * (-0.4 * gauss(t, t_beat - 0.05, 0.018) + gauss(t, t_beat, 0.02) -
+                                  0.5 * gauss(t, t_beat + 0.06, 0.02)) +
+                             sec * (gauss(t, d, 0.02) - 0.5 * gauss(t, d + 0.06, 0.02));
+        }
+        t_beat += this_ibi;
+    }
+    for (int k = 0; k < n; k++)
+        signal_buf[k] += 0.02 * noise();
+    return n_beats;
+}
+
+/* Detections within tol samples of a true beat, of those after sample `from`. */
+static double ppv_after(int n_truth, int n_found, int64_t from, int64_t tol)
+{
+    int total = 0, good = 0;
+    for (int j = 0; j < n_found; j++) {
+        if (found[j] < from)
+            continue;
+        total++;
+        for (int i = 0; i < n_truth; i++)
+            if (found[j] >= truth[i] - tol && found[j] <= truth[i] + tol) {
+                good++;
+                break;
+            }
+    }
+    return total ? (double)good / total : 0.0;
+}
+
+/* A diastolic wave 0.8 x as high as the J-wave seeds a double rate while
+ * learning; the heights alternate (not below 0.75 x) and the intervals pair
+ * up (J to D 0.42, D to J 0.58 of the beat interval): re-locked to half. */
+static void test_double_rate_on_a_high_diastolic_wave_relocks(void)
+{
+    const double fs = 250.0;
+    int n = (int)(60 * fs);
+    int n_truth = make_train(fs, n, 0.75, 1.0, 0.8, 0.42);
+    int n_found = detect(fs, n, 250);
+    CHECK(ppv_after(n_truth, n_found, (int64_t)(15 * fs), 5) > 0.97);
+    CHECK(matched(n_truth, n_found, 5) >= n_truth - 3);
+}
+
+/* The converse: true beats alternating in height (0.8 x) at a steady rhythm
+ * are all beats; without the paired intervals the rate is not halved. */
+static void test_alternating_heights_alone_keep_the_rate(void)
+{
+    const double fs = 250.0;
+    int n = (int)(60 * fs);
+    int n_truth = make_train(fs, n, 0.75, 0.8, 0.0, 0.5);
+    int n_found = detect(fs, n, 250);
+    CHECK(matched(n_truth, n_found, 5) >= n_truth - 1);
+    CHECK(n_found <= n_truth + 1);
+}
+
+/* A stream that starts inside a beat: its late wave (half as high, 0.32 s
+ * before the first J-wave) is not reported as a beat. */
+static void test_the_wave_of_a_beat_cut_at_the_start_is_no_beat(void)
+{
+    const double fs = 250.0;
+    int n = (int)(20 * fs);
+    int n_truth = make_train(fs, n, 0.7, 1.0, 0.0, 0.5);
+    for (int k = 0; k < n; k++) { /* the tail of the beat before the recording */
+        double t = k / fs;
+        signal_buf[k] += 0.5 * gauss(t, 0.18, 0.02) - 0.25 * gauss(t, 0.24, 0.02);
+    }
+    int n_found = detect(fs, n, 100);
+    CHECK(n_found > 0 && found[0] >= truth[0] - 5);
+    CHECK(matched(n_truth, n_found, 5) == n_truth);
+    CHECK(n_found == n_truth);
+}
+
+/* Learning sees every third beat clearly (the two between are 0.55 x as
+ * high): the rhythm is seeded at a third of the rate; once all beats are
+ * alike, the skipped ones (a third and two thirds of the way, as high as
+ * the beats) re-lock it to the full rate. */
+static void test_a_lock_at_a_third_of_the_rate_recovers(void)
+{
+    const double fs = 250.0;
+    int n = (int)(40 * fs);
+    int n_truth = make_train(fs, n, 0.62, 1.0, 0.0, 0.5);
+    for (int i = 0; i < n_truth && truth[i] < (int64_t)(4.6 * fs); i++) {
+        if (i % 3 == 0)
+            continue;
+        double tb = (double)truth[i] / fs;
+        for (int k = 0; k < n; k++) {
+            double t = k / fs;
+            if (fabs(t - tb) < 0.3)
+                signal_buf[k] -= 0.45 * (-0.4 * gauss(t, tb - 0.05, 0.018) + gauss(t, tb, 0.02) -
+                                         0.5 * gauss(t, tb + 0.06, 0.02));
+        }
+    }
+    int n_found = detect(fs, n, 250);
+    int late = 0, late_found = 0; /* the last 20 s */
+    for (int i = 0; i < n_truth; i++)
+        late += truth[i] >= (int64_t)(20 * fs);
+    for (int j = 0; j < n_found; j++)
+        late_found += found[j] >= (int64_t)(20 * fs);
+    CHECK(late_found >= late - 1 && late_found <= late + 1);
+    CHECK(matched(n_truth, n_found, 5) >= n_truth - 15);
+}
+
 int main(void)
 {
     test_arguments();
@@ -267,5 +388,9 @@ int main(void)
     test_bounds_and_null_safety();
     test_search_back_after_a_long_silence_stays_in_bounds();
     test_flush_resets();
+    test_double_rate_on_a_high_diastolic_wave_relocks();
+    test_alternating_heights_alone_keep_the_rate();
+    test_the_wave_of_a_beat_cut_at_the_start_is_no_beat();
+    test_a_lock_at_a_third_of_the_rate_recovers();
     return check_report("test_jpeak");
 }

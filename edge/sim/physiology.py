@@ -63,9 +63,11 @@ class Breathing:
         if not inside.any():
             return np.zeros(np.shape(t_s))
         f = self.inspiration_frac[i]
-        rise = 0.5 - 0.5 * np.cos(np.pi * np.minimum(phase / f, 1.0))
-        fall = 0.5 + 0.5 * np.cos(np.pi * np.minimum((phase - f) / (0.85 * (1.0 - f)), 1.0))
-        shape = np.where(phase < f, rise, fall)
+        rising = phase < f
+        # Rise 0.5 - 0.5 cos(pi x), fall 0.5 + 0.5 cos(pi y): one cosine per sample.
+        x = np.where(rising, phase / f, (phase - f) / (0.85 * (1.0 - f)))
+        cos = np.cos(np.pi * np.minimum(x, 1.0))
+        shape = np.where(rising, 0.5 - 0.5 * cos, 0.5 + 0.5 * cos)
         return np.where(inside, self.depth[i] * shape, 0.0)
 
     def phase(self, t_s: np.ndarray) -> np.ndarray:

@@ -4,11 +4,14 @@
     (b) scipy.signal.sosfilt + find_peaks on the same array
     (c) streaming in 1 s chunks through the Python API vs scipy.signal.sosfilt with zi
     (d) per-call overhead of the binding (a 1-sample chunk through SosFilter / JPeakDetector)
+    (e) the simulator: edge.sim.Night(seed=1) rendered whole (runs of 64 blocks) against the
+        same night block by block (render_block, the renderer's old shape), and against (a)
 
 Each figure is the best of several repeats, peers interleaved, so the ratios hold on a
 noisy machine even where the absolute times do not; (a)/(b) is also counted in instructions
 under valgrind, which a busy machine does not change. Goals: (a)/(b) >= 2x, (c) >= 20x,
-(d) < 2 microseconds.
+(d) < 2 microseconds, (e) an 8 h night well under 2 s (the bedside pipeline must run a
+simulated night end to end in 5 s).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import scipy.signal as ss
 
 import dsp_c
 from dsp_c.synthetic import bcg_signal
+from edge.sim import Night
+from edge.sim.render import render_block
 
 FS = 250.0
 
@@ -181,8 +186,29 @@ def main() -> None:
     print("\n(d) binding overhead per call (1-sample chunk, Python loop subtracted):")
     print(f"    SosFilter.process              {t_call_filter * 1e6:8.2f} us   (goal < 2 us)")
     print(f"    JPeakDetector.process          {t_call_detector * 1e6:8.2f} us")
+    bench_sim(args.hours, max(1, args.repeats // 2))
     if not args.no_instructions:
         instruction_counts(hours=0.25)
+
+
+def bench_sim(hours: float, repeats: int) -> None:
+    """(e): render a simulated night; the peers are the per-block path and detect_beats."""
+
+    def whole() -> np.ndarray:
+        return Night(seed=1, duration_s=hours * 3600).samples()
+
+    x = whole()
+    plan = Night(seed=1, duration_s=hours * 3600)._plan
+    tenth = plan.n_blocks // 10  # a tenth of the night block by block, scaled up
+    t_whole = best_time(whole, repeats)
+    t_blocks = best_time(lambda: [render_block(plan, b) for b in range(tenth)], repeats)
+    t_blocks *= plan.n_blocks / tenth
+    t_detect = best_time(lambda: dsp_c.detect_beats(x, FS), repeats)
+    print(f"\n(e) edge.sim.Night(seed=1), {hours:g} h at {FS:g} Hz ({x.size / 1e6:.1f} M samples):")
+    print(f"    Night(...).samples()           {t_whole:8.2f} s   (goal well under 2 s for 8 h)")
+    print(f"    block by block (render_block)  {t_blocks:8.2f} s")
+    print(f"    ratio block by block / whole   {t_blocks / t_whole:8.2f}x")
+    print(f"    ratio render / detect_beats    {t_whole / t_detect:8.2f}x")
 
 
 if __name__ == "__main__":

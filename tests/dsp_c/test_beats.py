@@ -59,7 +59,7 @@ def test_every_r_peak_of_the_real_recording_is_found():
     found = dsp_c.detect_beats(rec["imp_env"], fs)
     hits, false, delay = best_delay_match(found, rec["r_peaks"], fs, tol_s=0.060)
     assert hits == len(rec["r_peaks"]) == 28
-    assert false <= 1
+    assert false == 0  # not even the wave of the beat the recording starts in
     assert 0.10 * fs <= delay <= 0.30 * fs  # a J-wave follows its R-peak by 0.1-0.3 s
 
 
@@ -84,8 +84,9 @@ def test_heart_rate_on_the_fiber_optic_mat_recording():
 
 # Golden vectors: the detector's exact output on a fixed input. A change here is a change of
 # the algorithm; update only together with the accuracy figures in docs/dsp.md.
+# Issue 4: the record starts inside a beat; the wave at 291 ms (half as high as the J-wave
+# 319 ms later) was a false first beat and is no longer reported.
 GOLDEN_AYDIN_IMP_ENV = [
-    291,
     610,
     1303,
     1961,
