@@ -78,6 +78,9 @@ bench: build
 	$(PY) tests/bench/bench_pipeline.py
 	$(PY) tests/bench/store_size.py
 	$(PY) tests/bench/bench_serial.py
+	$(PY) tests/bench/bench_link.py
+	$(PY) tests/bench/bench_flash.py
+	$(PY) tests/bench/bench_logs.py
 
 # Accuracy of dsp_c and its peers on held-out simulated nights and the real recordings.
 eval: build

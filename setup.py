@@ -15,6 +15,9 @@ TOP_LEVEL = ("dsp_c", "edge", "host_tools", "models")
 PACKAGES = find_packages(include=[f"{name}{sub}" for name in TOP_LEVEL for sub in ("", ".*")])
 
 TEST_REQUIRES = ["pytest", "hypothesis", "scipy"]
+# The laptop's optional part: Parquet export of pulled logs (bedside-host logs export).
+# pyarrow 26 and later need numpy 2 (25 is the last for numpy 1.x, which the unit pins).
+HOST_REQUIRES = ["pyarrow>=14,<26"]
 
 setup(
     name="bedside-bcg",
@@ -57,6 +60,7 @@ setup(
         # ruff (format is checked) and the peers (the tests bound their accuracy).
         "dev": [
             *TEST_REQUIRES,
+            *HOST_REQUIRES,
             "ruff==0.17.6",
             "neurokit2==0.2.12",
             "heartpy==1.2.7",
@@ -64,6 +68,8 @@ setup(
             "pyedflib==0.1.42",
             "wfdb==4.3.1",
         ],
+        # The laptop tools' extras: pip install "bedside-bcg[host]".
+        "host": HOST_REQUIRES,
         # Training the quality model (make model, models/train.py), in its own venv.
         "train": [
             "tensorflow-cpu==2.21.0",

@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--db", required=True, help="the vitals store")
     report.add_argument("--out", required=True, help="output: .html or .png")
     report.add_argument("--session", type=int, help="session id (default the last one)")
+    from . import agent  # the maintenance agent (issue 7): `bedside agent`
+
+    agent.add_parser(commands)
+    from . import boot  # the A/B boot manager (issue 7): `bedside boot`
+
+    boot.add_parser(commands)
     return parser
 
 
@@ -298,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     # under systemd.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "agent":
+            from .agent import run_command
+
+            return run_command(args)
+        if args.command == "boot":
+            from .boot import run_command as boot_command
+
+            return boot_command(args)
         return {"run": _run, "report": _report}[args.command](args)
     except BedsideError as exc:
         print(f"error {exc.code}: {exc}", file=sys.stderr)

@@ -1,0 +1,224 @@
+"""Frames of the maintenance link: layout, CRC-32, COBS, and a streaming decoder.
+
+One frame on the wire is ``COBS(body) + b"\\x00"``; the zero byte never occurs inside COBS
+output, so a receiver that lost bytes re-synchronises at the next zero. ``body`` is::
+
+    offset  size  field
+    0       1     kind     REQUEST, REPLY, ERROR, BUSY or LOG (:class:`Kind`)
+    1       1     channel  COMMANDS (0) or LOGS (1): the log stream shares the link
+    2       4     seq      request number (big-endian); a reply carries its request's seq
+    6       2     hlen     length of the header
+    8       hlen  header   UTF-8 JSON object (command name and arguments, or the reply)
+    8+hlen  ...   data     raw bytes (bulk payload: chunks of a bundle, log rows)
+    -4      4     crc      CRC-32 (zlib) of everything before it, big-endian
+
+A frame whose CRC, layout or header does not check out is dropped whole: the requester's
+timeout and retry recover it, so a damaged frame is never half-used.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from cobs import cobs
+
+from .protocol import LinkError
+
+__all__ = [
+    "FRAME_OVERHEAD",
+    "MIN_FRAME",
+    "Channel",
+    "Frame",
+    "FrameDecoder",
+    "FrameError",
+    "Kind",
+    "decode_body",
+    "encode_frame",
+    "hexdump",
+    "trace_frame",
+]
+
+_PREFIX = struct.Struct(">BBIH")
+_CRC = struct.Struct(">I")
+# Bytes of a body that are not header or data.
+FRAME_OVERHEAD = _PREFIX.size + _CRC.size
+# Every unit accepts frames of this size before negotiation (the hello exchange fits in it).
+MIN_FRAME = 1024
+BAD_FRAME = "E305"
+
+
+class Kind(enum.IntEnum):
+    """What a frame is."""
+
+    REQUEST = 1
+    REPLY = 2
+    ERROR = 3  # the reply to a request whose handler raised: header {code, message}
+    BUSY = 4  # "still working on seq": keeps the requester from timing out and retrying
+    LOG = 5  # one log record of the unit, on the LOGS channel, seq counts records
+
+
+class Channel(enum.IntEnum):
+    """The streams multiplexed on one link."""
+
+    COMMANDS = 0
+    LOGS = 1
+
+
+class FrameError(LinkError):
+    """A frame that cannot be decoded (bad COBS, CRC, layout or header): it is dropped."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(BAD_FRAME, message)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame."""
+
+    kind: Kind
+    seq: int
+    header: dict = field(default_factory=dict)
+    data: bytes = b""
+    channel: Channel = Channel.COMMANDS
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The bytes to write for ``frame``: COBS-encoded body and the 0x00 delimiter."""
+    header = json.dumps(frame.header, separators=(",", ":")).encode()
+    if len(header) > 0xFFFF:
+        raise ValueError(f"frame header is {len(header)} bytes, at most 65535")
+    body = (
+        _PREFIX.pack(int(frame.kind), int(frame.channel), frame.seq & 0xFFFFFFFF, len(header))
+        + header
+        + frame.data
+    )
+    body += _CRC.pack(zlib.crc32(body))
+    return cobs.encode(body) + b"\x00"
+
+
+def body_size(frame: Frame) -> int:
+    """The size of ``frame``'s body (what the negotiated max_frame bounds)."""
+    return FRAME_OVERHEAD + len(json.dumps(frame.header, separators=(",", ":"))) + len(frame.data)
+
+
+def decode_body(body: bytes) -> Frame:
+    """Check and parse one body (COBS already removed); raises :class:`FrameError`."""
+    if len(body) < FRAME_OVERHEAD:
+        raise FrameError(f"frame of {len(body)} bytes is shorter than {FRAME_OVERHEAD}")
+    (crc,) = _CRC.unpack_from(body, len(body) - _CRC.size)
+    if zlib.crc32(body[: -_CRC.size]) != crc:
+        raise FrameError("frame CRC mismatch")
+    kind, channel, seq, hlen = _PREFIX.unpack_from(body)
+    if _PREFIX.size + hlen > len(body) - _CRC.size:
+        raise FrameError(f"frame header length {hlen} runs past the frame")
+    try:
+        kind, channel = Kind(kind), Channel(channel)
+    except ValueError:
+        raise FrameError(f"unknown frame kind {kind} or channel {channel}") from None
+    try:
+        header = json.loads(body[_PREFIX.size : _PREFIX.size + hlen])
+    except (UnicodeDecodeError, ValueError):
+        raise FrameError("frame header is not JSON") from None
+    if not isinstance(header, dict):
+        raise FrameError("frame header is not a JSON object")
+    data = bytes(body[_PREFIX.size + hlen : -_CRC.size])
+    return Frame(kind, seq, header, data, channel)
+
+
+class FrameDecoder:
+    """Splits a byte stream into frames; bytes may arrive in any chunking.
+
+    ``feed`` yields a :class:`Frame` or a :class:`FrameError` per delimited frame (errors are
+    yielded, not raised, so the caller counts them and goes on). A run of bytes longer than
+    an encoded ``max_frame`` without a delimiter is discarded up to the next delimiter: the
+    buffer never grows beyond that bound, whatever arrives.
+    """
+
+    def __init__(self, max_frame: int = MIN_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buffer = bytearray()
+        self._overflow = False
+        #: The wire bytes of the frame (or error) yielded last, for ``--trace``.
+        self.last_wire = b""
+
+    @property
+    def max_frame(self) -> int:
+        return self._max_frame
+
+    @max_frame.setter
+    def max_frame(self, value: int) -> None:
+        self._max_frame = value
+        # COBS adds one byte per 254 and one at the start.
+        self._max_encoded = value + value // 254 + 2
+
+    def feed(self, chunk: bytes) -> Iterator[Frame | FrameError]:
+        """Take ``chunk``; yield every frame (or error) it completes."""
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\x00", start)
+            if end < 0:
+                self._take(chunk[start:])
+                return
+            self._take(chunk[start:end])
+            start = end + 1
+            yield from self._finish()
+
+    def _take(self, piece: bytes) -> None:
+        if self._overflow:
+            return
+        if len(self._buffer) + len(piece) > self._max_encoded:
+            self._buffer.clear()
+            self._overflow = True
+            return
+        self._buffer += piece
+
+    def _finish(self) -> Iterator[Frame | FrameError]:
+        overflow, encoded = self._overflow, bytes(self._buffer)
+        self._buffer.clear()
+        self._overflow = False
+        self.last_wire = encoded + b"\x00"
+        if overflow:
+            yield FrameError(f"frame longer than {self._max_frame} bytes")
+            return
+        if not encoded:  # an empty frame: a delimiter sent to resynchronise
+            return
+        try:
+            body = cobs.decode(encoded)
+        except cobs.DecodeError:
+            yield FrameError("frame is not valid COBS")
+            return
+        try:
+            yield decode_body(body)
+        except FrameError as exc:
+            yield exc
+
+
+def hexdump(data: bytes, limit: int = 256) -> str:
+    """Classic 16-bytes-a-line hexdump of ``data`` (the first ``limit`` bytes)."""
+    lines = []
+    for offset in range(0, min(len(data), limit), 16):
+        row = data[offset : offset + 16]
+        hexes = " ".join(f"{b:02x}" for b in row)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        lines.append(f"  {offset:08x}  {hexes:<47}  |{text}|")
+    if len(data) > limit:
+        lines.append(f"  ... {len(data) - limit} more bytes")
+    return "\n".join(lines)
+
+
+def trace_frame(out: TextIO, direction: str, frame: Frame, wire: bytes) -> None:
+    """Print one frame for ``--trace``: a summary line, then a hexdump of its wire bytes."""
+    what = frame.header.get("cmd") or frame.header.get("code") or ""
+    out.write(
+        f"{direction} {frame.kind.name} ch={frame.channel.name.lower()} seq={frame.seq} "
+        f"header={body_size(frame) - FRAME_OVERHEAD - len(frame.data)}B "
+        f"data={len(frame.data)}B wire={len(wire)}B "
+        f"{what}\n{hexdump(wire)}\n"
+    )
+    out.flush()

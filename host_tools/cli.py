@@ -1,0 +1,259 @@
+"""``bedside-host``: the laptop's command line for units (also ``python -m host_tools``).
+
+    bedside-host keys init                          # this laptop's host key, once
+    bedside-host sim --state /tmp/unit --pairing    # a virtual unit; prints its URL
+    bedside-host keys authorize --port socket://127.0.0.1:7000
+    bedside-host status --port auto
+
+Every failure prints one line, ``error E<code>: what happened — what to do``, and exits 1
+(2 for a command line that cannot be parsed). Codes: docs/errors.md.
+
+Command modules add their commands at the bottom of this file (``cli.add_command``) and
+status sections with :data:`STATUS_SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from edge.errors import BedsideError
+from edge.link import Client, LinkError
+
+from .devices import list_serial_ports
+from .keys import HostKey, ReleaseKey, default_keys_dir
+from .ui import connect, emit, json_option, keys_option, port_option, trace_option
+
+__all__ = ["STATUS_SECTIONS", "cli", "main"]
+
+USAGE = "E382"
+
+#: Extra parts of ``status`` on an authenticated link: ``name -> section(client) -> dict``
+#: (flashing adds the slots).
+STATUS_SECTIONS: dict[str, Callable[[Client], dict]] = {}
+
+
+class _Group(click.Group):
+    """The click group, with usage errors as one ``error E382`` line."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help())
+            return 0
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "bedside-host"
+            message = exc.format_message().rstrip(".")
+            click.echo(f"error {USAGE}: {message} — see {where} --help", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo(f"error {USAGE}: aborted — nothing was changed by this step", err=True)
+            sys.exit(1)
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="example: bedside-host status --port socket://127.0.0.1:7000",
+)
+@click.version_option(package_name="bedside-bcg", message="bedside-host %(version)s")
+def cli() -> None:
+    """Maintain bedside BCG units: pair, status, flash, pull logs, simulate a unit."""
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+@cli.group(epilog="example: bedside-host keys init && bedside-host keys authorize --port auto")
+def keys() -> None:
+    """This laptop's keys: the host key (pairing, login) and release keys (signing)."""
+
+
+@keys.command(
+    "init",
+    epilog="examples:\n\n  bedside-host keys init\n\n"
+    "  bedside-host keys init --release --keys ~/release-keys",
+)
+@keys_option
+@click.option("--name", help="a name for the key, shown on units (default user@hostname)")
+@click.option("--release", is_flag=True, help="make a release (bundle signing) key instead")
+@click.option("--force", is_flag=True, help="replace an existing key (paired units refuse it)")
+@json_option
+def keys_init(keys: Path | None, name: str | None, release: bool, force: bool, as_json: bool):
+    """Make an Ed25519 key (private part mode 0600) and print its public key."""
+    kind = ReleaseKey if release else HostKey
+    key = kind.generate(keys or default_keys_dir(), name=name, force=force)
+    result = {
+        "kind": "release" if release else "host",
+        "path": str(key.path),
+        "public_key": key.public.line(),
+        "fingerprint": key.public.fingerprint,
+    }
+    emit(result, as_json, f"{result['kind']} key {key.path}\n{key.public.line()}")
+
+
+@keys.command("show", epilog="example: bedside-host keys show --json")
+@keys_option
+@click.option("--release", is_flag=True, help="the release key instead of the host key")
+@json_option
+def keys_show(keys: Path | None, release: bool, as_json: bool):
+    """Print the public key (to add to a unit's authorized_hosts by hand, or release.pub)."""
+    key = (ReleaseKey if release else HostKey).load(keys or default_keys_dir())
+    emit(
+        {"public_key": key.public.line(), "fingerprint": key.public.fingerprint},
+        as_json,
+        key.public.line(),
+    )
+
+
+@keys.command(
+    "authorize",
+    epilog="example (pairing window open on the unit):\n\n"
+    "  bedside-host keys authorize --port /dev/ttyACM0",
+)
+@port_option
+@keys_option
+@click.option("--name", help="the name the unit records (default the key's name)")
+@trace_option
+@json_option
+def keys_authorize(port: str, keys: Path | None, name: str | None, trace: bool, as_json: bool):
+    """Install this host's public key on a unit (pairing).
+
+    The first pairing needs physical access: press the unit's pairing button (or create
+    DIR/pairing on it) and run this within 10 minutes. A host already paired can authorize
+    itself again at any time."""
+    key = HostKey.load(keys or default_keys_dir())
+    with connect(port, trace=trace, authenticate=False) as unit:
+        device = unit.device_id
+        reply = unit.authorize(key, name or key.name)
+    result = {"device_id": device, "fingerprint": reply.get("fingerprint"), **reply}
+    already = "" if reply.get("added") else " (it was already authorized)"
+    emit(
+        result, as_json, f"{device}: this host is authorized{already}, key {key.public.fingerprint}"
+    )
+
+
+# --- devices and status -------------------------------------------------------------------
+
+
+@cli.command(epilog="example: bedside-host devices --json")
+@click.option("--all", "show_all", is_flag=True, help="also ports without a USB id (ttyS*)")
+@json_option
+def devices(show_all: bool, as_json: bool):
+    """List serial ports with their USB ids and serial numbers (candidates for --port auto)."""
+    ports = list_serial_ports(include_non_usb=show_all)
+    if as_json:
+        click.echo(json.dumps({"ports": [p.as_dict() for p in ports]}))
+        return
+    if not ports:
+        click.echo("no USB serial ports (plug the unit in; --all lists built-in ports too)")
+        return
+    for p in ports:
+        click.echo(
+            f"{p.device:<16} {p.usb_id or '-':<10} serial {p.serial_number or '-':<16} "
+            f"{p.manufacturer or ''} {p.product or p.description}".rstrip()
+        )
+
+
+@cli.command(epilog="example: bedside-host status --port socket://127.0.0.1:7000 --json")
+@port_option
+@keys_option
+@trace_option
+@json_option
+def status(port: str, keys: Path | None, trace: bool, as_json: bool):
+    """What the unit is (identify) and, once authenticated, its state (slots...)."""
+    with connect(port, trace=trace, authenticate=False) as unit:
+        result = unit.identify()
+        try:
+            unit.authenticate(HostKey.load(keys or default_keys_dir()))
+        except BedsideError as exc:
+            if isinstance(exc, LinkError):
+                raise
+            result["authentication"] = f"error {exc.code}: {exc}"
+        else:
+            result["authenticated"] = True
+            for name, section in STATUS_SECTIONS.items():
+                result[name] = section(unit)
+    emit(result, as_json)
+
+
+# --- the virtual unit -------------------------------------------------------------------------
+
+
+@cli.command(
+    epilog="examples:\n\n  bedside-host sim --state /tmp/unit --pairing\n\n"
+    "  bedside-host sim --state /tmp/unit --listen 127.0.0.1:7000 --speed 60x",
+)
+@click.option(
+    "--state",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bedside-sim"),
+    show_default=True,
+    help="the virtual unit's state directory (its disk)",
+)
+@click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT to serve on")
+@click.option("--seed", type=int, default=1, show_default=True, help="the simulated night")
+@click.option("--speed", default="realtime", show_default=True, help="sensor speed, e.g. 60x")
+@click.option("--no-sensor", is_flag=True, help="the agent only: no runtime, no vitals")
+@click.option("--pairing", is_flag=True, help="open the pairing window (its button, pressed)")
+@trace_option
+@json_option
+def sim(state, listen, seed, speed, no_sensor, pairing, trace, as_json):
+    """Run a virtual unit (the real agent and runtime on the simulated sensor); print its URL.
+
+    The first line printed is the URL to pass as --port (with --json: {"url": ...}).
+    Runs until Ctrl-C or SIGTERM."""
+    from .virtual_unit import VirtualUnit
+
+    unit = VirtualUnit(
+        state,
+        listen=listen,
+        seed=seed,
+        speed=speed,
+        sensor=not no_sensor,
+        pairing=pairing,
+        trace=sys.stderr if trace else None,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: unit.stop())
+    signal.signal(signal.SIGINT, lambda *_: unit.stop())
+    result = {"url": unit.url, "state": str(state), "device_id": unit.agent.identity["device_id"]}
+    emit(result, as_json, unit.url)
+    sys.stdout.flush()
+    unit.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``bedside-host``; returns the exit status."""
+    try:
+        result = cli.main(args=argv, prog_name="bedside-host")
+    except BedsideError as exc:
+        click.echo(f"error {exc.code}: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo(f"error {USAGE}: interrupted — run the command again to finish", err=True)
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return result if isinstance(result, int) else 0
+
+
+# --- flashing: bundles, flash, rollback, slots in status (host_tools/flash.py, bundle.py) --
+from .bundle import cli as _bundle_cli  # noqa: E402
+from .flash import flash_command, rollback_command, slot_info  # noqa: E402
+
+cli.add_command(_bundle_cli)
+cli.add_command(flash_command)
+cli.add_command(rollback_command)
+STATUS_SECTIONS["slots"] = slot_info
+
+# --- logs: pull and export (host_tools/logs.py, archive.py, export.py) -----------------------
+from .logs import logs_group as _logs_cli  # noqa: E402
+
+cli.add_command(_logs_cli)

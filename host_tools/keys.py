@@ -1,0 +1,159 @@
+"""The laptop's Ed25519 keys: the host key (it proves who talks to a unit) and release keys
+(they sign bundles; a unit holds the release public key in ``DIR/keys/release.pub``).
+
+Keys live in a keys directory: ``--keys DIR``, else ``$BEDSIDE_KEYS``, else the user's config
+directory (``$XDG_CONFIG_HOME/bedside-host/keys``, ``~/.config/bedside-host/keys``)::
+
+    host_key        the host's private key (PEM, PKCS#8), mode 0600
+    host_key.pub    its public key line: ``ed25519 BASE64 NAME``
+    release_key     a release private key (PEM), mode 0600; release.pub its public line
+
+Private keys are written with mode 0600 from the first byte (never readable by others, not
+even for a moment), and refused when their file is readable by group or others.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge.errors import fail
+from edge.link.auth import PublicKey
+
+__all__ = [
+    "HostKey",
+    "ReleaseKey",
+    "default_keys_dir",
+]
+
+NO_KEY = "E324"
+BAD_KEY_FILE = "E325"
+KEY_EXISTS = "E327"
+
+
+def default_keys_dir() -> Path:
+    """Where the keys live when ``--keys`` is not given."""
+    if os.environ.get("BEDSIDE_KEYS"):
+        return Path(os.environ["BEDSIDE_KEYS"])
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config) / "bedside-host" / "keys"
+
+
+class _Ed25519Key:
+    """An Ed25519 private key in a file, with its public line beside it."""
+
+    #: The file name in the keys directory (subclasses set it).
+    FILE = ""
+    #: What to run when it is missing (for the error message).
+    HOW_TO_MAKE = ""
+
+    def __init__(self, private: Ed25519PrivateKey, name: str, path: Path | None = None) -> None:
+        self._private = private
+        self.name = name
+        self.path = path
+
+    @property
+    def public_raw(self) -> bytes:
+        """The 32 raw bytes of the public key."""
+        return self._private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def public(self) -> PublicKey:
+        """The public key with this key's name."""
+        return PublicKey(self.public_raw, self.name)
+
+    def sign(self, message: bytes) -> bytes:
+        """The Ed25519 signature of ``message`` (64 bytes)."""
+        return self._private.sign(message)
+
+    @classmethod
+    def generate(cls, keys_dir: Path, *, name: str | None = None, force: bool = False):
+        """Make a new key and save it in ``keys_dir``; E327 if one exists (unless force)."""
+        path = Path(keys_dir) / cls.FILE
+        if path.exists() and not force:
+            fail(
+                KEY_EXISTS,
+                f"{cls.FILE} already exists in {keys_dir}",
+                "keep it (pass --force to replace it; paired units will refuse the new key)",
+            )
+        name = "-".join(
+            (name or f"{os.environ.get('USER', 'host')}@{socket.gethostname()}").split()
+        )
+        key = cls(Ed25519PrivateKey.generate(), name, path)
+        key._save(path)
+        return key
+
+    @classmethod
+    def load(cls, keys_dir: Path):
+        """Load the key from ``keys_dir``; E324 when missing, E325 when unreadable or unsafe."""
+        path = Path(keys_dir) / cls.FILE
+        try:
+            info = path.stat()
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            fail(NO_KEY, f"no {cls.FILE} in {keys_dir}", cls.HOW_TO_MAKE)
+        except OSError as exc:
+            fail(BAD_KEY_FILE, f"cannot read {cls.FILE}: {exc.strerror}", "check its permissions")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            fail(
+                BAD_KEY_FILE,
+                f"{cls.FILE} is readable by other users (mode {stat.S_IMODE(info.st_mode):o})",
+                f"chmod 600 {path}",
+            )
+        try:
+            private = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError):
+            private = None
+        if not isinstance(private, Ed25519PrivateKey):
+            fail(BAD_KEY_FILE, f"{cls.FILE} is not an Ed25519 private key", cls.HOW_TO_MAKE)
+        name = ""
+        public_path = path.with_name(path.name + ".pub")
+        if public_path.exists():
+            try:
+                name = PublicKey.parse(public_path.read_text(encoding="utf-8")).name
+            except Exception:  # the name is cosmetic; the private key is what counts
+                name = ""
+        return cls(private, name or cls.FILE, path)
+
+    def _save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pem = self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        path.with_name(path.name + ".pub").write_text(self.public.line() + "\n", encoding="utf-8")
+
+
+class HostKey(_Ed25519Key):
+    """The host's key: ``authenticate`` and ``keys authorize`` use it."""
+
+    FILE = "host_key"
+    HOW_TO_MAKE = "make one with: bedside-host keys init"
+
+
+class ReleaseKey(_Ed25519Key):
+    """A release key: signs bundles (``bundle build``); the unit verifies with release.pub."""
+
+    FILE = "release_key"
+    HOW_TO_MAKE = "make one with: bedside-host keys init --release"
+
+    def _save(self, path: Path) -> None:
+        super()._save(path)
+        # The name units and bundle tooling look for (DIR/keys/release.pub on the unit).
+        path.with_name("release.pub").write_text(self.public.line() + "\n", encoding="utf-8")

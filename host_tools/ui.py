@@ -1,0 +1,155 @@
+"""What every ``bedside-host`` command shares: options, connecting, output, progress, errors.
+
+A command module (flash, logs...) builds its click command from these::
+
+    @click.command(epilog="example: bedside-host status --port auto")
+    @port_option
+    @keys_option
+    @trace_option
+    @json_option
+    def status(port, keys, trace, as_json): ...
+        with connect(port, keys=keys, trace=trace) as unit: ...
+        emit({"device_id": ...}, as_json, text="...")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge.link import Client
+
+from .devices import resolve_port
+from .keys import HostKey, default_keys_dir
+
+__all__ = [
+    "Progress",
+    "connect",
+    "emit",
+    "json_option",
+    "keys_option",
+    "port_option",
+    "progress",
+    "timeout_option",
+    "trace_option",
+]
+
+port_option = click.option(
+    "--port",
+    default="auto",
+    show_default=True,
+    envvar="BEDSIDE_PORT",
+    help="device path, pyserial URL (socket://HOST:PORT, loop://) or 'auto' ($BEDSIDE_PORT)",
+)
+keys_option = click.option(
+    "--keys",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="keys directory (default $BEDSIDE_KEYS or ~/.config/bedside-host/keys)",
+)
+trace_option = click.option(
+    "--trace", is_flag=True, help="print a hexdump of every frame on the link (stderr)"
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="print the result as one JSON object"
+)
+timeout_option = click.option(
+    "--timeout", type=float, default=2.0, show_default=True, help="seconds of silence per try"
+)
+
+
+@contextlib.contextmanager
+def connect(
+    port: str,
+    *,
+    keys: Path | None = None,
+    trace: bool = False,
+    authenticate: bool = True,
+    timeout_s: float = 2.0,
+    retries: int = 3,
+    baudrate: int = 921600,
+) -> Iterator[Client]:
+    """Open the unit on ``port`` ('auto' picks it), authenticated with the host key."""
+    url = resolve_port(port)
+    client = Client.open(
+        url,
+        timeout_s=timeout_s,
+        retries=retries,
+        trace=sys.stderr if trace else None,
+        baudrate=baudrate,
+    )
+    try:
+        if authenticate:
+            client.authenticate(HostKey.load(keys or default_keys_dir()))
+        yield client
+    finally:
+        client.close()
+
+
+def emit(result: dict[str, Any], as_json: bool, text: str | None = None) -> None:
+    """Print a command's result: one JSON object, or ``text`` (default: key: value lines)."""
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+        return
+    if text is None:
+        text = "\n".join(f"{k}: {v}" for k, v in result.items())
+    click.echo(text)
+
+
+class Progress:
+    """A progress bar on stderr with speed and ETA (rich); silent when disabled (``--json``)."""
+
+    def __init__(self, total: int | None, label: str, *, enabled: bool = True, unit: str = "B"):
+        self._bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                TaskProgressColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            amount = DownloadColumn() if unit == "B" else MofNCompleteColumn()
+            self._bar = RichProgress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                TaskProgressColumn(),
+                amount,
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._task = self._bar.add_task(label, total=total)
+            self._bar.start()
+
+    def update(self, n: int) -> None:
+        """Count ``n`` more units done."""
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress(total: int | None, label: str, *, enabled: bool = True, unit: str = "B") -> Progress:
+    """A :class:`Progress` bar (speed and ETA)."""
+    return Progress(total, label, enabled=enabled, unit=unit)
