@@ -46,11 +46,10 @@ from .log_pages import (
     digest,
     encode_fitting,
 )
-from .store import Store
+from .store import STORE_NAME, Store
 
 __all__ = ["LOG_DIR", "STORE_NAME", "LogSource", "register"]
 
-STORE_NAME = "vitals.db"  #: the vitals store in the state folder
 LOG_DIR = "logs"  #: the unit's log files in the state folder
 #: Log files that are served: ``NAME.log`` and its rotations ``NAME.log.N`` (no compressed ones).
 LOG_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.log(\.[0-9]{1,3})?")

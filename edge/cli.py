@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--source", help="sim[:SEED] | replay:PATH | serial:PORT (config run.source)")
-    run.add_argument("--db", help="the vitals store, SQLite (config run.db; bedside.db)")
+    run.add_argument("--db", help="the vitals store, SQLite (config run.db; vitals.db)")
     run.add_argument("--config", help="TOML config (default $BEDSIDE_CONFIG or /etc/bedside/…)")
     run.add_argument("--duration", help="stop after this much signal: 8h, 90m, 30s")
     run.add_argument("--speed", help="sim/replay: max | realtime | e.g. 60x (default realtime)")

@@ -9,7 +9,7 @@ Every key, its default and meaning (docs/beta-user.md shows a whole file)::
 
     [run]
     source = ""            # sim[:SEED] | replay:PATH | serial:PORT; required here or as --source
-    db = "bedside.db"      # the vitals store (SQLite)
+    db = "vitals.db"       # the vitals store (SQLite)
     speed = "realtime"     # realtime | max | a factor such as "60x" (sim and replay only)
     duration = ""          # stop after this much signal ("8h", "90m", "30s"); "" = no limit
     epoch_s = 30           # length of one epoch of vitals, 1..300 s
@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import fail
+from .store import STORE_NAME
 
 __all__ = [
     "DEFAULT_PATH",
@@ -76,7 +77,7 @@ class Config:
     """Settings of ``bedside run``; field names are ``section_key`` of the TOML file."""
 
     run_source: str = ""
-    run_db: str = "bedside.db"
+    run_db: str = STORE_NAME
     run_speed: str = "realtime"
     run_duration: str = ""
     run_epoch_s: float = 30.0
@@ -228,6 +229,12 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
             CONFIG_UNREADABLE,
             f"config {name} is not valid TOML ({exc})",
             "fix the line named; see docs/beta-user.md",
+        )
+    except RecursionError:  # tomllib recurses per nesting level
+        fail(
+            CONFIG_UNREADABLE,
+            f"config {name} is not valid TOML (nested too deeply)",
+            "a config has one level of sections; see docs/beta-user.md",
         )
     values: dict[str, Any] = {}
     for section, table in data.items():

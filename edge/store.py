@@ -36,6 +36,7 @@ from urllib.parse import quote
 from .errors import BedsideError, fail
 
 __all__ = [
+    "STORE_NAME",
     "DEFAULT_MAX_BYTES",
     "EVENT_KINDS",
     "MIN_MAX_BYTES",
@@ -64,6 +65,8 @@ EVENT_KINDS = (
     "rollback",
     "store_recovered",
 )
+#: The store's file name in the unit's state folder (`bedside run`, the agent, the boot manager).
+STORE_NAME = "vitals.db"
 DEFAULT_MAX_BYTES = 256 * 2**20
 #: The smallest size bound accepted: a few nights of 30 s epochs.
 MIN_MAX_BYTES = 2**20

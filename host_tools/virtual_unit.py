@@ -26,6 +26,7 @@ from typing import TextIO
 
 from edge.agent import Agent
 from edge.errors import fail
+from edge.store import STORE_NAME
 
 __all__ = ["VirtualUnit"]
 
@@ -82,7 +83,7 @@ class VirtualUnit:
         """The unit's runtime: the boot manager (trial, health check, then ``bedside run``
         from the confirmed slot) when installed, else ``bedside run`` directly."""
         source = f"sim:{self.seed}"
-        run = ["--source", source, "--speed", self.speed, "--db", str(self.state_dir / "vitals.db")]
+        run = ["--source", source, "--speed", self.speed, "--db", str(self.state_dir / STORE_NAME)]
         run.append("--quiet")
         edge = [sys.executable, "-m", "edge"]
         if importlib.util.find_spec("edge.boot") is not None:
