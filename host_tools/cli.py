@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +36,8 @@ USAGE = "E382"
 
 #: Extra parts of ``status`` on an authenticated link: ``name -> section(client) -> dict``
 #: (flashing adds the slots).
-STATUS_SECTIONS: dict[str, Callable[[Client], dict]] = {}
+#: Sections of ``status`` for an authenticated host: name -> (fetch from the unit, text lines).
+STATUS_SECTIONS: dict[str, tuple[Callable[[Client], dict], Callable[[dict], str]]] = {}
 
 
 class _Group(click.Group):
@@ -169,6 +171,7 @@ def devices(show_all: bool, as_json: bool):
 @json_option
 def status(port: str, keys: Path | None, trace: bool, as_json: bool):
     """What the unit is (identify) and, once authenticated, its state (slots...)."""
+    sections: list[str] = []
     with connect(port, trace=trace, authenticate=False) as unit:
         result = unit.identify()
         try:
@@ -179,9 +182,11 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool):
             result["authentication"] = f"error {exc.code}: {exc}"
         else:
             result["authenticated"] = True
-            for name, section in STATUS_SECTIONS.items():
-                result[name] = section(unit)
-    emit(result, as_json)
+            for name, (fetch, format_text) in STATUS_SECTIONS.items():
+                result[name] = fetch(unit)
+                sections.append(f"{name}:\n" + textwrap.indent(format_text(result[name]), "  "))
+    identity = "\n".join(f"{k}: {v}" for k, v in result.items() if k not in STATUS_SECTIONS)
+    emit(result, as_json, text="\n".join([identity, *sections]))
 
 
 # --- the virtual unit -------------------------------------------------------------------------
@@ -246,12 +251,12 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- flashing: bundles, flash, rollback, slots in status (host_tools/flash.py, bundle.py) --
 from .bundle import cli as _bundle_cli  # noqa: E402
-from .flash import flash_command, rollback_command, slot_info  # noqa: E402
+from .flash import flash_command, format_slots, rollback_command, slot_info  # noqa: E402
 
 cli.add_command(_bundle_cli)
 cli.add_command(flash_command)
 cli.add_command(rollback_command)
-STATUS_SECTIONS["slots"] = slot_info
+STATUS_SECTIONS["slots"] = (slot_info, format_slots)
 
 # --- logs: pull and export (host_tools/logs.py, archive.py, export.py) -----------------------
 from .logs import logs_group as _logs_cli  # noqa: E402
