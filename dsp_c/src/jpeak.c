@@ -37,6 +37,9 @@
 #define ALTERNATION_RATIO 0.75   /* big-small-big beats: small below this x neighbours */
 #define PAIRED_ALTERNATION_RATIO 0.9 /* ... or below this x when the intervals pair up too */
 #define PAIRED_INTERVAL_RATIO 0.9    /* ... each interval of one kind this x those of the other */
+#define TEMPLATE_RATE 0.1        /* running average weight of a beat in the template */
+#define OFF_RHYTHM 0.15          /* an interval this far (x median) off: not a template beat */
+#define LAG_STEP_MS 8            /* the alignment climbs in lag steps this long, then refines */
 
 static int64_t ms_to_samples(double fs, int ms)
 {
@@ -46,6 +49,21 @@ static int64_t ms_to_samples(double fs, int ms)
 /* The sliding window must hold 2 * half window + 1 samples at the highest rate. */
 typedef char timing_within_half_window[BCG_JPEAK_TIMING_MS <= BCG_JPEAK_HALF_WINDOW_MS ? 1 : -1];
 typedef char swing_within_half_window[BCG_JPEAK_SWING_MS <= BCG_JPEAK_HALF_WINDOW_MS ? 1 : -1];
+/* The ring of recent samples holds what the candidate window reads, and what
+ * the alignment of a beat reported on time (after refractory + half window)
+ * reads: the template span and the search before the beat. */
+typedef char recent_cap_is_enough[(BCG_JPEAK_RECENT_CAP >= BCG_JPEAK_WINDOW_CAP) &&
+                                          (BCG_JPEAK_RECENT_CAP >=
+                                           BCG_JPEAK_MAX_FS *
+                                                   (BCG_JPEAK_REFRACTORY_MS +
+                                                    BCG_JPEAK_HALF_WINDOW_MS +
+                                                    BCG_JPEAK_TEMPLATE_BEFORE_MS +
+                                                    BCG_JPEAK_ALIGN_MS) /
+                                                   1000 +
+                                               2) &&
+                                          (BCG_JPEAK_RECENT_CAP & (BCG_JPEAK_RECENT_CAP - 1)) == 0
+                                      ? 1
+                                      : -1];
 typedef char window_cap_is_enough[(BCG_JPEAK_WINDOW_CAP >= 2 * BCG_JPEAK_MAX_FS *
                                                                  BCG_JPEAK_HALF_WINDOW_MS / 1000 +
                                                              1) &&
@@ -74,6 +92,20 @@ void bcg_jpeak_reset(bcg_jpeak *d)
     d->last_beat = -1;
     d->prev_beat = -1;
     d->pending = -1;
+    d->last_reported = -1;
+    /* Template points: every templ_step-th sample, as few steps as fit the cap. */
+    int64_t before = ms_to_samples(fs, BCG_JPEAK_TEMPLATE_BEFORE_MS);
+    int64_t after = ms_to_samples(fs, BCG_JPEAK_TEMPLATE_AFTER_MS);
+    int64_t step = 1;
+    while (before / step + after / step + 1 > BCG_JPEAK_TEMPLATE_CAP)
+        step++;
+    d->templ_step = step;
+    d->templ_before = (int)(before / step);
+    d->templ_points = (int)(before / step + after / step + 1);
+    d->align = ms_to_samples(fs, BCG_JPEAK_ALIGN_MS);
+    d->lag_step = ms_to_samples(fs, LAG_STEP_MS);
+    if (d->lag_step < 1)
+        d->lag_step = 1;
 }
 
 bcg_status bcg_jpeak_init(bcg_jpeak *d, double fs)
@@ -182,6 +214,148 @@ static void report(beat_sink *out, int64_t index)
 {
     if (out->n < out->cap) /* always, by the bound; never write past the buffer */
         out->beats[out->n++] = index;
+}
+
+/* True when the samples first..last have been seen and are still in the ring. */
+static int in_ring(const bcg_jpeak *d, int64_t first, int64_t last)
+{
+    int64_t newest = d->n - 1;
+    return first >= 0 && first > newest - BCG_JPEAK_RECENT_CAP && last <= newest;
+}
+
+/* Samples of the template span before and after the beat. */
+static int64_t templ_span_before(const bcg_jpeak *d)
+{
+    return (int64_t)d->templ_before * d->templ_step;
+}
+
+static int64_t templ_span_after(const bcg_jpeak *d)
+{
+    return (int64_t)(d->templ_points - 1 - d->templ_before) * d->templ_step;
+}
+
+/* The correlation of the template with the waveform whose template span
+ * starts at seg[0]. */
+static double fit(const bcg_jpeak *d, const double *seg)
+{
+    const int64_t step = d->templ_step;
+    const double *t = d->templ;
+    const int points = d->templ_points;
+    /* Four partial sums: four independent chains of additions, not one long
+     * one whose latency would bound the loop. */
+    double sum0 = 0.0, sum1 = 0.0, sum2 = 0.0, sum3 = 0.0;
+    int k = 0;
+    for (; k + 4 <= points; k += 4) {
+        const double *s = seg + k * step;
+        sum0 += t[k] * s[0];
+        sum1 += t[k + 1] * s[step];
+        sum2 += t[k + 2] * s[2 * step];
+        sum3 += t[k + 3] * s[3 * step];
+    }
+    for (; k < points; k++)
+        sum0 += t[k] * seg[k * step];
+    return (sum0 + sum1) + (sum2 + sum3);
+}
+
+/*
+ * The beat position in lo..hi, near `start`, whose waveform correlates best
+ * with the template; the samples from lo - span before to hi + span after
+ * must be in_ring(). The correlation of a band-passed beat changes slowly
+ * with the lag and has one peak within +-BCG_JPEAK_ALIGN_MS, so it is
+ * climbed from the candidate time in steps of LAG_STEP_MS while it grows,
+ * then the lags between the top and its neighbours are tried (the earliest
+ * wins a tie): 5 to 7 fits for most beats instead of one per lag.
+ */
+static int64_t best_alignment(const bcg_jpeak *d, int64_t lo, int64_t hi, int64_t start)
+{
+    const int64_t rmask = BCG_JPEAK_RECENT_CAP - 1;
+    const int64_t step = d->templ_step, lag_step = d->lag_step;
+    /* A straight copy of the samples read, so the fit needs no ring
+     * arithmetic; it fits, as the caller checked them with in_ring(). */
+    double seg[BCG_JPEAK_RECENT_CAP];
+    int64_t first = lo - templ_span_before(d);
+    int64_t n = hi - lo + (int64_t)(d->templ_points - 1) * step + 1;
+    for (int64_t q = 0; q < n; q++)
+        seg[q] = d->recent[(first + q) & rmask];
+    int64_t best = start < lo ? lo : start > hi ? hi : start;
+    double best_fit = fit(d, seg + (best - lo));
+    for (;;) { /* climb */
+        int64_t next = best;
+        double next_fit = best_fit;
+        for (int64_t c = best - lag_step; c <= best + lag_step; c += 2 * lag_step) {
+            if (c < lo || c > hi)
+                continue;
+            double f = fit(d, seg + (c - lo));
+            if (f > next_fit) {
+                next_fit = f;
+                next = c;
+            }
+        }
+        if (next == best)
+            break;
+        best = next;
+        best_fit = next_fit;
+    }
+    int64_t top = best;
+    int64_t from = top - lag_step + 1 > lo ? top - lag_step + 1 : lo;
+    int64_t to = top + lag_step - 1 < hi ? top + lag_step - 1 : hi;
+    for (int64_t c = from; c <= to; c++) {
+        double f = c == top ? best_fit : fit(d, seg + (c - lo));
+        if (f > best_fit || (f == best_fit && c < best)) {
+            best_fit = f;
+            best = c;
+        }
+    }
+    return best;
+}
+
+/* The reported time of a beat decided at `index` (see bcg_dsp.h: template
+ * alignment), never closer than the minimum spacing to the last one. */
+static int64_t aligned_time(const bcg_jpeak *d, int64_t index)
+{
+    int64_t lo = index - d->align, hi = index + d->align;
+    if (d->last_reported >= 0) {
+        int64_t earliest = d->last_reported + ms_to_samples(d->fs, BCG_JPEAK_MIN_SPACING_MS);
+        lo = lo > earliest ? lo : earliest;
+        hi = hi > lo ? hi : lo;
+        index = index > earliest ? index : earliest;
+    }
+    if (d->templ_beats == 0 || !in_ring(d, lo - templ_span_before(d), hi + templ_span_after(d)))
+        return index;
+    return best_alignment(d, lo, hi, index);
+}
+
+/*
+ * A confident beat (no artifact, reported on the rhythm) joins the template
+ * with its waveform around its candidate time `index`, not around the aligned
+ * time: aligned waveforms would let the template (and every reported time
+ * with it) wander off the J-wave, since nothing would tie it to the peaks.
+ */
+static void learn_template(bcg_jpeak *d, int64_t index, int64_t at)
+{
+    double rr = interval_samples(d);
+    if (rr <= 0 || d->last_reported < 0 || d->last_was_artifact ||
+        fabs((double)(at - d->last_reported) - rr) > OFF_RHYTHM * rr ||
+        !in_ring(d, index - templ_span_before(d), index + templ_span_after(d)))
+        return;
+    const int64_t rmask = BCG_JPEAK_RECENT_CAP - 1;
+    int64_t first = index - templ_span_before(d);
+    double rate = d->templ_beats == 0 ? 1.0 : TEMPLATE_RATE;
+    for (int k = 0; k < d->templ_points; k++) {
+        double v = d->recent[(first + k * d->templ_step) & rmask];
+        d->templ[k] += rate * (v - d->templ[k]);
+    }
+    if (d->templ_beats < 1000000)
+        d->templ_beats++;
+}
+
+/* Report the pending beat (d->pending, which is d->last_beat) at its aligned time. */
+static void report_pending(bcg_jpeak *d, beat_sink *out)
+{
+    int64_t at = aligned_time(d, d->pending);
+    report(out, at);
+    learn_template(d, d->pending, at);
+    d->last_reported = at;
 }
 
 /* Drop candidates at or before index (they can no longer become beats). */
@@ -318,7 +492,7 @@ static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, d
 {
     prefer_earlier_wave(d, &index, &height);
     if (d->pending >= 0)
-        report(out, d->pending);
+        report_pending(d, out);
     /* A peak far above the signal level is a movement artifact: intervals
      * from or to it would corrupt the rhythm that must hold after it. */
     int artifact = d->signal_level > 0 && height > ARTIFACT_RATIO * d->signal_level;
@@ -641,7 +815,7 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
         silent_since = now;
     }
     if (d->pending >= 0 && now - d->pending > d->refractory + d->half_window) {
-        report(out, d->pending);
+        report_pending(d, out);
         d->pending = -1;
     }
     rr = interval_samples(d); /* may have changed above */
@@ -667,7 +841,7 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
  * swing window after it, among those seen (up to `newest`). */
 static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
 {
-    const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    const int mask = BCG_JPEAK_RECENT_CAP - 1;
     double top = d->recent[peak & mask], trough = top;
     int64_t last = peak + d->swing < newest ? peak + d->swing : newest;
     for (int64_t q = peak + 1; q <= last; q++) { /* samples are finite: no fmin call */
@@ -685,7 +859,7 @@ static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
  */
 static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
 {
-    const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    const int mask = BCG_JPEAK_RECENT_CAP - 1;
     int64_t half = d->timing / 2;
     /* The stretches centred on peak - half .. peak + half, each [c - half, c + half],
      * as far as the ring holds them and they have been seen. */
@@ -722,6 +896,7 @@ static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
 static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n)
 {
     const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    const int rmask = BCG_JPEAK_RECENT_CAP - 1;
     const int64_t half = d->half_window;
     int64_t *win_index = d->win_index;
     double *win_value = d->win_value;
@@ -732,13 +907,13 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
     int64_t wake = d->learning ? 0 : d->next_check; /* the slow path is due at this count */
     for (size_t k = 0; k < n; k++, i++) {
         double v = y[k];
-        recent[i & mask] = v;
+        recent[i & rmask] = v;
         /* Sample i - 1 is a local maximum (the last sample of a plateau) when
          * y[i-2] <= y[i-1] > y[i]. Only local maxima enter the window's
          * monotonic deque: the window's maximum is one of them or an edge. */
         if (i >= 2) {
-            double top = recent[(i - 1) & mask];
-            if (top > v && top >= recent[(i - 2) & mask]) {
+            double top = recent[(i - 1) & rmask];
+            if (top > v && top >= recent[(i - 2) & rmask]) {
                 while (len > 0 && win_value[(head + len - 1) & mask] <= top)
                     len--;
                 int tail = (head + len) & mask;
@@ -755,7 +930,7 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
         /* A candidate: the largest in [centre - half, centre + half], later
          * equal samples winning, as the deque's front beats both edges. */
         int judged = centre >= half && len > 0 && win_index[head] == centre &&
-                     v < win_value[head] && recent[(i - span) & mask] <= win_value[head];
+                     v < win_value[head] && recent[(i - span) & rmask] <= win_value[head];
         int64_t seen = i + 1;
         if (!judged && seen < wake)
             continue;
@@ -810,7 +985,7 @@ bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_b
     /* The window maximum, if it lies in the unconfirmed last half window
      * and is not the last sample (a rising edge), is the last candidate. */
     if (d->win_len > 0) {
-        const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+        const int mask = BCG_JPEAK_RECENT_CAP - 1;
         int64_t idx = d->win_index[d->win_head], newest = d->n - 1;
         double top = d->win_value[d->win_head];
         int64_t oldest = newest - 2 * d->half_window;
@@ -824,7 +999,7 @@ bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_b
     /* A tentative (early) beat still waiting for its timer is dropped: the
      * stream ended before it could be told from a secondary wave. */
     if (d->pending >= 0)
-        report(&out, d->pending);
+        report_pending(d, &out);
     *n_beats = out.n;
     bcg_jpeak_reset(d);
     return BCG_OK;

@@ -78,7 +78,8 @@ def test_heart_rate_on_the_fiber_optic_mat_recording():
     errors = window_hr_errors(beats, fs, rec["pulse_ox_bpm"].astype(float))
     assert np.isfinite(errors).all()  # an estimate in every window
     mae = np.mean(np.abs(errors))
-    assert mae < 3.5, mae  # 2.97 bpm measured; Sadek et al. report 4.71 for MODWT
+    # 2.97 bpm measured (3.04 before template alignment); Sadek et al. report 4.71 for MODWT
+    assert mae < 3.05, mae
     assert np.mean(np.abs(errors) > 15) < 0.02  # no stretch locked at half or double rate
 
 
@@ -86,35 +87,39 @@ def test_heart_rate_on_the_fiber_optic_mat_recording():
 # the algorithm; update only together with the accuracy figures in docs/dsp.md.
 # Issue 4: the record starts inside a beat; the wave at 291 ms (half as high as the J-wave
 # 319 ms later) was a false first beat and is no longer reported.
+# Issue 4, template alignment: a beat is now reported where its waveform fits the running
+# template best (within 40 ms of its old time). Aydin: the same 28 beats, most 1-9 ms later
+# (the median R-peak delay 216 -> 221.5 ms), the last 31 ms later (49 -> 24 ms from that
+# median); IBI error against the ECG 6.4 -> 6.1 ms. Synthetic: beats 6 and 11 one sample later.
 GOLDEN_AYDIN_IMP_ENV = [
     610,
     1303,
-    1961,
-    2634,
-    3323,
-    4032,
-    4766,
-    5484,
-    6203,
-    6964,
-    7741,
-    8482,
-    9173,
-    9890,
-    10579,
-    11241,
-    11909,
-    12601,
-    13312,
-    13995,
-    14685,
-    15417,
-    16165,
-    16863,
-    17556,
-    18274,
-    18969,
-    19606,
+    1965,
+    2640,
+    3328,
+    4038,
+    4765,
+    5489,
+    6212,
+    6967,
+    7743,
+    8491,
+    9179,
+    9894,
+    10587,
+    11245,
+    11912,
+    12605,
+    13314,
+    13996,
+    14692,
+    15424,
+    16171,
+    16875,
+    17565,
+    18280,
+    18978,
+    19637,
 ]
 GOLDEN_SYNTHETIC_100HZ = [
     46,
@@ -122,12 +127,12 @@ GOLDEN_SYNTHETIC_100HZ = [
     198,
     281,
     362,
-    445,
+    446,
     525,
     603,
     681,
     766,
-    850,
+    851,
     928,
     1003,
     1080,
