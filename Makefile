@@ -17,7 +17,7 @@ C_TEST_BINS := $(patsubst dsp_c/tests/%.c,$(BUILD)/%,$(C_TESTS))
 CTEST_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	-g -O1 -Wall -Wextra -Werror -std=c99 -ffp-contract=off -Idsp_c/include
 
-.PHONY: all venv build ctest pytest test firmware-vm lint format bench eval model run clean
+.PHONY: all venv build ctest pytest test firmware-vm lint format bench eval model run clean fuzz powercut soak
 
 all: build
 
@@ -86,6 +86,33 @@ bench: build
 eval: build
 	@mkdir -p $(BUILD)
 	$(PY) -m edge.eval --seeds held-out --nights 10 --json build/accuracy.json
+
+# Fuzzing (tests/fuzz, docs/reliability.md): every parser of outside bytes under atheris and
+# the C API under libFuzzer + ASan/UBSan, FUZZ_SECONDS each, one after the other; fails on
+# a finding (the input is left in build/fuzz/). Needs clang (apt-get install clang: it
+# brings libFuzzer) and atheris ($(PY) -m pip install -e ".[fuzz]").
+FUZZ_SECONDS ?= 60
+fuzz: build
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (libFuzzer): apt-get install clang"; exit 1; }
+	@$(PY) -c "import atheris" 2>/dev/null || { echo "make fuzz needs atheris: $(PY) -m pip install -e '.[fuzz]'"; exit 1; }
+	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+# Power cuts (tests/reliability, docs/reliability.md): SIGKILL of the unit's processes at
+# POWERCUT_CUTS seeded points (mid-batch, mid-flash, mid-unpack, mid-slot switch, mid-pull),
+# restart and check after each; about 20 min for 1000. `make test` runs 30 of them.
+POWERCUT_CUTS ?= 1000
+POWERCUT_SEED ?= 1
+powercut: build
+	@mkdir -p $(BUILD)
+	$(PY) tests/reliability/powercut.py --cuts $(POWERCUT_CUTS) --seed $(POWERCUT_SEED) \
+		--json $(BUILD)/powercut.json
+
+# Soak: a virtual unit for SOAK_DAYS simulated days (sim at max speed, daily sessions) under
+# status and pull requests; memory, open files, store size and latency must stay bounded.
+SOAK_DAYS ?= 3
+soak: build
+	@mkdir -p $(BUILD)
+	$(PY) tests/reliability/soak.py --days $(SOAK_DAYS) --json $(BUILD)/soak.json
 
 # The signal-quality model (models/train.py): TensorFlow in its own venv, never in .venv.
 # Writes models/bcg_quality.tflite and its companions; then update models/MODEL_CARD.md.
