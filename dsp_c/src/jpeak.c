@@ -270,13 +270,19 @@ static int64_t best_alignment(const bcg_jpeak *d, int64_t lo, int64_t hi, int64_
 {
     const int64_t rmask = BCG_JPEAK_RECENT_CAP - 1;
     const int64_t step = d->templ_step, lag_step = d->lag_step;
-    /* A straight copy of the samples read, so the fit needs no ring
-     * arithmetic; it fits, as the caller checked them with in_ring(). */
-    double seg[BCG_JPEAK_RECENT_CAP];
+    /* The samples read, in a straight line so the fit needs no ring
+     * arithmetic: in place when they do not wrap around the ring's end
+     * (most beats), else a copy; it fits, as the caller checked them with
+     * in_ring(). */
+    double copy[BCG_JPEAK_RECENT_CAP];
     int64_t first = lo - templ_span_before(d);
     int64_t n = hi - lo + (int64_t)(d->templ_points - 1) * step + 1;
-    for (int64_t q = 0; q < n; q++)
-        seg[q] = d->recent[(first + q) & rmask];
+    const double *seg = d->recent + (first & rmask);
+    if ((first & rmask) + n > BCG_JPEAK_RECENT_CAP) {
+        for (int64_t q = 0; q < n; q++)
+            copy[q] = d->recent[(first + q) & rmask];
+        seg = copy;
+    }
     int64_t best = start < lo ? lo : start > hi ? hi : start;
     double best_fit = fit(d, seg + (best - lo));
     for (;;) { /* climb */
@@ -888,54 +894,76 @@ static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
 }
 
 /*
- * The per-sample loop. A sliding-window maximum (monotonic deque) finds the
- * candidates: a sample is one when it is the maximum of the window centred
- * on it. The hot state lives in locals; the decision logic runs only when a
- * candidate appears, during learning, or when a timer is due.
+ * The first sample count at or after `i` at which a sample of the window
+ * deque can be judged (a local maximum at e is judged at e + half window,
+ * when the window centred on it is complete), INT64_MAX when none can.
  */
-static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n)
+static int64_t next_judgement(const bcg_jpeak *d, int64_t i)
 {
     const int mask = BCG_JPEAK_WINDOW_CAP - 1;
-    const int rmask = BCG_JPEAK_RECENT_CAP - 1;
-    const int64_t half = d->half_window;
-    int64_t *win_index = d->win_index;
-    double *win_value = d->win_value;
-    double *recent = d->recent;
-    const int64_t span = 2 * half;
-    int head = d->win_head, len = d->win_len;
-    int64_t i = d->n;
-    int64_t wake = d->learning ? 0 : d->next_check; /* the slow path is due at this count */
-    for (size_t k = 0; k < n; k++, i++) {
-        double v = y[k];
-        recent[i & rmask] = v;
-        /* Sample i - 1 is a local maximum (the last sample of a plateau) when
-         * y[i-2] <= y[i-1] > y[i]. Only local maxima enter the window's
-         * monotonic deque: the window's maximum is one of them or an edge. */
-        if (i >= 2) {
-            double top = recent[(i - 1) & rmask];
-            if (top > v && top >= recent[(i - 2) & rmask]) {
-                while (len > 0 && win_value[(head + len - 1) & mask] <= top)
-                    len--;
-                int tail = (head + len) & mask;
-                win_index[tail] = i - 1;
-                win_value[tail] = top;
-                len++;
-            }
-        }
-        while (len > 0 && win_index[head] < i - span) {
-            head = (head + 1) & mask;
-            len--;
-        }
+    for (int k = 0; k < d->win_len; k++) { /* by index, oldest first: the first in time wins */
+        int64_t at = d->win_index[(d->win_head + k) & mask] + d->half_window;
+        if (at >= i)
+            return at;
+    }
+    return INT64_MAX;
+}
+
+/* Drop the samples before the window ending at sample i from the deque's front. */
+static void trim_window(bcg_jpeak *d, int64_t i)
+{
+    const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    while (d->win_len > 0 && d->win_index[d->win_head] < i - 2 * d->half_window) {
+        d->win_head = (d->win_head + 1) & mask;
+        d->win_len--;
+    }
+}
+
+/* The sample i at which the slow path of push_samples() is next due: sample
+ * count i + 1 reaches next_check or, while learning, its end may come. */
+static int64_t slow_path_due(const bcg_jpeak *d, int64_t i)
+{
+    if (!d->learning)
+        return d->next_check - 1;
+    return d->learn - 1 > i ? d->learn - 1 : i;
+}
+
+/*
+ * The rare part of push_samples() for sample i (value v): the local maximum
+ * `top` at i - 1 enters the deque when `peak`; at an event (i >= *judge_at
+ * or the slow path is due) the candidate test and the decision logic run.
+ * Returns the next event. A function of its own, so the hot loop keeps its
+ * few values in registers.
+ */
+static int64_t rare_sample(bcg_jpeak *d, beat_sink *out, int64_t i, double v, double top,
+                           int peak, int64_t *judge_at)
+{
+    const int mask = BCG_JPEAK_WINDOW_CAP - 1;
+    const int64_t half = d->half_window, span = 2 * half;
+    if (peak && i >= 2) {
+        while (d->win_len > 0 && d->win_value[(d->win_head + d->win_len - 1) & mask] <= top)
+            d->win_len--;
+        /* The front may hold samples already out of the window (it is
+         * trimmed only here and at events), so the deque never outgrows it. */
+        trim_window(d, i);
+        int tail = (d->win_head + d->win_len) & mask;
+        d->win_index[tail] = i - 1;
+        d->win_value[tail] = top;
+        d->win_len++;
+        /* Its time is the next judgement unless an earlier one is pending. */
+        if (*judge_at < i || *judge_at > i - 1 + half)
+            *judge_at = i - 1 + half;
+    }
+    if (i >= *judge_at || i >= slow_path_due(d, i)) {
+        trim_window(d, i);
         int64_t centre = i - half;
+        int head = d->win_head;
         /* A candidate: the largest in [centre - half, centre + half], later
          * equal samples winning, as the deque's front beats both edges. */
-        int judged = centre >= half && len > 0 && win_index[head] == centre &&
-                     v < win_value[head] && recent[(i - span) & rmask] <= win_value[head];
+        int judged = centre >= half && d->win_len > 0 && d->win_index[head] == centre &&
+                     v < d->win_value[head] &&
+                     d->recent[(i - span) & (BCG_JPEAK_RECENT_CAP - 1)] <= d->win_value[head];
         int64_t seen = i + 1;
-        if (!judged && seen < wake)
-            continue;
-        d->win_head = head;
-        d->win_len = len;
         d->n = seen;
         if (judged)
             new_candidate(d, out, timing(d, centre, i), swing(d, centre, i));
@@ -947,10 +975,59 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
         }
         if (!d->learning && (judged || seen >= d->next_check))
             check_timers(d, out, seen);
-        wake = d->learning ? 0 : d->next_check;
+        if (*judge_at <= i)
+            *judge_at = next_judgement(d, i + 1);
+        int64_t due = slow_path_due(d, i + 1);
+        return *judge_at < due ? *judge_at : due;
     }
-    d->win_head = head;
-    d->win_len = len;
+    int64_t due = slow_path_due(d, i);
+    return *judge_at < due ? *judge_at : due;
+}
+
+/*
+ * The per-sample loop. A sliding-window maximum (monotonic deque of the
+ * local maxima) finds the candidates: a sample is one when it is the maximum
+ * of the window centred on it, which is decided half a window after a local
+ * maximum entered the deque. So the per-sample work is storing the sample
+ * and the local-maximum test; the deque, the candidate test and the decision
+ * logic run (rare_sample) only at a local maximum or at an event, a sample
+ * count where they can change something: a local maximum's judgement time,
+ * a timer (d->next_check), the end of learning. In between, testing every
+ * sample would find nothing (a candidate is the deque's front at its centre,
+ * a local maximum whose time has come): the beats are the same bit for bit.
+ */
+static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n)
+{
+    const int rmask = BCG_JPEAK_RECENT_CAP - 1;
+    double *recent = d->recent;
+    int64_t i = d->n;
+    if (n == 0)
+        return;
+    /* The two samples before i, in registers rather than read from the ring. */
+    double prev = i >= 1 ? recent[(i - 1) & rmask] : 0.0;
+    double prev2 = i >= 2 ? recent[(i - 2) & rmask] : 0.0;
+    int64_t judge_at = next_judgement(d, i);
+    int64_t due = slow_path_due(d, i);
+    /* One counter in the loop: sample i is base + k, events are counted in k. */
+    const int64_t base = i;
+    int64_t event = (judge_at < due ? judge_at : due) - base;
+    for (int64_t k = 0; k < (int64_t)n; k++) {
+        double v = y[k];
+        recent[(base + k) & rmask] = v;
+        /* Sample i - 1 is a local maximum (the last sample of a plateau) when
+         * y[i-2] <= y[i-1] > y[i]. Only local maxima enter the window's
+         * monotonic deque: the window's maximum is one of them or an edge.
+         * (& not &&: one branch, rarely taken.) */
+        int peak = (prev > v) & (prev >= prev2);
+        double top = prev;
+        prev2 = prev;
+        prev = v;
+        if (peak | (k >= event))
+            event = rare_sample(d, out, base + k, v, top, peak, &judge_at) - base;
+    }
+    i = base + (int64_t)n;
+    /* The front trimmed as testing every sample would have left it. */
+    trim_window(d, i - 1);
     d->n = i;
 }
 
