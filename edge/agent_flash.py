@@ -22,7 +22,6 @@ confirms the trial after its health check or rolls back; ``boot`` asks it to run
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -51,7 +50,6 @@ NO_ROOM = "E355"
 #: is :data:`edge.bundle.MAX_TOTAL_BYTES`).
 MAX_BUNDLE_BYTES = 128 * 2**20
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_HASH_READ = 1 << 20
 
 
 class Flasher:
@@ -178,7 +176,7 @@ class Flasher:
                 f"the upload is incomplete: {held} of {size} bytes",
                 "run the flash again: it resumes from what the unit holds",
             )
-        if _file_sha256(part) != sha:
+        if bundles.file_sha256(part) != sha:
             part.unlink()
             meta.unlink()
             fail(
@@ -322,14 +320,6 @@ def _inflate(data: bytes) -> bytes:
     if not raw or len(raw) > bundles.MAX_MANIFEST_BYTES or not inflater.eof:
         fail(BAD_REQUEST, "flash.begin: the manifest is not zlib data of a sane size", "retry")
     return raw
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_READ):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def register(agent) -> Flasher:

@@ -56,6 +56,7 @@ __all__ = [
     "FileEntry",
     "check_install",
     "check_path",
+    "file_sha256",
     "manifest_bytes",
     "pack",
     "load_release_key",
@@ -557,16 +558,22 @@ def verify_tree(root: str | os.PathLike) -> Manifest:
     except OSError as exc:
         raise _damaged(exc) from None
     for entry in manifest.files:
-        digest = hashlib.sha256()
         try:
-            with open(root / entry.path, "rb") as f:
-                while chunk := f.read(_READ):
-                    digest.update(chunk)
+            sha256 = file_sha256(root / entry.path)
         except OSError:
             _mismatch(entry.path, "missing")
-        if digest.hexdigest() != entry.sha256:
+        if sha256 != entry.sha256:
             _mismatch(entry.path, "SHA-256")
     return manifest
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MiB pieces)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def manifest_bytes(

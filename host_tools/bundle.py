@@ -12,7 +12,6 @@ and golden vectors). Caches, compiled objects and tests are left out. The manife
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -113,7 +112,7 @@ def build_bundle(
                 bundles.FileEntry(
                     path=bundles.check_path(rel.as_posix()),
                     size=path.stat().st_size,
-                    sha256=_sha256(path),
+                    sha256=bundles.file_sha256(path),
                     mode=0o755 if os.access(path, os.X_OK) else 0o644,
                 ),
                 path,
@@ -145,17 +144,9 @@ def build_bundle(
         files=len(entries),
         unpacked_bytes=sum(e.size for e, _ in entries),
         bundle_bytes=out.stat().st_size,
-        sha256=_sha256(out),
+        sha256=bundles.file_sha256(out),
         key=key.public.fingerprint,
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @click.group("bundle")

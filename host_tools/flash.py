@@ -15,7 +15,6 @@ rolled back by itself).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 import zlib
 from collections.abc import Callable
@@ -41,14 +40,6 @@ TRIAL_WAIT_S = 300.0
 _RESYNC = ("E350",)  # the unit holds another offset: ask it again with flash.begin
 
 Connect = Callable[[], contextlib.AbstractContextManager[Client]]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def flash_bundle(
@@ -89,7 +80,7 @@ def flash_bundle(
     path = Path(path)
     raw, signature = bundles.read_manifest(path)
     manifest = bundles.Manifest.parse(raw)
-    sha, size = _sha256(path), path.stat().st_size
+    sha, size = bundles.file_sha256(path), path.stat().st_size
     begin = {"sha256": sha, "size": size, "signature": signature.hex(), "force": force}
     t0, sent, reconnects, failures, upload_s = time.monotonic(), 0, 0, 0, 0.0
     done: dict | None = None  # flash.finish's reply, once the unit installed the bundle
