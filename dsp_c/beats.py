@@ -36,8 +36,9 @@ class JPeakDetector:
     beats that became final, as absolute sample indices counted from the first sample
     since construction or :meth:`reset`. Chunking never changes the result.
 
-    Latency: a beat is normally reported 0.425 s after its J-peak, at most 4.5 s after
-    (see ``dsp_c/include/bcg_dsp.h`` for the decision logic). Samples must be finite and
+    Latency: a beat is normally reported 0.425 s after its candidate time (at most 0.465 s
+    after the template-aligned time it is reported at), and always within 4.54 s after
+    start-up (see ``dsp_c/include/bcg_dsp.h`` for the decision logic). Samples must be finite and
     within +-1e15: otherwise ``ValueError`` naming ``y``, and the chunk is not consumed.
 
     Example:
