@@ -68,6 +68,10 @@ setup(
             "pyedflib==0.1.42",
             "wfdb==4.3.1",
         ],
+        # make fuzz (tests/fuzz): atheris for the Python targets. Not in "dev": it has
+        # wheels for x86-64 Linux only and elsewhere builds from source with clang, which
+        # make fuzz needs anyway (libFuzzer for the C harness). 3.1.0 is not in our index.
+        "fuzz": [*TEST_REQUIRES, "atheris==3.0.0"],
         # The laptop tools' extras: pip install "bedside-bcg[host]".
         "host": HOST_REQUIRES,
         # Training the quality model (make model, models/train.py), in its own venv.

@@ -193,7 +193,7 @@ class Manifest:
                 if mode not in (0o644, 0o755):
                     raise ValueError("a file mode is not 0644 or 0755")
                 entries.append(FileEntry(check_path(item["path"]), size, sha, mode))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # nesting: hostile
             fail(
                 NOT_A_BUNDLE,
                 f"bundle manifest is not valid ({exc})",

@@ -135,7 +135,7 @@ def decode_page(columns: Sequence[tuple[str, str]], blob: bytes) -> list[tuple]:
     try:
         header = json.loads(raw[_HEADER.size : _HEADER.size + size])
         version, n, layout = header["v"], header["n"], header["columns"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: deep nesting
         _bad("its header is not readable")
     if version != FORMAT_VERSION:
         _bad(f"format {version!r}, this host reads {FORMAT_VERSION}")
@@ -185,7 +185,7 @@ def _decode_column(name: str, kind: str, block: bytes, n: int) -> list:
     if kind == "text":
         try:
             texts = json.loads(block)
-        except ValueError:
+        except (ValueError, RecursionError):
             _bad(f"column {name} is not readable")
         if not isinstance(texts, list) or len(texts) != n:
             _bad(f"column {name} does not hold {n} rows")

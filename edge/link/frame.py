@@ -123,7 +123,7 @@ def decode_body(body: bytes) -> Frame:
         raise FrameError(f"unknown frame kind {kind} or channel {channel}") from None
     try:
         header = json.loads(body[_PREFIX.size : _PREFIX.size + hlen])
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: a hostile peer
         raise FrameError("frame header is not JSON") from None
     if not isinstance(header, dict):
         raise FrameError("frame header is not a JSON object")

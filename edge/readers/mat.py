@@ -320,6 +320,10 @@ def _load_v4(data: bytes, source: str) -> MatFile:
             continue
         if t == 2:
             out.skipped[name] = "a sparse matrix"
+        elif t == 1 and count == 0:
+            # No characters: no text. (Rows of nothing would be a loop and an array as long
+            # as a damaged header's row count, for a 142-byte file: a fuzzing find.)
+            out.variables[name] = np.zeros(0, dtype="<U1")
         elif t == 1:
             codes = real.astype(np.float64)
             if not np.all((codes >= 0) & (codes < 0x110000) & (codes == np.floor(codes))):
