@@ -128,6 +128,8 @@ def load_npz(data: bytes, source: str = "file.npz") -> dict[str, np.ndarray]:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
         damaged(source, "not a readable .npz (zip) archive")
+    except NotImplementedError:  # a zip64 record naming a zip version zipfile lacks
+        fail(UNSUPPORTED, f"{source}: an unsupported zip version", "save it with numpy")
     arrays: dict[str, np.ndarray] = {}
     left = MAX_DECODED_BYTES
     with archive:
