@@ -73,7 +73,7 @@ def load_npy(data: bytes, source: str = "file.npy") -> np.ndarray:
         fail(UNSUPPORTED, f"{source}: a structured array", "save one plain numeric array")
     try:
         dtype = np.dtype(descr)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, SyntaxError):  # numpy parses "a,b" strings with ast
         damaged(source, f"unknown dtype {descr[:40]!r} in the .npy header")
     if dtype.kind not in "biufc":
         fail(UNSUPPORTED, f"{source}: an array of {dtype}", "save a numeric array")

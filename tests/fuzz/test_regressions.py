@@ -112,3 +112,16 @@ def test_mat_v4_text_with_no_columns_and_a_huge_row_count_is_quick() -> None:
     from targets import readers
 
     readers((Path(__file__).parent / "findings" / "readers" / "mat_v4_empty_text").read_bytes())
+
+
+def test_npy_with_a_comma_dtype_string_is_a_recording_error() -> None:
+    """descr ',f4' in a .npy header: numpy parses comma dtype strings with ast and raised
+    SyntaxError out of read_bytes; now E204 (damaged)."""
+    from pathlib import Path
+
+    from edge.readers import RecordingError, read_bytes
+
+    data = (Path(__file__).parent / "findings" / "readers" / "npy_comma_descr").read_bytes()
+    with pytest.raises(RecordingError) as info:
+        read_bytes(data[1:], "rec.npy")
+    assert info.value.code == "E204"
