@@ -111,23 +111,7 @@ class LogSource:
             for row_id, e in store.epochs(session_id=session_id, since_id=since_id):
                 if len(rows) == limit:
                     break
-                rows.append(
-                    (
-                        row_id,
-                        session_id,
-                        e.t_utc,
-                        e.duration_s,
-                        e.state,
-                        e.quality,
-                        e.hr_bpm,
-                        e.hrv_rmssd_ms,
-                        e.rr_bpm,
-                        e.motion,
-                        e.beats,
-                        e.hr_reason,
-                        e.rr_reason,
-                    )
-                )
+                rows.append((row_id, session_id, *e.values()))
             else:
                 return self._page("epochs", EPOCH_COLUMNS, rows, budget, more=False)
         return self._page("epochs", EPOCH_COLUMNS, rows, budget, more=True)

@@ -29,7 +29,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,6 +38,7 @@ from .errors import BedsideError, fail
 __all__ = [
     "STORE_NAME",
     "DEFAULT_MAX_BYTES",
+    "EPOCH_FIELDS",
     "EVENT_KINDS",
     "MIN_MAX_BYTES",
     "STATES",
@@ -116,10 +117,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_session ON events(session_id);
 """
-_EPOCH_COLUMNS = (
-    "t_utc, duration_s, state, quality, hr_bpm, hrv_rmssd_ms, rr_bpm, motion, beats, "
-    "hr_reason, rr_reason"
-)
 
 
 @dataclass(frozen=True)
@@ -154,6 +151,15 @@ class Epoch:
     def in_bed(self) -> bool:
         """Someone is in bed (any state but ``"empty"``)."""
         return self.state != "empty"
+
+    def values(self) -> tuple:
+        """The fields in declaration order: the order of the store's epoch columns."""
+        return tuple(getattr(self, name) for name in EPOCH_FIELDS)
+
+
+#: The epoch fields, in the order of the store's ``epochs`` columns after id and session.
+EPOCH_FIELDS = tuple(f.name for f in fields(Epoch))
+_EPOCH_COLUMNS = ", ".join(EPOCH_FIELDS)
 
 
 @dataclass(frozen=True)

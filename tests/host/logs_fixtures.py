@@ -93,7 +93,7 @@ def unit_rows(state: Path) -> tuple[list[tuple], list[tuple]]:
     with Store(state / "vitals.db", readonly=True) as store:
         epochs, events = [], []
         for s in store.sessions():
-            epochs += [(s.id, i, *_values(e)) for i, e in store.epochs(session_id=s.id)]
+            epochs += [(s.id, i, *e.values()) for i, e in store.epochs(session_id=s.id)]
             events += [
                 (s.id, i, e.t_utc, e.kind, e.detail) for i, e in store.events(session_id=s.id)
             ]
@@ -107,22 +107,6 @@ def archive_rows(folder: Path, generation: int = 1) -> tuple[list[tuple], list[t
         epochs = [(r[2], r[1], *r[3:]) for r in archive.rows("epochs") if r[0] == generation]
         events = [(r[2], r[1], *r[3:]) for r in archive.rows("events") if r[0] == generation]
     return epochs, events
-
-
-def _values(e: Epoch) -> tuple:
-    return (
-        e.t_utc,
-        e.duration_s,
-        e.state,
-        e.quality,
-        e.hr_bpm,
-        e.hrv_rmssd_ms,
-        e.rr_bpm,
-        e.motion,
-        e.beats,
-        e.hr_reason,
-        e.rr_reason,
-    )
 
 
 def connect(url: str, key, **kwargs) -> Client:

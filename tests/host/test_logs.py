@@ -452,3 +452,12 @@ def _parquet_epochs(path: Path) -> list[tuple]:
     ]
     assert all(not (isinstance(v, float) and math.isnan(v)) for r in out for v in r)
     return out
+
+
+def test_the_page_layout_of_epochs_follows_the_store_fields() -> None:
+    """The wire layout spells the columns with their kinds; it must name the store's
+    epoch fields, in order, after id and session_id (rows are built from Epoch.values())."""
+    from edge.log_pages import EPOCH_COLUMNS
+    from edge.store import EPOCH_FIELDS
+
+    assert tuple(name for name, _ in EPOCH_COLUMNS) == ("id", "session_id", *EPOCH_FIELDS)
