@@ -145,7 +145,13 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *    noise + 0.25 * (signal - noise), both levels running averages of peak
  *    heights, capped at 2 x (beats) and 1 x (noise) the signal level, and a
  *    beat above 2 x the signal level (an artifact) weighs 0.02 instead of
- *    0.125, so a movement cannot inflate them;
+ *    0.125, so a movement cannot inflate them; but the last
+ *    BCG_JPEAK_TALL_RUN such beats (whatever lower ones lie between), when
+ *    of like heights (each 0.6-1/0.6 x their median) and in a steady rhythm
+ *    (each interval within 15 % of their median, 0.3-2.0 s), are the heart
+ *    at a new amplitude, not a movement: their median height becomes the
+ *    signal level and their intervals the rhythm (a person back in bed after
+ *    the level decayed in the empty bed is followed within 5 beats, not 150);
  *  - refractory period BCG_JPEAK_REFRACTORY_MS (200 bpm): a candidate inside
  *    it replaces the beat only if 1.5 x higher, else it is noise. With the
  *    +-125 ms candidate window this keeps the detector on the first major
@@ -179,9 +185,13 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
  *  - silence: with no beat for 3 s (1.5 x the longest interval), the signal
  *    level halves (down to twice the noise level), and again every 3 s, so
  *    a jolt while learning or a tenfold weaker signal cannot deafen it;
- *  - intervals outside 0.3-2.0 s (30-200 bpm), and those from or to a peak
- *    above 2 x the signal level (a movement artifact), never enter the rhythm
- *    estimate, so the rhythm from before a movement holds after it.
+ *  - intervals longer than 2.0 s, and those from or to a peak above 2 x the
+ *    signal level (a movement artifact), never enter the rhythm estimate, so
+ *    the rhythm from before a movement holds after it; an interval shorter
+ *    than 0.3 s (a beat moved to its earlier wave) enters as 0.3 s, and a
+ *    re-lock's scaled intervals are held to 0.3-2.0 s too: the median
+ *    interval (bcg_jpeak_interval) always lies in 0.3-2.0 s (30-200 bpm)
+ *    on the sample grid, or is 0 (unknown).
  *
  * Template alignment (the reported time; the decisions above use the
  * candidate's time): the detector keeps a running average (the template) of
@@ -229,6 +239,7 @@ bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t
 #define BCG_JPEAK_WINDOW_CAP 1024   /* a power of two >= 2 * half window + 1 at BCG_JPEAK_MAX_FS */
 #define BCG_JPEAK_CAND_CAP 64       /* candidates kept since the last beat */
 #define BCG_JPEAK_IBI_CAP 8         /* intervals in the rhythm estimate */
+#define BCG_JPEAK_TALL_RUN 5        /* steady beats above the level that relearn it */
 #define BCG_JPEAK_HEIGHT_CAP 6      /* beat heights watched for a double-rate lock */
 #define BCG_JPEAK_RECENT_CAP 2048   /* a power of two: the last samples kept (beat alignment) */
 #define BCG_JPEAK_TEMPLATE_BEFORE_MS 150 /* the beat template: this long before the beat ... */
@@ -269,6 +280,9 @@ typedef struct bcg_jpeak {
     int64_t prev_beat;      /* the beat before last_beat, -1: none */
     int last_ibi_counted;   /* last_beat added an interval to the rhythm */
     int last_was_artifact;  /* last_beat was far above the signal level */
+    int64_t tall_at[BCG_JPEAK_TALL_RUN]; /* the last beats far above the level */
+    double tall_height[BCG_JPEAK_TALL_RUN];
+    int tall_len;
     int64_t pending;        /* last_beat not yet reported, -1: none */
     int has_tentative;
     bcg_jpeak_candidate tentative;

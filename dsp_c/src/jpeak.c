@@ -39,6 +39,7 @@
 #define PAIRED_INTERVAL_RATIO 0.9    /* ... each interval of one kind this x those of the other */
 #define TEMPLATE_RATE 0.1        /* running average weight of a beat in the template */
 #define OFF_RHYTHM 0.15          /* an interval this far (x median) off: not a template beat */
+#define TALL_ALIKE 0.6           /* a run's beats within 0.6-1/0.6 x their median height */
 #define LAG_STEP_MS 8            /* the alignment climbs in lag steps this long, then refines */
 
 static int64_t ms_to_samples(double fs, int ms)
@@ -132,26 +133,29 @@ size_t bcg_jpeak_max_beats(const bcg_jpeak *d, size_t n)
     return n / spacing + latency / spacing + 4; /* no overflow for any n */
 }
 
+/* Median of v[0..n-1], n >= 1; sorts v in place (insertion sort: n is small). */
+static double median_of(double *v, int n)
+{
+    for (int i = 1; i < n; i++) {
+        double x = v[i];
+        int j = i;
+        while (j > 0 && v[j - 1] > x) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+    return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 /* Recompute the cached median interval after the interval ring changed. */
 static void update_interval(bcg_jpeak *d)
 {
-    int64_t sorted[BCG_JPEAK_IBI_CAP] = {0};
+    double v[BCG_JPEAK_IBI_CAP];
     int n = d->ibi_len;
-    if (n == 0) {
-        d->interval = 0.0;
-        return;
-    }
-    for (int i = 0; i < n; i++) { /* insertion sort of at most 8 values */
-        int64_t v = d->ibi[(d->ibi_head + i) % BCG_JPEAK_IBI_CAP];
-        int j = i;
-        while (j > 0 && sorted[j - 1] > v) {
-            sorted[j] = sorted[j - 1];
-            j--;
-        }
-        sorted[j] = v;
-    }
-    d->interval = (n % 2) ? (double)sorted[n / 2]
-                          : 0.5 * (double)(sorted[n / 2 - 1] + sorted[n / 2]);
+    for (int i = 0; i < n; i++)
+        v[i] = (double)d->ibi[(d->ibi_head + i) % BCG_JPEAK_IBI_CAP];
+    d->interval = n == 0 ? 0.0 : median_of(v, n);
 }
 
 double bcg_jpeak_interval(const bcg_jpeak *d)
@@ -186,9 +190,20 @@ static void add_noise_peak(bcg_jpeak *d, double height)
     d->noise_level += LEVEL_RATE * (level_height(d, height, 1.0) - d->noise_level);
 }
 
+/*
+ * An interval as the rhythm estimate may hold it: within the refractory
+ * period and the longest interval (30-200 bpm). A beat moved to its earlier
+ * wave, or a re-lock that scales the remembered intervals, can step outside;
+ * the median must not (the rate and every timer derive from it).
+ */
+static int64_t rhythm_interval(const bcg_jpeak *d, int64_t ibi)
+{
+    return ibi < d->refractory ? d->refractory : ibi > d->max_ibi ? d->max_ibi : ibi;
+}
+
 static void push_interval(bcg_jpeak *d, int64_t ibi)
 {
-    d->ibi[(d->ibi_head + d->ibi_len) % BCG_JPEAK_IBI_CAP] = ibi;
+    d->ibi[(d->ibi_head + d->ibi_len) % BCG_JPEAK_IBI_CAP] = rhythm_interval(d, ibi);
     if (d->ibi_len < BCG_JPEAK_IBI_CAP)
         d->ibi_len++;
     else
@@ -451,7 +466,7 @@ static void relock_to_half_rate(bcg_jpeak *d)
     const double *h = d->heights;
     int newest_small = h[BCG_JPEAK_HEIGHT_CAP - 1] < h[BCG_JPEAK_HEIGHT_CAP - 2];
     for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
-        d->ibi[i] *= 2;
+        d->ibi[i] = rhythm_interval(d, 2 * d->ibi[i]);
     update_interval(d);
     if (newest_small && d->pending == d->last_beat && d->prev_beat >= 0) {
         if (d->last_ibi_counted)
@@ -494,6 +509,53 @@ static void prefer_earlier_wave(const bcg_jpeak *d, int64_t *index, double *heig
     }
 }
 
+/*
+ * The last beats far above the signal level (whatever smaller ones lie
+ * between: at a decayed level, noise passes too), if they follow one another
+ * in a steady rhythm and are of like heights, are the heart at a new
+ * amplitude (a person back in bed after the levels decayed in the empty bed,
+ * a stronger posture), not movement, which is neither steady nor alike. Learning it at the artifact rate would
+ * take some 150 beats from a tenfold change, with the rhythm estimate stale
+ * all the while (artifacts add no intervals): learn level and rhythm from
+ * the run at once. Returns 1 when it did.
+ */
+static int relearn_from_tall_run(bcg_jpeak *d, int64_t index, double height)
+{
+    int n = d->tall_len;
+    if (n == BCG_JPEAK_TALL_RUN) { /* full: drop the oldest */
+        memmove(d->tall_at, d->tall_at + 1, (size_t)(n - 1) * sizeof d->tall_at[0]);
+        memmove(d->tall_height, d->tall_height + 1, (size_t)(n - 1) * sizeof d->tall_height[0]);
+        n--;
+    }
+    d->tall_at[n] = index;
+    d->tall_height[n] = height;
+    d->tall_len = ++n;
+    if (n < BCG_JPEAK_TALL_RUN)
+        return 0;
+    double heights[BCG_JPEAK_TALL_RUN], ibis[BCG_JPEAK_TALL_RUN - 1];
+    for (int i = 0; i < n; i++) {
+        heights[i] = d->tall_height[i];
+        if (i > 0)
+            ibis[i - 1] = (double)(d->tall_at[i] - d->tall_at[i - 1]);
+    }
+    double height_median = median_of(heights, n); /* sorts: min first, max last */
+    if (heights[0] < TALL_ALIKE * height_median || TALL_ALIKE * heights[n - 1] > height_median)
+        return 0;
+    double ibi_median = median_of(ibis, n - 1);
+    if (ibis[0] < (1.0 - OFF_RHYTHM) * ibi_median || ibis[n - 2] > (1.0 + OFF_RHYTHM) * ibi_median ||
+        ibis[0] < (double)d->refractory || ibis[n - 2] > (double)d->max_ibi)
+        return 0;
+    d->signal_level = height_median;
+    d->ibi_head = 0;
+    d->ibi_len = 0;
+    for (int i = 1; i < n; i++)
+        d->ibi[d->ibi_len++] = d->tall_at[i] - d->tall_at[i - 1];
+    update_interval(d);
+    d->tall_len = 0;
+    d->n_heights = 0;
+    return 1;
+}
+
 static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, double rate)
 {
     prefer_earlier_wave(d, &index, &height);
@@ -502,6 +564,8 @@ static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, d
     /* A peak far above the signal level is a movement artifact: intervals
      * from or to it would corrupt the rhythm that must hold after it. */
     int artifact = d->signal_level > 0 && height > ARTIFACT_RATIO * d->signal_level;
+    if (artifact && relearn_from_tall_run(d, index, height))
+        artifact = 0; /* the level is the run's now; its intervals are the rhythm */
     d->last_ibi_counted = 0;
     if (d->last_beat >= 0 && index - d->last_beat <= d->max_ibi && !artifact &&
         !d->last_was_artifact) {
@@ -582,7 +646,7 @@ static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index,
     if (d->half_rate_evidence >= HALF_RATE_COUNT && d->half_rate_ratio >= HALF_RATE_HEIGHT &&
         interval_samples(d) / d->sub_rate_parts >= (double)d->refractory) { /* <= 200 bpm */
         for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
-            d->ibi[i] /= d->sub_rate_parts;
+            d->ibi[i] = rhythm_interval(d, d->ibi[i] / d->sub_rate_parts);
         d->half_rate_evidence = 0;
         d->half_rate_ratio = 0.0;
         d->sub_rate_parts = 0;
@@ -738,7 +802,7 @@ static void end_learning(bcg_jpeak *d, beat_sink *out)
     d->learning = 0;
     if (n == 0)
         return;
-    double median = (n % 2) ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    double median = median_of(sorted, n); /* sorted already */
     d->signal_level = 0.6 * sorted[n - 1];
     d->noise_level = 0.5 * median;
     int64_t seed = learning_seed(d);

@@ -450,6 +450,46 @@ static void test_a_lock_at_a_third_of_the_rate_recovers(void)
     CHECK(matched(n_truth, n_found, 5) >= n_truth - 15);
 }
 
+/*
+ * A bed left empty, then occupied again: the signal level decays in the
+ * empty bed to a fraction of the returning beats, which all look like
+ * artifacts to it at first. A steady run of them relearns level and rhythm
+ * (the person is back at another rate) within a few beats, instead of
+ * inching the level up for some 150 beats with the old rhythm kept.
+ */
+static void test_beats_after_an_empty_bed_relearn_level_and_rhythm(void)
+{
+    double fs = 250;
+    int n = 120 * 250;
+    rng_state = 777;
+    memset(signal_buf, 0, sizeof(double) * (size_t)n);
+    for (int k = 0; k < n; k++)
+        signal_buf[k] = 0.01 * noise();
+    double segments[2][3] = {{0.5, 40.0, 60.0}, {80.0, 119.0, 80.0}}; /* from, to (s), bpm */
+    for (int s = 0; s < 2; s++)
+        for (double t_beat = segments[s][0]; t_beat < segments[s][1]; t_beat += 60.0 / segments[s][2])
+            for (int k = (int)((t_beat - 0.2) * fs); k < (int)((t_beat + 0.2) * fs); k++)
+                signal_buf[k] += -0.4 * gauss(k / fs, t_beat - 0.05, 0.018) +
+                                 gauss(k / fs, t_beat, 0.02) - 0.5 * gauss(k / fs, t_beat + 0.06, 0.02);
+    bcg_jpeak d;
+    bcg_jpeak_init(&d, fs);
+    size_t got = 0, after_return = 0;
+    for (int pos = 0; pos < n; pos += 250) {
+        CHECK(bcg_jpeak_process(&d, signal_buf + pos, 250, scratch, MAX_BEATS, &got) == BCG_OK);
+        for (size_t i = 0; i < got; i++)
+            after_return += scratch[i] >= (int64_t)(80.0 * fs);
+        if (pos == 79 * 250)
+            CHECK(d.signal_level < 0.1); /* decayed in the empty bed */
+        if (pos == 86 * 250) {            /* 6 s (8 beats) after the return */
+            CHECK(fabs(bcg_jpeak_interval(&d) - 0.75) < 0.02);
+            CHECK(d.signal_level > 0.5);
+        }
+    }
+    CHECK(bcg_jpeak_flush(&d, scratch, MAX_BEATS, &got) == BCG_OK);
+    after_return += got;
+    CHECK(after_return == 52); /* every beat from 80 s to 119 s at 80 bpm, nothing else */
+}
+
 int main(void)
 {
     test_arguments();
@@ -466,5 +506,6 @@ int main(void)
     test_a_lock_at_a_third_of_the_rate_recovers();
     test_noisy_beats_are_timed_consistently();
     test_aligned_times_stay_on_the_j_peaks();
+    test_beats_after_an_empty_bed_relearn_level_and_rhythm();
     return check_report("test_jpeak");
 }

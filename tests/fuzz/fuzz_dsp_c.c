@@ -288,16 +288,11 @@ static void fuzz_jpeak(input *in)
         }
         start = s.chunk_end[c];
         double interval = bcg_jpeak_interval(&d);
-        /* 0.3-2.0 s (30-200 bpm), counted in whole samples. Known findings
-         * (tests/fuzz/findings/jpeak_ibi_*, both at fs = 29 Hz): a median of 6
-         * samples against a refractory period of 9, and of 66 against a longest
-         * interval of 58 after the re-lock to half rate. Checked only with
-         * -DFUZZ_JPEAK_IBI_RANGE until the detector is fixed. */
-#ifdef FUZZ_JPEAK_IBI_RANGE
+        /* 0.3-2.0 s (30-200 bpm), counted in whole samples (past findings:
+         * tests/fuzz/findings/dsp_c/jpeak_ibi_*). */
         double ibi = interval * d.fs;
         REQUIRE(interval == 0.0 ||
                 (ibi >= (double)d.refractory - 1e-6 && ibi <= (double)d.max_ibi + 1e-6));
-#endif
         REQUIRE(interval >= 0.0 && isfinite(interval));
     }
     size_t cap = bcg_jpeak_max_beats(&d, 0);
