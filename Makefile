@@ -17,7 +17,7 @@ C_TEST_BINS := $(patsubst dsp_c/tests/%.c,$(BUILD)/%,$(C_TESTS))
 CTEST_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	-g -O1 -Wall -Wextra -Werror -std=c99 -ffp-contract=off -Idsp_c/include
 
-.PHONY: all venv build ctest pytest test firmware-vm lint format bench eval model run clean fuzz powercut soak
+.PHONY: all venv build ctest pytest test firmware-vm lint format bench eval model run clean fuzz powercut crashcheck soak
 
 all: build
 
@@ -79,6 +79,7 @@ bench: build
 	$(PY) tests/bench/store_size.py
 	$(PY) tests/bench/bench_serial.py
 	$(PY) tests/bench/bench_link.py
+	$(PY) tests/bench/bench_seal.py
 	$(PY) tests/bench/bench_flash.py
 	$(PY) tests/bench/bench_logs.py
 
@@ -106,6 +107,17 @@ powercut: build
 	@mkdir -p $(BUILD)
 	$(PY) tests/reliability/powercut.py --cuts $(POWERCUT_CUTS) --seed $(POWERCUT_SEED) \
 		--json $(BUILD)/powercut.json
+
+# Power cuts below the page cache (tests/reliability/crashcheck.py, docs/reliability.md):
+# each operation runs once under the crashlog LD_PRELOAD shim (built with gcc into build/),
+# then the same checks run on CRASH_CUTS modelled crash states (unsynced writes lost, or a
+# seeded part of them reordered to disk); about 10 min. `make test` tries 12.
+CRASH_CUTS ?= 1600
+CRASH_MODEL ?= both
+crashcheck: build
+	@mkdir -p $(BUILD)
+	$(PY) tests/reliability/powercut.py --model $(CRASH_MODEL) --cuts $(CRASH_CUTS) \
+		--seed $(POWERCUT_SEED) --json $(BUILD)/crashcheck.json
 
 # Soak: a virtual unit for SOAK_DAYS simulated days (sim at max speed, daily sessions) under
 # status and pull requests; memory, open files, store size and latency must stay bounded.

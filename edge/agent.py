@@ -7,6 +7,13 @@ Until a host passes the challenge (its key in ``DIR/keys/authorized_hosts``), th
 answers only ``hello``, ``identify``, the challenge itself and pairing; everything else gets
 E320 and nothing more (not even whether the command exists).
 
+The login also agrees on session keys (:mod:`edge.link.session`). From the answer to a
+successful login on, every frame both ways is sealed; a frame that fails its seal, replays
+an old counter, or comes unsealed is refused: dropped, counted in :attr:`Agent.stats`, and
+logged once per link (E312). Two unsealed requests are still heard after login: ``hello``
+(a host that restarted starts a new session: a serial line gives no other sign of it), and
+a repeat of the login request itself, answered again from the reply cache, sealed.
+
 Pairing (installing a first host key) needs physical access: it is accepted only while the
 pairing window is open, that is while ``DIR/pairing`` exists and is younger than
 :data:`PAIRING_WINDOW_S`. The unit's pairing button (or a person at its console) creates that
@@ -41,7 +48,10 @@ from .link.auth import (
     PublicKey,
     add_authorized,
     challenge_message,
+    load_unit_key,
+    raw_public,
     read_authorized,
+    unit_message,
 )
 from .link.frame import (
     MIN_FRAME,
@@ -50,12 +60,15 @@ from .link.frame import (
     FrameDecoder,
     FrameError,
     Kind,
+    Sealed,
     body_size,
     encode_frame,
     trace_frame,
 )
 from .link.protocol import DEFAULT_MAX_FRAME, PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from .link.session import KeyExchange, SealError, SessionCipher
 from .link.transport import open_port
+from .slots import atomic_write
 
 __all__ = ["Agent", "Handler", "HANDLER_MODULES", "PAIRING_WINDOW_S", "add_parser", "run_command"]
 
@@ -77,6 +90,8 @@ TOO_LARGE = "E304"
 UNKNOWN_COMMAND = "E306"
 HANDLER_FAILED = "E307"
 BAD_ARGS = "E309"
+NO_SESSION_KEY = "E310"
+BAD_SEAL = "E312"
 NOT_AUTHENTICATED = "E320"
 KEY_REFUSED = "E321"
 NO_CHALLENGE = "E322"
@@ -94,6 +109,18 @@ class _Session:
         self.nonce: bytes | None = None
         self.nonce_expires = 0.0
         self.log_level: int | None = None
+        # The pending challenge's key exchange: this side's key and the host's public key.
+        self.exchange: KeyExchange | None = None
+        self.host_ephemeral = b""
+        #: The seals of this session once logged in (None: plain, before login).
+        self.cipher: SessionCipher | None = None
+        # What a login handler that succeeded starts once its answer is decided.
+        self.login: tuple[PublicKey, SessionCipher] | None = None
+        # The last login's seq and the seals before it: a repeat of that request sent the
+        # old way (its answer was lost) is answered again from the cache.
+        self.login_seq: int | None = None
+        self.before_login: SessionCipher | None = None
+        self.warned = False
 
 
 class Agent:
@@ -114,10 +141,17 @@ class Agent:
         self.max_frame = max_frame
         self.trace = trace
         self.identity = self._load_identity(hardware)
+        try:  # the unit's own key: it signs each challenge, so a host knows it is this unit
+            self._unit_key = load_unit_key(self.keys_dir)
+        except (OSError, ValueError) as exc:
+            fail(STATE_DIR, f"the unit's key is unusable: {exc}", "restore DIR/keys/unit_key")
+        self.unit_key = raw_public(self._unit_key)
         self._handlers: dict[str, tuple[Handler, bool]] = {}
-        self._replies: collections.OrderedDict[int, tuple[bytes, bytes | None]] = (
+        self._replies: collections.OrderedDict[int, tuple[Frame, bytes | None]] = (
             collections.OrderedDict()
         )
+        #: Frames refused since start (failed seal, replayed, unsealed after login).
+        self.stats = {"refused": 0}
         self._session = _Session()
         self._generation = 0
         self._stop = threading.Event()
@@ -164,7 +198,12 @@ class Agent:
         edge_log.addHandler(self._log_handler)
         if edge_log.getEffectiveLevel() > logging.INFO:  # INFO records feed the log stream
             edge_log.setLevel(logging.INFO)
-        log.info("agent %s serving on %s", self.identity["device_id"], self.url)
+        log.info(
+            "agent %s (unit key %s) serving on %s",
+            self.identity["device_id"],
+            PublicKey(self.unit_key).fingerprint,
+            self.url,
+        )
         try:
             while not self._stop.is_set():
                 chunk = self.port.read(65536)
@@ -176,10 +215,8 @@ class Agent:
                 for item in decoder.feed(chunk):
                     if isinstance(item, FrameError):
                         log.debug("dropped a frame: %s", item)
-                    elif item.kind == Kind.REQUEST and item.channel == Channel.COMMANDS:
-                        if self.trace is not None:
-                            trace_frame(self.trace, "<", item, decoder.last_wire)
-                        self._serve(item)
+                    else:
+                        self._receive(item, decoder.last_wire)
         finally:
             logging.getLogger("edge").removeHandler(self._log_handler)
             self.port.close()
@@ -190,13 +227,66 @@ class Agent:
 
     # --- serving -------------------------------------------------------------------------
 
+    def _receive(self, item: Frame | Sealed, wire: bytes = b"") -> None:
+        """Serve one frame from the link if the session lets it in (see the module doc)."""
+        session = self._session
+        current = True
+        if isinstance(item, Sealed):
+            frame, current = self._open(session, item)
+            if frame is None:
+                return
+        else:
+            frame = item
+        if frame.kind != Kind.REQUEST or frame.channel != Channel.COMMANDS:
+            return
+        if self.trace is not None:
+            trace_frame(self.trace, "<", frame, wire, sealed=isinstance(item, Sealed))
+        if isinstance(item, Frame) and session.cipher is not None:
+            if frame.header.get("cmd") == "hello":
+                pass  # a host that restarted: hello starts a new session
+            elif frame.seq == session.login_seq and session.before_login is None:
+                current = False
+            else:
+                self._refuse(session, "an unsealed request after login")
+                return
+        if not current:  # the login's request sent again: its answer, nothing runs
+            if frame.seq in self._replies:
+                self._send(self._replies[frame.seq][0])
+            else:
+                self._refuse(session, "a repeat of a login whose answer is forgotten")
+            return
+        self._serve(frame)
+
+    def _open(self, session: _Session, sealed: Sealed) -> tuple[Frame | None, bool]:
+        """The frame in ``sealed`` and whether the session's current seals opened it."""
+        if session.cipher is None:
+            self._refuse(session, "a sealed frame on a link not logged in")
+            return None, False
+        try:
+            return session.cipher.open(sealed), True
+        except SealError as exc:
+            problem = str(exc)
+        if session.before_login is not None and sealed.seq == session.login_seq:
+            try:
+                return session.before_login.open(sealed), False
+            except SealError:
+                pass
+        self._refuse(session, problem)
+        return None, False
+
+    def _refuse(self, session: _Session, problem: str) -> None:
+        self.stats["refused"] += 1
+        if not session.warned:  # once per link: a flood must not flood the log too
+            session.warned = True
+            log.warning("%s: refused %s; further ones on this link are counted", BAD_SEAL, problem)
+
     def _serve(self, request: Frame) -> None:
         cached = self._replies.get(request.seq)
         host = self._session.host
         if cached is not None:
-            wire, owner = cached
+            reply, owner = cached
             if owner is None or (host is not None and owner == host.raw):
-                self._send_wire(wire)  # a retry: the reply again, the handler not again
+                self._send(reply)  # a retry: the reply again (sealed anew), not the handler
                 return
         name = request.header.get("cmd")
         args = request.header.get("args", {})
@@ -231,23 +321,33 @@ class Agent:
                     "see the agent's log on the unit (its stderr, the journal) and report it",
                 },
             )
-        wire = self._send(reply)
+        session = self._session  # hello replaces it
+        if session.login is not None and reply.kind == Kind.REPLY:
+            # A login passed: its answer is the first frame under the new seals (the host
+            # holds them already), and the host counts as authenticated from here on.
+            session.host, cipher = session.login
+            session.before_login, session.login_seq = session.cipher, request.seq
+            session.cipher = cipher
+        session.login = None
+        self._send(reply)
         # Every reply is kept, the handshake's too: a duplicate challenge must not draw a new
         # nonce behind the host's back. Only the host that asked (the same key, perhaps
         # reconnected) gets an authenticated reply again.
         if reply.kind == Kind.ERROR and reply.header.get("code") == NOT_AUTHENTICATED:
             return  # nothing ran: once authenticated, the same request must run
         owner = self._session.host.raw if needs_auth and self._session.host else None
-        self._replies[request.seq] = (wire, owner)
+        self._replies[request.seq] = (reply, owner)
         while len(self._replies) > REPLY_CACHE:
             self._replies.popitem(last=False)
 
-    def _send(self, frame: Frame) -> bytes:
-        wire = encode_frame(frame)
-        if self.trace is not None:
-            trace_frame(self.trace, ">", frame, wire)
-        self._send_wire(wire)
-        return wire
+    def _send(self, frame: Frame) -> None:
+        # Sealed under the lock: counters must reach the wire in the order they were taken.
+        with self._write_lock:
+            cipher = self._session.cipher
+            wire = encode_frame(frame) if cipher is None else cipher.seal(frame)
+            if self.trace is not None:
+                trace_frame(self.trace, ">", frame, wire, sealed=cipher is not None)
+            self._send_wire(wire)
 
     def _send_wire(self, wire: bytes) -> None:
         try:
@@ -259,8 +359,8 @@ class Agent:
     def send_log(self, record: dict, level: int) -> None:
         """Stream one log record to the host, when it is authenticated and subscribed."""
         session = self._session
-        if session.host is None or session.log_level is None or level < session.log_level:
-            return
+        if session.cipher is None or session.log_level is None or level < session.log_level:
+            return  # never in the clear: only a logged-in, sealed session subscribes
         self._log_seq += 1
         self._send(Frame(Kind.LOG, self._log_seq, record, channel=Channel.LOGS))
 
@@ -278,9 +378,9 @@ class Agent:
                     "device_id": "bcg-" + secrets.token_hex(6),
                     "hardware": hardware or os.environ.get("BEDSIDE_HARDWARE", "bedside-pi-v1"),
                 }
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(identity) + "\n", encoding="utf-8")
-                os.replace(tmp, path)
+                # fsynced, renamed, folder fsynced: a power cut must not leave an empty
+                # device.json that stops the agent at every start (found by make crashcheck).
+                atomic_write(path, (json.dumps(identity) + "\n").encode())
         except (OSError, ValueError) as exc:
             fail(STATE_DIR, f"state directory unusable: {exc}", "check --state and permissions")
         if not isinstance(identity, dict) or "device_id" not in identity:
@@ -295,22 +395,26 @@ class Agent:
             return False
         return 0 <= age <= PAIRING_WINDOW_S
 
-    def _check_challenge(self, args: dict) -> PublicKey:
-        """The key that signed the pending challenge; the nonce is used up either way."""
+    def _check_challenge(self, args: dict) -> tuple[PublicKey, SessionCipher]:
+        """The key that signed the pending challenge and the session it opens; the nonce
+        and the key exchange are used up either way."""
         session = self._session
-        nonce, expires = session.nonce, session.nonce_expires
-        session.nonce = None
-        if nonce is None or time.monotonic() > expires:
+        nonce, expires, exchange = session.nonce, session.nonce_expires, session.exchange
+        session.nonce, session.exchange = None, None
+        if nonce is None or exchange is None or time.monotonic() > expires:
             fail(NO_CHALLENGE, "no challenge pending, or it expired", "authenticate again")
         try:
             key = PublicKey(base64.b64decode(args["public_key"], validate=True))
             signature = base64.b64decode(args["signature"], validate=True)
         except (KeyError, TypeError, ValueError, binascii.Error):
             fail(BAD_ARGS, "malformed authentication request", "update bedside-host")
-        message = challenge_message(nonce, self.identity["device_id"], key.raw)
+        theirs = session.host_ephemeral
+        message = challenge_message(
+            nonce, self.identity["device_id"], key.raw, theirs, exchange.public
+        )
         if len(key.raw) != 32 or not key.verify(signature, message):
             fail(KEY_REFUSED, "the signature does not match the challenge", "authenticate again")
-        return key
+        return key, exchange.cipher(theirs, message, role="unit", code=NO_SESSION_KEY)
 
     def _add_builtin_commands(self) -> None:
         @self.command("hello", auth=False)
@@ -320,7 +424,8 @@ class Agent:
             if not common:
                 fail(
                     VERSION_MISMATCH,
-                    f"the host speaks link protocol {offered}, this unit {PROTOCOL_VERSION}",
+                    f"the host speaks link protocol {offered}, this unit {PROTOCOL_VERSION} "
+                    "(sealed sessions; protocol 1 is refused)",
                     "update bedside-host (or the unit) so both speak the same version",
                 )
             wanted = args.get("max_frame")
@@ -338,6 +443,7 @@ class Agent:
         def identify(args: dict, data: bytes) -> tuple[dict, bytes]:
             return {
                 **self.identity,
+                "unit_key": PublicKey(self.unit_key).fingerprint,
                 "protocol": PROTOCOL_VERSION,
                 "max_frame": self._session.max_frame,
                 "authenticated": self._session.host is not None,
@@ -346,14 +452,33 @@ class Agent:
 
         @self.command("auth.challenge", auth=False)
         def challenge(args: dict, data: bytes) -> tuple[dict, bytes]:
-            self._session.nonce = secrets.token_bytes(32)
-            self._session.nonce_expires = time.monotonic() + CHALLENGE_TTL_S
-            nonce = self._session.nonce.hex()
-            return {"nonce": nonce, "device_id": self.identity["device_id"]}, b""
+            try:
+                theirs = base64.b64decode(args["ephemeral"], validate=True)
+            except (KeyError, TypeError, ValueError, binascii.Error):
+                theirs = b""
+            if len(theirs) != 32:
+                fail(
+                    NO_SESSION_KEY,
+                    "the host's login carries no session key (link protocol 1, or damaged)",
+                    "update bedside-host: this unit needs link protocol 2",
+                )
+            session = self._session
+            session.nonce = secrets.token_bytes(32)
+            session.nonce_expires = time.monotonic() + CHALLENGE_TTL_S
+            session.exchange, session.host_ephemeral = KeyExchange(), theirs
+            device_id, ours = self.identity["device_id"], session.exchange.public
+            signature = self._unit_key.sign(unit_message(session.nonce, device_id, theirs, ours))
+            return {
+                "nonce": session.nonce.hex(),
+                "device_id": device_id,
+                "ephemeral": base64.b64encode(ours).decode(),
+                "unit_key": base64.b64encode(self.unit_key).decode(),
+                "unit_signature": base64.b64encode(signature).decode(),
+            }, b""
 
         @self.command("auth.response", auth=False)
         def response(args: dict, data: bytes) -> tuple[dict, bytes]:
-            key = self._check_challenge(args)
+            key, cipher = self._check_challenge(args)
             known = read_authorized(self.keys_dir / "authorized_hosts")
             match = next((k for k in known if k.raw == key.raw), None)
             if match is None:
@@ -363,14 +488,17 @@ class Agent:
                     f"host key {key.fingerprint} is not authorized on this unit",
                     "pair this host with bedside-host keys authorize",
                 )
-            self._session.host = match
+            self._session.login = (match, cipher)  # _serve starts it with the answer
             log.info("host %s (%s) authenticated", match.name or "?", match.fingerprint)
             return {"fingerprint": match.fingerprint}, b""
 
         @self.command("keys.authorize", auth=False)
         def authorize(args: dict, data: bytes) -> tuple[dict, bytes]:
-            key = self._check_challenge(args)  # proves the host holds the key it installs
-            if self._session.host is None and not self._pairing_open():
+            # The challenge proves the host holds the key it installs.
+            key, cipher = self._check_challenge(args)
+            known = read_authorized(self.keys_dir / "authorized_hosts")
+            already = any(k.raw == key.raw for k in known)
+            if self._session.host is None and not already and not self._pairing_open():
                 fail(
                     PAIRING_CLOSED,
                     "the unit's pairing window is closed",
@@ -380,9 +508,9 @@ class Agent:
             name = str(args.get("name", ""))[:64].replace("\n", " ").strip()
             key = PublicKey(key.raw, "-".join(name.split()) or "host")
             added = add_authorized(self.keys_dir / "authorized_hosts", key)
-            if self._session.host is None:
+            if added and self._session.host is None:
                 (self.state_dir / "pairing").unlink(missing_ok=True)  # one key per window
-            self._session.host = key
+            self._session.login = (key, cipher)
             log.info("host %s (%s) authorized", key.name, key.fingerprint)
             return {"fingerprint": key.fingerprint, "added": added}, b""
 

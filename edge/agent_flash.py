@@ -203,7 +203,10 @@ class Flasher:
             target = self.slots.begin_install(state)
             bundles.unpack(part, self.slots.slot_dir(target), key, check=check)
             self.slots.mark_trial(target, version=manifest.version, sha256=sha)
+        # The bundle first, durably, then its record: a disk may keep the second unlink and
+        # lose the first, and a .part without its record is never cleaned (make crashcheck).
         part.unlink()
+        fsync_dir(self.incoming)
         meta.unlink()
         fsync_dir(self.incoming)
         log.info(

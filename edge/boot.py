@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BedsideError
-from .slots import MAX_TRIAL_BOOTS, Slots, slot_is_factory
+from .slots import MAX_TRIAL_BOOTS, Slots, atomic_write, fsync_tree, slot_is_factory
 
 __all__ = ["BootResult", "add_parser", "boot", "health_check", "main"]
 
@@ -52,6 +52,8 @@ BUILD_TIMEOUT_S = 600.0
 SOURCE_SECONDS = 1.0
 SOURCE_WAIT_S = 15.0
 _RESULT_TAG = "bedside-health: "
+#: Written in a slot's dsp_c/ once its module is built and durable.
+BUILT_MARK = ".built"
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,14 @@ def _slot_env(root: Path | None) -> dict[str, str]:
 
 
 def _build_dsp(root: Path) -> str:
-    """Compile ``dsp_c`` from the slot's sources (once); an error text, or "" when built."""
+    """Compile ``dsp_c`` from the slot's sources (once); an error text, or "" when built.
+
+    The build counts as done only once its output is durable and marked so: a power cut
+    mid-build leaves a torn ``_bcg_dsp*.so`` but no mark, and the next trial builds again.
+    """
     script = root / "dsp_c" / "build_ffi.py"
-    if not script.exists() or any((root / "dsp_c").glob("_bcg_dsp*.so")):
+    built = root / "dsp_c" / BUILT_MARK
+    if not script.exists() or built.exists():
         return ""
     try:
         done = subprocess.run(
@@ -201,6 +208,11 @@ def _build_dsp(root: Path) -> str:
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
         return f"dsp_c did not build: {tail}"
+    # The module is outside the signed manifest and the compiler never fsyncs it: durable
+    # before the mark, and both before the slot can be confirmed, or a power cut after the
+    # confirm leaves the confirmed slot with a missing or torn module (`make crashcheck`).
+    fsync_tree(root / "dsp_c")
+    atomic_write(built, b"")
     return ""
 
 

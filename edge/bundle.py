@@ -27,7 +27,6 @@ the bundle is unpacked into a staging folder that replaces the slot only when co
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gzip
 import hashlib
 import io
@@ -45,7 +44,7 @@ from typing import IO, Any, NoReturn
 
 from .errors import BedsideError, fail
 from .link.auth import PublicKey
-from .slots import fsync_dir
+from .slots import fsync_dir, fsync_tree
 
 __all__ = [
     "MANIFEST_NAME",
@@ -454,7 +453,7 @@ def _walk(
         _unsafe(f"member {extra.name[:80]!r} is not in the manifest")
     if staging is not None:
         (staging / MANIFEST_NAME).write_bytes(raw)
-        _fsync_tree(staging)
+        fsync_tree(staging)
     return manifest
 
 
@@ -499,36 +498,6 @@ def _copy_file(source: IO[bytes], root: Path | None, entry: FileEntry) -> None:
         _mismatch(entry.path, "SHA-256")
     if root is not None:
         os.chmod(root / entry.path, entry.mode)
-
-
-def _fsync_tree(root: Path) -> None:
-    """Make every file under ``root`` durable: one ``syncfs`` of its filesystem on Linux
-    (one journal commit instead of one per file: ~100 fsyncs cost ~0.25 s on an SD card),
-    else an fsync per file and folder."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _syncfs is not None and _syncfs(fd) == 0:
-            return
-    finally:
-        os.close(fd)
-    for folder, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(folder))
-
-
-def _load_syncfs():
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):  # not Linux/glibc: the per-file fallback
-        return None
-
-
-_syncfs = _load_syncfs()
 
 
 def _replace_dir(new: Path, target: Path) -> None:

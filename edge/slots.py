@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import errno
 import fcntl
 import json
@@ -42,6 +43,7 @@ __all__ = [
     "atomic_write",
     "factory_state",
     "fsync_dir",
+    "fsync_tree",
     "other",
     "slot_is_factory",
     "summary",
@@ -65,6 +67,37 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(root: str | os.PathLike) -> None:
+    """Make every file and folder under ``root`` durable, whoever wrote them (a compiler
+    never fsyncs its output): one ``syncfs`` of its filesystem on Linux (one journal commit
+    instead of one per file: ~100 fsyncs cost ~0.25 s on an SD card), else an fsync per
+    file and folder."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs is not None and _syncfs(fd) == 0:
+            return
+    finally:
+        os.close(fd)
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(folder))
+
+
+def _load_syncfs():
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # not Linux/glibc: the per-file fallback
+        return None
+
+
+_syncfs = _load_syncfs()
 
 
 def atomic_write(path: Path, data: bytes) -> None:

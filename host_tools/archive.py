@@ -164,7 +164,9 @@ class Archive:
             )
         path = Path(folder) / UNITS_DIR / f"{device_id}{SUFFIX}"
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # health data
+            _make_folders(path.parent)
+            if not path.exists():
+                _create_empty(path, device_id)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as error:
             fail("E360", f"cannot write the archive {path.name} ({error.strerror})", _WRITABLE)
@@ -410,20 +412,24 @@ class Archive:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as error:
             raise _archive_error(error, self.path) from error
-        if app == 0 and tables == 0:  # a new file
-            conn.execute("PRAGMA journal_mode = WAL")
-            with self._transaction() as c:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
-                c.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-                c.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                c.execute("INSERT INTO meta VALUES ('device_id', ?)", (device_id,))
-                c.execute("INSERT INTO meta VALUES ('generation', '1')")
+        if app == 0 and tables == 0:  # an empty file
+            self._initialise(device_id)
         elif app != _APPLICATION_ID or version > _SCHEMA_VERSION:
             fail("E361", f"{self.path.name} is not a log archive this version reads", _ASIDE)
         elif self.meta("device_id") != device_id:
             fail("E361", f"{self.path.name} holds another unit's logs", _ASIDE)
+
+    def _initialise(self, device_id: str) -> None:
+        """The schema and the unit's id, in an empty file."""
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        with self._transaction() as c:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+            c.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+            c.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            c.execute("INSERT INTO meta VALUES ('device_id', ?)", (device_id,))
+            c.execute("INSERT INTO meta VALUES ('generation', '1')")
 
     def _query(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         if self._conn is None:
@@ -449,6 +455,49 @@ class Archive:
             if isinstance(error, sqlite3.Error):
                 raise _archive_error(error, self.path) from error
             raise
+
+
+def _create_empty(path: Path, device_id: str) -> None:
+    """Make a complete, empty archive at ``path`` in one step: built and fsynced beside it,
+    then linked into place. A pull killed or cut off before its first commit leaves no
+    archive rather than an unfinished file that every reader refuses (E361; found by
+    ``make crashcheck``); when another pull made it first, that one stays."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")  # not an archive's name
+    try:
+        os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600))
+        conn = _connect(tmp, readonly=False)
+        try:
+            Archive(tmp, conn, None)._initialise(device_id)
+        finally:
+            conn.close()  # the last connection: the WAL is checkpointed into the file
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    if fcntl is not None:  # POSIX: the new name survives a power cut
+        from edge.slots import fsync_dir
+
+        fsync_dir(path.parent)
+
+
+def _make_folders(folder: Path) -> None:
+    """``mkdir -p`` (0700: health data), each new folder's name fsynced in its parent: else
+    a power cut after a pull can take the new archive folder, every row in it, away (SQLite
+    syncs only the folder its own files are in; found by ``make crashcheck``)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for new in reversed(missing):
+        new.mkdir(mode=0o700, exist_ok=True)
+        if fcntl is not None:  # POSIX (Windows cannot open a folder to fsync it)
+            from edge.slots import fsync_dir
+
+            fsync_dir(new.parent)
 
 
 def unit_archives(folder: str | os.PathLike) -> list[Path]:

@@ -27,7 +27,7 @@ from edge.errors import BedsideError
 from edge.link import Client, LinkError
 
 from .devices import list_serial_ports
-from .keys import HostKey, ReleaseKey, default_keys_dir
+from .keys import HostKey, KnownUnits, ReleaseKey, default_keys_dir
 from .ui import connect, emit, json_option, keys_option, port_option, trace_option
 
 __all__ = ["STATUS_SECTIONS", "cli", "main"]
@@ -131,10 +131,12 @@ def keys_authorize(port: str, keys: Path | None, name: str | None, trace: bool, 
     The first pairing needs physical access: press the unit's pairing button (or create
     DIR/pairing on it) and run this within 10 minutes. A host already paired can authorize
     itself again at any time."""
-    key = HostKey.load(keys or default_keys_dir())
+    keys_dir = keys or default_keys_dir()
+    key = HostKey.load(keys_dir)
     with connect(port, trace=trace, authenticate=False) as unit:
         device = unit.device_id
-        reply = unit.authorize(key, name or key.name)
+        # Pairing is with the unit in hand: the moment to pin the key it proves itself with.
+        reply = unit.authorize(key, name or key.name, unit_keys=KnownUnits(keys_dir))
     result = {"device_id": device, "fingerprint": reply.get("fingerprint"), **reply}
     already = "" if reply.get("added") else " (it was already authorized)"
     emit(
@@ -175,7 +177,8 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool):
     with connect(port, trace=trace, authenticate=False) as unit:
         result = unit.identify()
         try:
-            unit.authenticate(HostKey.load(keys or default_keys_dir()))
+            keys_dir = keys or default_keys_dir()
+            unit.authenticate(HostKey.load(keys_dir), unit_keys=KnownUnits(keys_dir))
         except BedsideError as exc:
             if isinstance(exc, LinkError):
                 raise

@@ -7,6 +7,7 @@ directory (``$XDG_CONFIG_HOME/bedside-host/keys``, ``~/.config/bedside-host/keys
     host_key        the host's private key (PEM, PKCS#8), mode 0600
     host_key.pub    its public key line: ``ed25519 BASE64 NAME``
     release_key     a release private key (PEM), mode 0600; release.pub its public line
+    known_units     the units this laptop has logged in to: ``DEVICE_ID ed25519 BASE64``
 
 Private keys are written with mode 0600 from the first byte (never readable by others, not
 even for a moment), and refused when their file is readable by group or others.
@@ -23,10 +24,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.errors import fail
-from edge.link.auth import PublicKey
+from edge.link.auth import PublicKey, raw_public, write_private_key
 
 __all__ = [
     "HostKey",
+    "KnownUnits",
     "ReleaseKey",
     "default_keys_dir",
 ]
@@ -34,6 +36,7 @@ __all__ = [
 NO_KEY = "E324"
 BAD_KEY_FILE = "E325"
 KEY_EXISTS = "E327"
+UNIT_KEY_CHANGED = "E328"
 
 
 def default_keys_dir() -> Path:
@@ -60,9 +63,7 @@ class _Ed25519Key:
     @property
     def public_raw(self) -> bytes:
         """The 32 raw bytes of the public key."""
-        return self._private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        return raw_public(self._private)
 
     @property
     def public(self) -> PublicKey:
@@ -123,20 +124,7 @@ class _Ed25519Key:
         return cls(private, name or cls.FILE, path)
 
     def _save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = self._private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_private_key(path, self._private)
         path.with_name(path.name + ".pub").write_text(self.public.line() + "\n", encoding="utf-8")
 
 
@@ -157,3 +145,51 @@ class ReleaseKey(_Ed25519Key):
         super()._save(path)
         # The name units and bundle tooling look for (DIR/keys/release.pub on the unit).
         path.with_name("release.pub").write_text(self.public.line() + "\n", encoding="utf-8")
+
+
+class KnownUnits:
+    """The key each unit proved itself with, pinned at this laptop's first login to it.
+
+    A unit signs its challenge with a key of its own (edge.link.auth): the first login, at
+    pairing with the unit in hand, pins that key in ``known_units``; every later login must
+    come with the same key, else E328 (a device in line playing the unit, or the unit was
+    reinstalled and has a new key). Pass it to ``Client.authenticate(unit_keys=...)``.
+    """
+
+    FILE = "known_units"
+
+    def __init__(self, keys_dir: Path) -> None:
+        self.path = Path(keys_dir) / self.FILE
+
+    def pinned(self) -> dict[str, PublicKey]:
+        """The pinned keys by device id (none when the file does not exist)."""
+        if not self.path.exists():
+            return {}
+        out = {}
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            device_id, _, key = line.strip().partition(" ")
+            if device_id and not device_id.startswith("#"):
+                out[device_id] = PublicKey.parse(key)
+        return out
+
+    def pin(self, device_id: str, unit_key: bytes) -> None:
+        """Remember ``unit_key`` for ``device_id`` (a login passed with it); a unit already
+        known keeps its key (:meth:`check` refused a different one before)."""
+        if device_id in self.pinned():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"{device_id} {PublicKey(unit_key).line()}\n")
+
+    def check(self, device_id: str, unit_key: bytes) -> None:
+        """E328 when ``device_id`` is known here by another key than ``unit_key``."""
+        known = self.pinned().get(device_id)
+        key = PublicKey(unit_key)
+        if known is not None and known.raw != unit_key:
+            fail(
+                UNIT_KEY_CHANGED,
+                f"{device_id} answered with key {key.fingerprint}, not {known.fingerprint} "
+                "that this laptop knows it by",
+                "check that nothing sits between this laptop and the unit; if the unit was "
+                f"reinstalled, delete its line from {self.path} and log in again",
+            )

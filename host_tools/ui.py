@@ -26,7 +26,7 @@ import click
 from edge.link import Client
 
 from .devices import resolve_port
-from .keys import HostKey, default_keys_dir
+from .keys import HostKey, KnownUnits, default_keys_dir
 
 __all__ = [
     "Progress",
@@ -75,7 +75,8 @@ def connect(
     retries: int = 3,
     baudrate: int = 921600,
 ) -> Iterator[Client]:
-    """Open the unit on ``port`` ('auto' picks it), authenticated with the host key."""
+    """Open the unit on ``port`` ('auto' picks it), authenticated with the host key; the
+    unit's own key is checked against (or pinned in) the keys folder's known_units."""
     url = resolve_port(port)
     client = Client.open(
         url,
@@ -86,7 +87,8 @@ def connect(
     )
     try:
         if authenticate:
-            client.authenticate(HostKey.load(keys or default_keys_dir()))
+            keys_dir = keys or default_keys_dir()
+            client.authenticate(HostKey.load(keys_dir), unit_keys=KnownUnits(keys_dir))
         yield client
     finally:
         client.close()

@@ -7,9 +7,11 @@
         reply, data = unit.call("logs.read", {"since": 0})
 
 Layers: :mod:`~edge.link.transport` (pyserial ports and URLs), :mod:`~edge.link.frame`
-(COBS + CRC-32 frames, channels), :mod:`~edge.link.client` (request/response, retries,
-negotiation) and :mod:`~edge.link.auth` (Ed25519 challenge-response). The unit side is
-:class:`edge.agent.Agent`. Error codes E300-E339 (docs/errors.md).
+(COBS + CRC-32 frames, plain and sealed, channels), :mod:`~edge.link.client`
+(request/response, retries, negotiation), :mod:`~edge.link.auth` (Ed25519
+challenge-response) and :mod:`~edge.link.session` (X25519 session keys bound to the login,
+ChaCha20-Poly1305 on every frame after it). The unit side is :class:`edge.agent.Agent`.
+Error codes E300-E339 (docs/errors.md).
 """
 
 from __future__ import annotations

@@ -4,10 +4,17 @@ A public key is written as one line, ``ed25519 <base64 of the 32 raw bytes> [nam
 ``DIR/keys/authorized_hosts`` (one host per line, ``#`` comments) and ``release.pub``.
 
 Challenge-response: the unit draws a fresh 32-byte nonce per attempt; the host signs
-:func:`challenge_message` (a domain tag, the nonce, the device id and the host's public key)
-and the unit verifies it against ``authorized_hosts``. The unit forgets the nonce after one
+:func:`challenge_message` (a domain tag, the nonce, the device id, the host's public key and
+both sides' ephemeral X25519 keys for the session, :mod:`edge.link.session`) and the unit
+verifies it against ``authorized_hosts``. The unit forgets the nonce after one
 attempt, whatever its outcome, and after :data:`CHALLENGE_TTL_S`, so a recorded signature is
 worth nothing: it signs a nonce the unit will never ask for again.
+
+The unit proves itself too: it has a key of its own (``DIR/keys/unit_key``, made at its
+first start, :func:`load_unit_key`) and signs :func:`unit_message` (the nonce, its device id
+and both ephemeral keys) in its challenge. The laptop checks that signature, and checks the
+key against the one it knows the unit by (pinned at the first login: host_tools.keys), so a
+device in line can neither swap the unit's session key nor play the unit with its own key.
 """
 
 from __future__ import annotations
@@ -21,21 +28,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import BedsideError, fail
+from ..slots import fsync_dir
 
 __all__ = [
     "CHALLENGE_TTL_S",
     "PublicKey",
     "add_authorized",
     "challenge_message",
+    "load_unit_key",
+    "raw_public",
     "read_authorized",
+    "unit_message",
+    "write_private_key",
 ]
 
 CHALLENGE_TTL_S = 60.0
 BAD_KEY_LINE = "E326"
-_TAG = b"bedside-link-auth-v1\x00"
+_TAG = b"bedside-link-auth-v2\x00"
+_UNIT_TAG = b"bedside-link-unit-v2\x00"
+UNIT_KEY_FILE = "unit_key"
 
 
 @dataclass(frozen=True)
@@ -78,9 +93,71 @@ class PublicKey:
         return True
 
 
-def challenge_message(nonce: bytes, device_id: str, public_key: bytes) -> bytes:
-    """What the host signs to answer the unit's challenge ``nonce``."""
-    return _TAG + nonce + device_id.encode() + b"\x00" + public_key
+def challenge_message(
+    nonce: bytes,
+    device_id: str,
+    public_key: bytes,
+    host_ephemeral: bytes,
+    unit_ephemeral: bytes,
+) -> bytes:
+    """What the host signs to answer the unit's challenge ``nonce``: the login's transcript.
+
+    The session keys are derived from it too, so both sides' view of every field must agree
+    for the login to pass and the session to open."""
+    device = device_id.encode()
+    size = len(device).to_bytes(2, "big")
+    return b"".join((_TAG, nonce, size, device, public_key, host_ephemeral, unit_ephemeral))
+
+
+def unit_message(
+    nonce: bytes, device_id: str, host_ephemeral: bytes, unit_ephemeral: bytes
+) -> bytes:
+    """What the unit signs with its own key in its challenge (a tag of its own: a host's
+    signature can never pass for a unit's, nor the reverse)."""
+    device = device_id.encode()
+    size = len(device).to_bytes(2, "big")
+    return b"".join((_UNIT_TAG, nonce, size, device, host_ephemeral, unit_ephemeral))
+
+
+def raw_public(private: Ed25519PrivateKey) -> bytes:
+    """The 32 raw bytes of ``private``'s public key."""
+    return private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+def write_private_key(path: Path, private: Ed25519PrivateKey) -> None:
+    """Save ``private`` (PEM, PKCS#8) to ``path``: mode 0600 from the first byte (never
+    readable by others, not even for a moment), in place atomically, and durable (a unit
+    that lost its key to a power cut would make a new one, and laptops would refuse it)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def load_unit_key(keys_dir: Path) -> Ed25519PrivateKey:
+    """The unit's own key, ``keys_dir/unit_key``; made on first use. Raises OSError or
+    ValueError when the file cannot be read or is not an Ed25519 key (the caller's E384:
+    a unit must not quietly become another one)."""
+    path = Path(keys_dir) / UNIT_KEY_FILE
+    if not path.exists():
+        write_private_key(path, Ed25519PrivateKey.generate())
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, Ed25519PrivateKey):
+        raise ValueError(f"{UNIT_KEY_FILE} is not an Ed25519 private key")
+    return private
 
 
 def read_authorized(path: Path) -> list[PublicKey]:

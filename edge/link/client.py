@@ -5,6 +5,11 @@ A reply that does not come within ``timeout_s`` of silence is asked for again wi
 seq (up to ``retries`` times); the unit answers a repeated seq from its reply cache, so a
 retried command never runs twice. A cut connection is reopened and renegotiated within the
 same retry budget, and the host re-authenticates before resending.
+
+Login also agrees on session keys (:mod:`edge.link.session`); from the unit's answer on,
+every frame both ways is sealed, a resent request is sealed again (a new counter, the same
+seq), and a frame that does not open, or comes unsealed, is dropped and counted
+(``stats["refused"]``, E312 once the retries run out with nothing but such frames).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Protocol, TextIO
 import serial
 
 from ..errors import BedsideError, fail
-from .auth import challenge_message
+from .auth import PublicKey, challenge_message, unit_message
 from .frame import (
     FRAME_OVERHEAD,
     MIN_FRAME,
@@ -29,6 +34,7 @@ from .frame import (
     FrameDecoder,
     FrameError,
     Kind,
+    Sealed,
     body_size,
     encode_frame,
     trace_frame,
@@ -40,15 +46,19 @@ from .protocol import (
     SUPPORTED_VERSIONS,
     LinkError,
 )
+from .session import KeyExchange, SealError, SessionCipher
 from .transport import CLOSED, open_port
 
-__all__ = ["Client", "Signer"]
+__all__ = ["Client", "Signer", "UnitKeys"]
 
 log = logging.getLogger(__name__)
 
 TIMED_OUT = "E301"
 TOO_LARGE = "E304"
 BAD_REPLY = "E308"
+NOT_SEALED = "E311"
+BAD_SEAL = "E312"
+NOT_THE_UNIT = "E313"
 # The port's read timeout: how long one read waits for more bytes. Short, because a read
 # returns only when it times out or fills its buffer (pyserial), and that wait is latency.
 _READ_WAIT_S = 0.005
@@ -60,6 +70,16 @@ class Signer(Protocol):
     @property
     def public_raw(self) -> bytes: ...
     def sign(self, message: bytes) -> bytes: ...
+
+
+class UnitKeys(Protocol):
+    """The keys units proved themselves with (host_tools.keys.KnownUnits is one)."""
+
+    def check(self, device_id: str, unit_key: bytes) -> None:
+        """Raise when ``unit_key`` is not the key ``device_id`` is known by."""
+
+    def pin(self, device_id: str, unit_key: bytes) -> None:
+        """Remember ``unit_key`` for ``device_id`` (after a login it proved)."""
 
 
 class Client:
@@ -92,11 +112,19 @@ class Client:
         self._decoder = FrameDecoder(max_frame)
         self._seq = secrets.randbits(31)  # a fresh range: no stale reply can match
         self._key: Signer | None = None
+        self._unit_keys: UnitKeys | None = None
+        #: The key the unit proved itself with at the last login (32 raw bytes).
+        self.unit_key: bytes | None = None
+        # The session's seals once logged in; during a login, the one it is about to start.
+        self._cipher: SessionCipher | None = None
+        self._pending: SessionCipher | None = None
         #: Log records of the unit (dicts), when subscribed; or set ``on_log``.
         self.logs: collections.deque[dict] = collections.deque(maxlen=10000)
         self.on_log: Callable[[dict], None] | None = None
-        #: Damaged frames dropped and requests resent, for tests and ``status --json``.
-        self.stats = {"bad_frames": 0, "resent": 0, "reconnects": 0}
+        #: Damaged frames dropped, frames refused (their seal failed, or unsealed after
+        #: login) and requests resent, for tests and ``status --json``.
+        self.stats = {"bad_frames": 0, "refused": 0, "resent": 0, "reconnects": 0}
+        self._warned = False
         self._last_byte = 0.0
 
     @classmethod
@@ -137,6 +165,11 @@ class Client:
     def authenticated(self) -> bool:
         return self._key is not None
 
+    @property
+    def sealed(self) -> bool:
+        """True once login has started the session's seals (every frame is sealed)."""
+        return self._cipher is not None
+
     # --- the commands every unit answers ---------------------------------------------
 
     def identify(self) -> dict:
@@ -145,17 +178,24 @@ class Client:
         info, _ = self.call("identify")
         return info
 
-    def authenticate(self, key: Signer) -> None:
-        """Prove possession of ``key`` (Ed25519 challenge-response); E321 when the unit
-        does not know the key."""
+    def authenticate(self, key: Signer, *, unit_keys: UnitKeys | None = None) -> None:
+        """Prove possession of ``key`` (Ed25519 challenge-response) and start the sealed
+        session; E321 when the unit does not know the key, E311 when its answer is not
+        sealed with the session's key, E313 when the unit's own signature does not check.
+
+        ``unit_keys`` checks the key the unit proved itself with before anything is signed
+        for it, and pins it once the login passed; again at each reconnect."""
+        self._unit_keys = unit_keys
         self._answer_challenge("auth.response", key, {})
         self._key = key
 
-    def authorize(self, key: Signer, name: str) -> dict:
+    def authorize(self, key: Signer, name: str, *, unit_keys: UnitKeys | None = None) -> dict:
         """Install ``key`` on the unit as an authorized host (pairing).
 
         Allowed while the unit's pairing window is open (physical access, see
-        docs/hardware-engineer.md) or on a link already authenticated by another key."""
+        docs/hardware-engineer.md), for a key the unit has already, or on a link already
+        authenticated by another key. ``unit_keys`` as for :meth:`authenticate`."""
+        self._unit_keys = unit_keys
         reply = self._answer_challenge("keys.authorize", key, {"name": name})
         self._key = key
         return reply
@@ -217,6 +257,7 @@ class Client:
     def _hello(self) -> None:
         self._decoder = FrameDecoder(self._want_frame)
         self.max_frame = MIN_FRAME
+        self._cipher = self._pending = None  # hello starts a new, unsealed session
         args = {"protocol": list(SUPPORTED_VERSIONS), "max_frame": self._want_frame}
         frame = Frame(Kind.REQUEST, self._next_seq(), {"cmd": "hello", "args": args})
         reply = self._exchange(frame, self.timeout_s, reconnect=False).header
@@ -234,19 +275,62 @@ class Client:
         self.device_id = reply.get("device_id")
 
     def _answer_challenge(self, command: str, key: Signer, args: dict) -> dict:
-        challenge, _ = self.call("auth.challenge")
+        exchange = KeyExchange()
+        ours = base64.b64encode(exchange.public).decode()
+        challenge, _ = self.call("auth.challenge", {"ephemeral": ours})
         try:
             nonce = bytes.fromhex(challenge["nonce"])
             device_id = str(challenge["device_id"])
-        except (KeyError, TypeError, ValueError):
+            theirs = base64.b64decode(challenge["ephemeral"], validate=True)
+            unit_key = PublicKey(base64.b64decode(challenge["unit_key"], validate=True))
+            unit_signature = base64.b64decode(challenge["unit_signature"], validate=True)
+        except KeyError:
+            fail(
+                NOT_SEALED,
+                "the unit's challenge carries no session key or unit key (it runs link "
+                "protocol 1, or something in line removed them)",
+                "update the unit; check that nothing sits between this laptop and the unit",
+                error=LinkError,
+            )
+        except (TypeError, ValueError):
             fail(BAD_REPLY, "the unit sent a malformed challenge", "retry", error=LinkError)
-        signature = key.sign(challenge_message(nonce, device_id, key.public_raw))
+        # The unit's signature first: nothing of ours is signed for a peer that is not it.
+        signed = unit_message(nonce, device_id, exchange.public, theirs)
+        if len(unit_key.raw) != 32 or not unit_key.verify(unit_signature, signed):
+            fail(
+                NOT_THE_UNIT,
+                f"{device_id}'s challenge is not signed by the key it shows: its session key "
+                "was swapped on the way",
+                "something sits between this laptop and the unit: check the cable path",
+                error=LinkError,
+            )
+        if self._unit_keys is not None:
+            self._unit_keys.check(device_id, unit_key.raw)
+        message = challenge_message(nonce, device_id, key.public_raw, exchange.public, theirs)
+        session = exchange.cipher(theirs, message, role="host", code=NOT_SEALED)
         args = {
             **args,
             "public_key": base64.b64encode(key.public_raw).decode(),
-            "signature": base64.b64encode(signature).decode(),
+            "signature": base64.b64encode(key.sign(message)).decode(),
         }
-        reply, _ = self.call(command, args)
+        # The unit seals its answer with the new keys: the frame that opens with them
+        # switches this side over (see _open).
+        self._pending = session
+        try:
+            reply, _ = self.call(command, args)
+        finally:
+            self._pending = None
+        if self._cipher is not session:
+            fail(
+                NOT_SEALED,
+                f"the unit accepted the login ({command}) without sealing its answer",
+                "something may sit between this laptop and the unit: check the cable path; "
+                "update the unit",
+                error=LinkError,
+            )
+        self.unit_key = unit_key.raw
+        if self._unit_keys is not None:
+            self._unit_keys.pin(device_id, unit_key.raw)
         return reply
 
     def _reconnect(self) -> None:
@@ -257,12 +341,13 @@ class Client:
         self._hello()
         if self._key is not None:
             key, self._key = self._key, None
-            self.authenticate(key)
+            self.authenticate(key, unit_keys=self._unit_keys)
 
     def _write(self, frame: Frame) -> int:
-        wire = encode_frame(frame)
+        # Sealed afresh on every try: a resent request is a new counter, the same seq.
+        wire = encode_frame(frame) if self._cipher is None else self._cipher.seal(frame)
         if self.trace is not None:
-            trace_frame(self.trace, ">", frame, wire)
+            trace_frame(self.trace, ">", frame, wire, sealed=self._cipher is not None)
         try:
             self._port.write(wire)
         except (serial.SerialException, OSError) as exc:
@@ -282,12 +367,43 @@ class Client:
                 self.stats["bad_frames"] += 1
                 log.debug("dropped a frame: %s", item)
                 continue
+            frame = self._open(item)
+            if frame is None:
+                continue
             if self.trace is not None:
-                trace_frame(self.trace, "<", item, self._decoder.last_wire)
-            frames.append(item)
+                sealed = isinstance(item, Sealed)
+                trace_frame(self.trace, "<", frame, self._decoder.last_wire, sealed=sealed)
+            frames.append(frame)
         if chunk:
             self._last_byte = time.monotonic()
         return frames
+
+    def _open(self, item: Frame | Sealed) -> Frame | None:
+        """The frame ``item`` holds, or None when it is refused (counted, logged once)."""
+        if isinstance(item, Frame):
+            if self._cipher is None:
+                return item  # before login: the handshake is plain
+            return self._refuse(f"an unsealed {item.kind.name} frame after login")
+        problem = "a sealed frame before login"
+        for session in (self._cipher, self._pending):
+            if session is None:
+                continue
+            try:
+                frame = session.open(item)
+            except SealError as exc:
+                problem = str(exc)
+                continue
+            if session is self._pending:
+                self._cipher, self._pending = session, None  # the login's sealed answer
+            return frame
+        return self._refuse(problem)
+
+    def _refuse(self, problem: str) -> None:
+        self.stats["refused"] += 1
+        if not self._warned:
+            self._warned = True
+            log.warning("%s: refused %s; further ones are only counted", BAD_SEAL, problem)
+        return None
 
     def _dispatch_log(self, frame: Frame) -> bool:
         if frame.channel != Channel.LOGS:
@@ -301,6 +417,7 @@ class Client:
     def _exchange(self, frame: Frame, timeout_s: float, *, reconnect: bool = True) -> Frame:
         """Send ``frame`` and wait for its reply, resending on silence or a cut link."""
         last_problem = "no reply"
+        refused = self.stats["refused"]
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats["resent"] += 1
@@ -331,6 +448,15 @@ class Client:
             last_problem = f"no reply within {timeout_s:g} s"
         command, tries = frame.header.get("cmd", "?"), self.retries + 1
         code = CLOSED if self._port is None else TIMED_OUT
+        if self.stats["refused"] > refused and code == TIMED_OUT:
+            fail(
+                BAD_SEAL,
+                f"{command}: {self.stats['refused'] - refused} frames from the unit failed "
+                f"their seal (altered, replayed or unsealed), {tries} tries on {self.url}",
+                "something between this laptop and the unit is changing the link: check the "
+                "cable path, then connect again",
+                error=LinkError,
+            )
         fail(
             code,
             f"{command}: {last_problem}, {tries} {'try' if tries == 1 else 'tries'} on {self.url}",

@@ -29,6 +29,7 @@ from edge import bundle as bundles  # noqa: E402
 from edge import log_pages as lp  # noqa: E402
 from edge.firmware import protocol as p  # noqa: E402
 from edge.link.frame import Channel, Frame, Kind, encode_frame  # noqa: E402
+from edge.link.session import SessionCipher  # noqa: E402
 from edge.sources.frames import encode_command  # noqa: E402
 
 
@@ -45,12 +46,22 @@ def sensor_frames() -> dict[str, bytes]:
     }
 
 
+def _sealed(frames: list[Frame]) -> bytes:
+    """``frames`` sealed as a host with fixed keys (a seed need not be secret)."""
+    session = SessionCipher(bytes(32), bytes(range(32)), role="host")
+    return b"".join(session.seal(f) for f in frames)
+
+
 def link_frames() -> dict[str, bytes]:
-    request = Frame(Kind.REQUEST, 1, {"cmd": "hello", "args": {"protocol": [1]}})
-    reply = Frame(Kind.REPLY, 1, {"protocol": 1, "max_frame": 4096}, b"\x00\x01data")
+    request = Frame(Kind.REQUEST, 1, {"cmd": "hello", "args": {"protocol": [2]}})
+    reply = Frame(Kind.REPLY, 1, {"protocol": 2, "max_frame": 4096}, b"\x00\x01data")
     log = Frame(Kind.LOG, 9, {"level": "INFO", "msg": "x"}, channel=Channel.LOGS)
     wire = b"".join(encode_frame(f) for f in (request, reply, log))
-    return {"request": b"\x00" + encode_frame(request), "stream": b"\x02\x10\x30" + wire}
+    return {
+        "request": b"\x00" + encode_frame(request),
+        "stream": b"\x02\x10\x30" + wire,
+        "sealed": b"\x01\x20" + _sealed([reply, log]),
+    }
 
 
 def agent_handshake() -> dict[str, bytes]:
@@ -59,9 +70,13 @@ def agent_handshake() -> dict[str, bytes]:
 
     key = base64.b64encode(bytes(range(32))).decode()
     sig = base64.b64encode(bytes(64)).decode()
+    hello = Frame(Kind.REQUEST, 5, {"cmd": "hello", "args": {"protocol": [2]}})
+    ping = Frame(Kind.REQUEST, 6, {"cmd": "ping", "args": {}}, b"data")
     return {
-        "hello": seed(0, {"protocol": [1], "max_frame": 65536}),
+        "hello": seed(0, {"protocol": [2], "max_frame": 65536}),
         "identify": seed(1, {}),
+        "challenge": seed(2, {"ephemeral": key}),
+        "raw_sealed": b"\x80" + encode_frame(hello) + _sealed([ping]),
         "response": seed(3, {"public_key": key, "signature": sig}),
         "authorize": seed(4, {"public_key": key, "signature": sig, "name": "laptop"}),
         "subscribe": seed(6, {"level": "DEBUG"}),

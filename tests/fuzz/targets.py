@@ -90,21 +90,23 @@ def sensor_frames(data: bytes) -> None:
 
 
 def _link_key(item) -> tuple:
-    from edge.link.frame import FrameError
+    from edge.link.frame import FrameError, Sealed
 
     if isinstance(item, FrameError):
         return ("error", str(item))
+    if isinstance(item, Sealed):
+        return ("sealed", item.head, item.box)
     return (item.kind, item.channel, item.seq, repr(item.header), item.data)
 
 
 def link_frames(data: bytes) -> None:
     """decode_body raises only FrameError; the stream decoder never raises, keeps its buffer
     within the encoded max_frame, and yields the same items whatever the chunking."""
-    from edge.link.frame import MIN_FRAME, Frame, FrameDecoder, FrameError, decode_body
+    from edge.link.frame import MIN_FRAME, Frame, FrameDecoder, FrameError, Sealed, decode_body
 
     sizes, payload = _split(data)
     try:
-        assert isinstance(decode_body(payload), Frame)
+        assert isinstance(decode_body(payload), Frame | Sealed)
     except FrameError:
         pass
     max_frame = MIN_FRAME + (sizes[0] * 64 if sizes else 0)
@@ -143,31 +145,54 @@ def _agent():
     return agent, sent
 
 
+@functools.cache
+def _ephemeral() -> str:
+    """A host's session key for the challenge (one for the whole run: speed)."""
+    import base64
+
+    from edge.link.session import KeyExchange
+
+    return base64.b64encode(KeyExchange().public).decode()
+
+
 def agent_handshake(data: bytes) -> None:
-    """Requests a host may send before it authenticates: every reply is a REPLY or an
-    ERROR with a documented code, never E307 (a handler that crashed)."""
+    """What a host may send before it authenticates: every reply is a plain REPLY or ERROR
+    with a documented code, never E307 (a handler that crashed), and nothing sealed.
+
+    A first byte below 0x80 picks a command, the rest is its JSON arguments (after a pending
+    challenge). From 0x80 on, the rest is raw link bytes, sealed frames included, fed
+    through the agent's own receive path (they must be refused without a crash)."""
     from edge.agent import HANDLER_FAILED
-    from edge.link.frame import Frame, FrameDecoder, Kind
+    from edge.link.frame import Frame, FrameDecoder, FrameError, Kind
 
     agent, sent = _agent()
     if not data:
         return
-    seq = agent_handshake.seq = getattr(agent_handshake, "seq", 0) + 2
-    name = _COMMANDS[data[0] % len(_COMMANDS)]
-    try:
-        args = json.loads(data[1:])
-    except (ValueError, RecursionError):
-        args = data[1:].decode("latin-1")
     sent.clear()
-    agent._serve(Frame(Kind.REQUEST, seq, {"cmd": "auth.challenge"}))  # a pending nonce
-    agent._serve(Frame(Kind.REQUEST, seq + 1, {"cmd": name, "args": args}))
+    if data[0] >= 0x80:
+        for item in FrameDecoder(agent.max_frame).feed(data[1:]):
+            if not isinstance(item, FrameError):
+                agent._receive(item)
+        expected = None
+    else:
+        seq = agent_handshake.seq = getattr(agent_handshake, "seq", 0) + 2
+        name = _COMMANDS[data[0] % len(_COMMANDS)]
+        try:
+            args = json.loads(data[1:])
+        except (ValueError, RecursionError):
+            args = data[1:].decode("latin-1")
+        challenge = {"cmd": "auth.challenge", "args": {"ephemeral": _ephemeral()}}
+        agent._receive(Frame(Kind.REQUEST, seq, challenge))  # a pending nonce
+        agent._receive(Frame(Kind.REQUEST, seq + 1, {"cmd": name, "args": args}))
+        expected = 2
     decoder = FrameDecoder(1 << 20)
     replies = [item for wire in sent for item in decoder.feed(wire)]
-    assert len(replies) == 2 and all(isinstance(r, Frame) for r in replies), replies
-    reply = replies[1]
-    assert reply.kind in (Kind.REPLY, Kind.ERROR), reply
-    if reply.kind == Kind.ERROR:
-        assert reply.header.get("code") != HANDLER_FAILED, reply.header
+    assert all(isinstance(r, Frame) for r in replies), replies  # nothing sealed, no garbage
+    assert expected is None or len(replies) == expected, replies
+    for reply in replies:
+        assert reply.kind in (Kind.REPLY, Kind.ERROR), reply
+        if reply.kind == Kind.ERROR:
+            assert reply.header.get("code") != HANDLER_FAILED, reply.header
 
 
 # --- log pages (edge.log_pages) ------------------------------------------------------------

@@ -170,6 +170,34 @@ def local_paired(local_agent: Agent, host_key: HostKey) -> tuple[Agent, HostKey]
 
 
 @pytest.fixture
+def tty_pair() -> Iterator[tuple[str, str]]:
+    """Two pseudo-terminals bridged back to back: (the unit's device path, the host's).
+
+    Each side opens its path with pyserial (termios, raw mode), as with a USB cable: unlike
+    a socket, reopening it tells the other side nothing."""
+    (unit_master, unit_slave), (host_master, host_slave) = os.openpty(), os.openpty()
+    stop = threading.Event()
+
+    def bridge() -> None:
+        pairs = {unit_master: host_master, host_master: unit_master}
+        while not stop.is_set():
+            ready, _, _ = select.select(list(pairs), [], [], 0.05)
+            for fd in ready:
+                try:
+                    os.write(pairs[fd], os.read(fd, 65536))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=bridge, daemon=True)
+    thread.start()
+    yield os.ttyname(unit_slave), os.ttyname(host_slave)
+    stop.set()
+    thread.join(timeout=2)
+    for fd in (unit_master, unit_slave, host_master, host_slave):
+        os.close(fd)
+
+
+@pytest.fixture
 def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
     """Factory: ``fault_proxy(target_url, Faults(...), seed=0)`` -> a started FaultProxy."""
     proxies: list[FaultProxy] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge import bundle as bundles
-from edge.boot import boot
+from edge.boot import BUILT_MARK, _build_dsp, boot
 from edge.errors import BedsideError
 from edge.slots import MAX_TRIAL_BOOTS, Slots, atomic_write
 from edge.store import Store
@@ -262,3 +262,23 @@ def test_boot_runs_the_confirmed_slot(tmp_path, slot_images) -> None:
         assert kinds.count("update") == 1
         assert len(list(store.epochs())) >= 3  # and `bedside run` recorded from the slot
     assert tree_digest(tmp_path / "slots" / "a") == {}  # the factory slot has no files
+
+
+def test_a_module_torn_by_a_cut_mid_build_is_built_again(tmp_path) -> None:
+    """A power cut during the trial's build leaves a torn _bcg_dsp*.so but no mark: the
+    next trial builds again instead of trusting the file (the build itself is replaced
+    here by a script that writes the module, so the test is about the decision)."""
+    dsp = tmp_path / "dsp_c"
+    dsp.mkdir()
+    module = dsp / "_bcg_dsp.abi3.so"
+    module.write_bytes(b"\x7fEL")  # what a cut mid-write leaves
+    (dsp / "build_ffi.py").write_text(
+        "from pathlib import Path\nPath('dsp_c/_bcg_dsp.abi3.so').write_bytes(b'whole')\n"
+    )
+    assert _build_dsp(tmp_path) == ""
+    assert module.read_bytes() == b"whole" and (dsp / BUILT_MARK).exists()
+    # Built and marked: the next check does not build again (a failing build would show).
+    (dsp / "build_ffi.py").write_text("raise SystemExit(1)\n")
+    assert _build_dsp(tmp_path) == ""
+    (dsp / BUILT_MARK).unlink()
+    assert "did not build" in _build_dsp(tmp_path)

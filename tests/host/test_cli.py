@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.errors import BedsideError
+from edge.link.auth import PublicKey
 from host_tools.cli import cli, main
 from host_tools.devices import Port, resolve_port
 
@@ -109,9 +110,14 @@ def test_sim_pair_and_status_end_to_end(unit, keys_dir) -> None:
     info = json.loads(before.stdout)
     assert info["device_id"] == unit.device_id and info["hardware"] == "sim"
     assert info["pairing_open"] is True and "E321" in info["authentication"]
+    assert not (keys_dir / "known_units").exists()  # a refused login pins nothing
     paired = run("keys", "authorize", "--port", unit.url, "--json")
     assert paired.returncode == 0, paired.stderr
     assert json.loads(paired.stdout)["added"] is True
+    # Pairing pins the key the unit proved itself with.
+    pinned = (keys_dir / "known_units").read_text().split()
+    assert pinned[:2] == [unit.device_id, "ed25519"]
+    assert info["unit_key"] == PublicKey.parse(" ".join(pinned[1:])).fingerprint
     after = run("status", "--port", unit.url, "--json", "--trace")
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["authenticated"] is True

@@ -252,7 +252,7 @@ def unpack(*args, **kwargs):  # the 1st call verifies, the 2nd writes the slot
 
 bundle.unpack = unpack
 targets = {"begin_install": (slots.Slots, "begin_install"), "mark_trial": (slots.Slots,
-    "mark_trial"), "replace": (bundle, "_replace_dir"), "fsync": (bundle, "_fsync_tree")}
+    "mark_trial"), "replace": (bundle, "_replace_dir"), "fsync": (bundle, "fsync_tree")}
 if point in targets:
     setattr(*targets[point], die)
 f = agent_flash.Flasher(state, hardware="sim", factory_version="0.1.0")

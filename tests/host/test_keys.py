@@ -15,7 +15,32 @@ from edge.errors import BedsideError
 from edge.link import Client
 from edge.link.auth import PublicKey, add_authorized, challenge_message, read_authorized
 from edge.link.frame import Frame, Kind
-from host_tools.keys import HostKey, ReleaseKey
+from edge.link.session import KeyExchange, SessionCipher
+from host_tools.keys import HostKey, KnownUnits, ReleaseKey
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def signed_login(
+    client: Client, key: HostKey, *, device_id: str | None = None, signer: HostKey | None = None
+) -> tuple[dict, SessionCipher]:
+    """Ask a challenge and sign it by hand (what Client.authenticate does), optionally for
+    another device id or with another key: the login's arguments and its host session."""
+    exchange = KeyExchange()
+    challenge, _ = client.call("auth.challenge", {"ephemeral": b64(exchange.public)})
+    theirs = base64.b64decode(challenge["ephemeral"])
+    message = challenge_message(
+        bytes.fromhex(challenge["nonce"]),
+        device_id or challenge["device_id"],
+        key.public_raw,
+        exchange.public,
+        theirs,
+    )
+    args = {"public_key": b64(key.public_raw), "signature": b64((signer or key).sign(message))}
+    return args, exchange.cipher(theirs, message, role="host", code="E311")
+
 
 # --- key files ------------------------------------------------------------------------------
 
@@ -138,21 +163,16 @@ def test_wrong_key_is_refused(local_paired, keys_dir, tmp_path) -> None:
 def test_replayed_signature_is_refused(local_paired) -> None:
     agent, key = local_paired
     with Client.open(agent.url) as client:
-        first, _ = client.call("auth.challenge")
-        nonce = bytes.fromhex(first["nonce"])
-        signed = {
-            "public_key": base64.b64encode(key.public_raw).decode(),
-            "signature": base64.b64encode(
-                key.sign(challenge_message(nonce, first["device_id"], key.public_raw))
-            ).decode(),
-        }
-        client.call("auth.response", signed)  # genuine: accepted
+        signed, client._pending = signed_login(client, key)
+        client.call("auth.response", signed)  # genuine: accepted, its answer sealed
+        assert client.sealed
     # An eavesdropper replays the recorded answer on a new link.
     with Client.open(agent.url) as client:
         with pytest.raises(BedsideError) as info:  # no challenge pending at all
             client.call("auth.response", signed)
         assert info.value.code == "E322"
-        client.call("auth.challenge")  # a fresh nonce: the old signature does not match it
+        fresh = {"ephemeral": b64(KeyExchange().public)}
+        client.call("auth.challenge", fresh)  # a fresh nonce: the old signature does not match
         with pytest.raises(BedsideError) as info:
             client.call("auth.response", signed)
         assert info.value.code == "E321"
@@ -169,18 +189,24 @@ def test_duplicate_challenge_request_gets_the_same_nonce(local_paired) -> None:
     # back (its answer would then be refused).
     agent, key = local_paired
     with Client.open(agent.url) as client:
-        request = Frame(Kind.REQUEST, 4242, {"cmd": "auth.challenge", "args": {}})
+        exchange = KeyExchange()
+        args = {"ephemeral": b64(exchange.public)}
+        request = Frame(Kind.REQUEST, 4242, {"cmd": "auth.challenge", "args": args})
         first = client._exchange(request, 2.0).header
         again = client._exchange(request, 2.0).header
-        assert first == again
-        nonce = bytes.fromhex(first["nonce"])
-        message = challenge_message(nonce, first["device_id"], key.public_raw)
+        assert first == again  # the same nonce and the same session key of the unit
+        theirs = base64.b64decode(first["ephemeral"])
+        message = challenge_message(
+            bytes.fromhex(first["nonce"]),
+            first["device_id"],
+            key.public_raw,
+            exchange.public,
+            theirs,
+        )
+        client._pending = exchange.cipher(theirs, message, role="host", code="E311")
         client.call(
             "auth.response",
-            {
-                "public_key": base64.b64encode(key.public_raw).decode(),
-                "signature": base64.b64encode(key.sign(message)).decode(),
-            },
+            {"public_key": b64(key.public_raw), "signature": b64(key.sign(message))},
         )
         assert client.call("ping")[0]["received"] == 0
 
@@ -188,18 +214,10 @@ def test_duplicate_challenge_request_gets_the_same_nonce(local_paired) -> None:
 def test_signature_of_another_unit_is_refused(local_paired) -> None:
     agent, key = local_paired
     with Client.open(agent.url) as client:
-        challenge, _ = client.call("auth.challenge")
-        nonce = bytes.fromhex(challenge["nonce"])
         # Signed for the right nonce but another device id: relaying to another unit fails.
-        message = challenge_message(nonce, "bcg-000000000000", key.public_raw)
+        args, _ = signed_login(client, key, device_id="bcg-000000000000")
         with pytest.raises(BedsideError) as info:
-            client.call(
-                "auth.response",
-                {
-                    "public_key": base64.b64encode(key.public_raw).decode(),
-                    "signature": base64.b64encode(key.sign(message)).decode(),
-                },
-            )
+            client.call("auth.response", args)
         assert info.value.code == "E321"
 
 
@@ -212,6 +230,43 @@ def test_reconnecting_peer_must_authenticate_again(local_paired) -> None:
         with pytest.raises(BedsideError) as info:
             client.call("ping")
         assert info.value.code == "E320"
+
+
+def test_the_unit_key_is_private_stable_and_shown_by_identify(tmp_path) -> None:
+    first = Agent("listen://127.0.0.1:0", state_dir=tmp_path / "unit", modules=())
+    first.port.close()
+    path = tmp_path / "unit" / "keys" / "unit_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = Agent("listen://127.0.0.1:0", state_dir=tmp_path / "unit", modules=())
+    again.port.close()
+    assert again.unit_key == first.unit_key and len(first.unit_key) == 32
+    other = Agent("listen://127.0.0.1:0", state_dir=tmp_path / "other", modules=())
+    other.port.close()
+    assert other.unit_key != first.unit_key
+    path.write_text("not a key")
+    with pytest.raises(BedsideError) as info:  # never quietly a new unit
+        Agent("listen://127.0.0.1:0", state_dir=tmp_path / "unit", modules=())
+    assert info.value.code == "E384" and "unit_key" in str(info.value)
+
+
+def test_known_units_pin_once_and_refuse_a_changed_key(tmp_path, local_paired) -> None:
+    agent, key = local_paired
+    known = KnownUnits(tmp_path / "laptop")
+    device_id = agent.identity["device_id"]
+    known.check(device_id, bytes(32))  # unknown: nothing to refuse yet
+    assert known.pinned() == {}
+    with Client.open(agent.url) as client:
+        client.authenticate(key, unit_keys=known)
+        assert client.unit_key == agent.unit_key
+        assert client.identify()["unit_key"] == PublicKey(agent.unit_key).fingerprint
+    assert known.pinned()[device_id].raw == agent.unit_key
+    known.pin(device_id, bytes(32))  # already known: the first key stays
+    assert known.pinned()[device_id].raw == agent.unit_key
+    with pytest.raises(BedsideError) as info:
+        known.check(device_id, bytes(range(32)))
+    assert info.value.code == "E328" and device_id in str(info.value)
+    assert "\n" not in str(info.value)
+    known.check(device_id, agent.unit_key)  # the pinned key passes
 
 
 # --- pairing ------------------------------------------------------------------------------------
@@ -262,17 +317,9 @@ def test_pairing_proves_possession_of_the_key(local_agent, host_key, tmp_path) -
     (local_agent.state_dir / "pairing").touch()
     other = HostKey.generate(tmp_path / "other", name="other")
     with Client.open(local_agent.url) as client:
-        challenge, _ = client.call("auth.challenge")
-        message = challenge_message(
-            bytes.fromhex(challenge["nonce"]), challenge["device_id"], host_key.public_raw
-        )
-        with pytest.raises(BedsideError) as info:  # host_key's public part, other's signature
-            client.call(
-                "keys.authorize",
-                {
-                    "public_key": base64.b64encode(host_key.public_raw).decode(),
-                    "signature": base64.b64encode(other.sign(message)).decode(),
-                },
-            )
+        # host_key's public part, other's signature
+        args, _ = signed_login(client, host_key, signer=other)
+        with pytest.raises(BedsideError) as info:
+            client.call("keys.authorize", args)
         assert info.value.code == "E321"
     assert (local_agent.state_dir / "pairing").exists()

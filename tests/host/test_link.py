@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import select
 import socket
 import threading
 import time
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 
 from edge.agent import Agent
 from edge.errors import BedsideError, fail
-from edge.link import Client, LinkError, open_port
+from edge.link import PROTOCOL_VERSION, Client, LinkError, open_port
 from edge.link.auth import add_authorized
 from edge.link.frame import (
     FRAME_OVERHEAD,
@@ -26,6 +25,7 @@ from edge.link.frame import (
     FrameDecoder,
     FrameError,
     Kind,
+    Sealed,
     decode_body,
     encode_frame,
 )
@@ -80,7 +80,7 @@ def test_frame_layout_golden() -> None:
 def test_decoder_survives_random_bytes(noise: bytes) -> None:
     decoder = FrameDecoder(1024)
     for item in decoder.feed(noise):
-        assert isinstance(item, Frame | FrameError)
+        assert isinstance(item, Frame | Sealed | FrameError)
     assert len(decoder._buffer) <= 1024 + 1024 // 254 + 2  # bounded, whatever arrives
 
 
@@ -139,7 +139,7 @@ def test_frames_cross_a_pyserial_loop_port() -> None:
 
 def test_hello_negotiates_version_and_frame_size(local_agent) -> None:
     with Client.open(local_agent.url) as client:
-        assert client.protocol == 1
+        assert client.protocol == PROTOCOL_VERSION == 2
         assert client.max_frame == local_agent.max_frame
         assert client.max_data == client.max_frame - FRAME_OVERHEAD - 1024
         assert client.device_id == local_agent.identity["device_id"]
@@ -149,7 +149,7 @@ def test_identify_needs_no_authentication(local_agent) -> None:
     with Client.open(local_agent.url) as client:
         info = client.identify()
     assert info["device_id"].startswith("bcg-")
-    assert info["protocol"] == 1 and info["authenticated"] is False
+    assert info["protocol"] == 2 and info["authenticated"] is False
     assert {"hardware", "software_version", "max_frame"} <= set(info)
 
 
@@ -290,35 +290,26 @@ def test_port_that_cannot_open_is_e300() -> None:
     assert info.value.code == "E300" and "\n" not in str(info.value)
 
 
-def test_over_a_real_tty_device_path(tmp_path, host_key) -> None:
-    # Two pseudo-terminals bridged back to back: the agent and the host each open a device
-    # path with pyserial (termios, raw mode), as with a USB cable.
-    (unit_master, unit_slave), (host_master, host_slave) = os.openpty(), os.openpty()
-    stop = threading.Event()
-
-    def bridge() -> None:
-        pairs = {unit_master: host_master, host_master: unit_master}
-        while not stop.is_set():
-            ready, _, _ = select.select(list(pairs), [], [], 0.05)
-            for fd in ready:
-                try:
-                    os.write(pairs[fd], os.read(fd, 65536))
-                except OSError:
-                    return
-
-    threading.Thread(target=bridge, daemon=True).start()
-    agent = Agent(os.ttyname(unit_slave), state_dir=tmp_path / "unit", modules=())
+def test_over_a_real_tty_device_path(tmp_path, host_key, tty_pair) -> None:
+    # The agent and the host each open a device path with pyserial, as with a USB cable.
+    unit_path, host_path = tty_pair
+    agent = Agent(unit_path, state_dir=tmp_path / "unit", modules=())
     add_authorized(agent.keys_dir / "authorized_hosts", host_key.public)
     serving = threading.Thread(target=agent.serve_forever, daemon=True)
     serving.start()
     try:
-        with Client.open(os.ttyname(host_slave), timeout_s=1.0) as client:
+        with Client.open(host_path, timeout_s=1.0) as client:
             client.authenticate(host_key)
             payload = os.urandom(20000)
             assert client.call("ping", {"echo": True}, payload)[1] == payload
+        # A host that restarts on the same line: its hello (plain, after a sealed session)
+        # starts a new session, which must log in again.
+        with Client.open(host_path, timeout_s=1.0) as client:
+            with pytest.raises(BedsideError) as info:
+                client.call("ping")
+            assert info.value.code == "E320"
+            client.authenticate(host_key)
+            assert client.call("ping", {"n": 2})[0]["args"] == {"n": 2}
     finally:
         agent.stop()
         serving.join(timeout=5)
-        stop.set()
-        for fd in (unit_master, unit_slave, host_master, host_slave):
-            os.close(fd)

@@ -507,13 +507,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuts", type=int, default=1000, help="cut points to draw (1000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--model",
+        choices=("lose-unsynced", "reorder", "both"),
+        help="cut below the page cache instead of SIGKILL: run each operation under the "
+        "crashlog shim and check modelled crash states (crashcheck.py; `make crashcheck`)",
+    )
     args = parser.parse_args(argv)
 
     def progress(n: int, result: CutResult) -> None:
         if n % 50 == 0 or result.problems:
             print(f"  {n}/{args.cuts} ... {result.phase}: {result.problems or 'ok'}", flush=True)
 
-    report = run(args.cuts, args.seed, progress=progress)
+    if args.model:
+        import crashcheck
+
+        report = crashcheck.run(args.cuts, args.seed, model=args.model, progress=progress)
+    else:
+        report = run(args.cuts, args.seed, progress=progress)
     for problem in report.problems:
         print("PROBLEM:", problem)
     print(report.summary())
