@@ -25,6 +25,7 @@ import numpy as np
 
 from . import svg_chart as svg
 from .errors import fail
+from .slots import atomic_write
 from .store import STATES, Epoch, Event, SessionInfo, Store
 from .summary import NightSummary, pick_session, summarize
 
@@ -381,12 +382,9 @@ def _clock(t_utc: float) -> str:
 
 
 def _atomic_write(out: Path, data: bytes) -> None:
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        atomic_write(out, data)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         fail("E268", f"{out.name}: cannot write the report ({error.strerror})", "check --out")
 
 

@@ -100,10 +100,14 @@ def _load_syncfs():
 _syncfs = _load_syncfs()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so that a crash (or a power cut) leaves either the old
+    or the new file, whole; the new one has ``mode`` from its first byte (0o600: never
+    readable by others, not even for a moment)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crash of an earlier process with this pid: its mode may differ
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

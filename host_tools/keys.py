@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.errors import fail
 from edge.link.auth import PublicKey, raw_public, write_private_key
+from edge.slots import atomic_write
 
 __all__ = [
     "HostKey",
@@ -125,7 +126,7 @@ class _Ed25519Key:
 
     def _save(self, path: Path) -> None:
         write_private_key(path, self._private)
-        path.with_name(path.name + ".pub").write_text(self.public.line() + "\n", encoding="utf-8")
+        atomic_write(path.with_name(path.name + ".pub"), (self.public.line() + "\n").encode())
 
 
 class HostKey(_Ed25519Key):
@@ -144,7 +145,7 @@ class ReleaseKey(_Ed25519Key):
     def _save(self, path: Path) -> None:
         super()._save(path)
         # The name units and bundle tooling look for (DIR/keys/release.pub on the unit).
-        path.with_name("release.pub").write_text(self.public.line() + "\n", encoding="utf-8")
+        atomic_write(path.with_name("release.pub"), (self.public.line() + "\n").encode())
 
 
 class KnownUnits:
