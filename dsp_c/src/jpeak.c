@@ -514,10 +514,11 @@ static void prefer_earlier_wave(const bcg_jpeak *d, int64_t *index, double *heig
  * between: at a decayed level, noise passes too), if they follow one another
  * in a steady rhythm and are of like heights, are the heart at a new
  * amplitude (a person back in bed after the levels decayed in the empty bed,
- * a stronger posture), not movement, which is neither steady nor alike. Learning it at the artifact rate would
- * take some 150 beats from a tenfold change, with the rhythm estimate stale
- * all the while (artifacts add no intervals): learn level and rhythm from
- * the run at once. Returns 1 when it did.
+ * a stronger posture), not movement, which is neither steady nor alike.
+ * Learning it at the artifact rate would take some 150 beats from a tenfold
+ * change, with the rhythm estimate stale all the while (artifacts add no
+ * intervals): learn level and rhythm from the run at once. Returns 1 when it
+ * did.
  */
 static int relearn_from_tall_run(bcg_jpeak *d, int64_t index, double height)
 {
@@ -542,8 +543,9 @@ static int relearn_from_tall_run(bcg_jpeak *d, int64_t index, double height)
     if (heights[0] < TALL_ALIKE * height_median || TALL_ALIKE * heights[n - 1] > height_median)
         return 0;
     double ibi_median = median_of(ibis, n - 1);
-    if (ibis[0] < (1.0 - OFF_RHYTHM) * ibi_median || ibis[n - 2] > (1.0 + OFF_RHYTHM) * ibi_median ||
-        ibis[0] < (double)d->refractory || ibis[n - 2] > (double)d->max_ibi)
+    if (ibis[0] < (1.0 - OFF_RHYTHM) * ibi_median ||
+        ibis[n - 2] > (1.0 + OFF_RHYTHM) * ibi_median || ibis[0] < (double)d->refractory ||
+        ibis[n - 2] > (double)d->max_ibi)
         return 0;
     d->signal_level = height_median;
     d->ibi_head = 0;

@@ -28,6 +28,13 @@ static double gauss(double t, double centre, double width)
     return exp(-0.5 * z * z);
 }
 
+/* The I-J-K complex of a beat whose J-peak is at t_beat (s), at time t. */
+static double ijk_complex(double t, double t_beat)
+{
+    return -0.4 * gauss(t, t_beat - 0.05, 0.018) + gauss(t, t_beat, 0.02) -
+           0.5 * gauss(t, t_beat + 0.06, 0.02);
+}
+
 /*
  * A BCG-like beat train: I-J-K complex around each J-peak and a secondary
  * wave of height `secondary` halfway between beats (the classic bait for a
@@ -48,9 +55,8 @@ static int make_signal(double fs, double bpm, double secondary, double noise_amp
             double t = k / fs;
             if (fabs(t - t_beat) > 1.2 * this_ibi)
                 continue;
-            signal_buf[k] += -0.4 * gauss(t, t_beat - 0.05, 0.018) + gauss(t, t_beat, 0.02) -
-                             0.5 * gauss(t, t_beat + 0.06, 0.02) +
-                             secondary * gauss(t, t_beat + 0.5 * this_ibi, 0.03);
+            signal_buf[k] +=
+                ijk_complex(t, t_beat) + secondary * gauss(t, t_beat + 0.5 * this_ibi, 0.03);
         }
         t_beat += this_ibi;
     }
@@ -350,8 +356,7 @@ static int make_train(double fs, int n, double ibi, double alt, double sec, doub
             double t = k / fs;
             if (fabs(t - t_beat) > 1.5)
                 continue;
-            signal_buf[k] += a * (-0.4 * gauss(t, t_beat - 0.05, 0.018) + gauss(t, t_beat, 0.02) -
-                                  0.5 * gauss(t, t_beat + 0.06, 0.02)) +
+            signal_buf[k] += a * ijk_complex(t, t_beat) +
                              sec * (gauss(t, d, 0.02) - 0.5 * gauss(t, d + 0.06, 0.02));
         }
         t_beat += this_ibi;
@@ -436,8 +441,7 @@ static void test_a_lock_at_a_third_of_the_rate_recovers(void)
         for (int k = 0; k < n; k++) {
             double t = k / fs;
             if (fabs(t - tb) < 0.3)
-                signal_buf[k] -= 0.45 * (-0.4 * gauss(t, tb - 0.05, 0.018) + gauss(t, tb, 0.02) -
-                                         0.5 * gauss(t, tb + 0.06, 0.02));
+                signal_buf[k] -= 0.45 * ijk_complex(t, tb);
         }
     }
     int n_found = detect(fs, n, 250);
@@ -466,11 +470,12 @@ static void test_beats_after_an_empty_bed_relearn_level_and_rhythm(void)
     for (int k = 0; k < n; k++)
         signal_buf[k] = 0.01 * noise();
     double segments[2][3] = {{0.5, 40.0, 60.0}, {80.0, 119.0, 80.0}}; /* from, to (s), bpm */
-    for (int s = 0; s < 2; s++)
-        for (double t_beat = segments[s][0]; t_beat < segments[s][1]; t_beat += 60.0 / segments[s][2])
+    for (int s = 0; s < 2; s++) {
+        double ibi = 60.0 / segments[s][2];
+        for (double t_beat = segments[s][0]; t_beat < segments[s][1]; t_beat += ibi)
             for (int k = (int)((t_beat - 0.2) * fs); k < (int)((t_beat + 0.2) * fs); k++)
-                signal_buf[k] += -0.4 * gauss(k / fs, t_beat - 0.05, 0.018) +
-                                 gauss(k / fs, t_beat, 0.02) - 0.5 * gauss(k / fs, t_beat + 0.06, 0.02);
+                signal_buf[k] += ijk_complex(k / fs, t_beat);
+    }
     bcg_jpeak d;
     bcg_jpeak_init(&d, fs);
     size_t got = 0, after_return = 0;
