@@ -9,7 +9,9 @@ unit's start-up with a traceback instead of E282.
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +28,13 @@ from edge.link.frame import (
     decode_body,
     encode_frame,
 )
+from edge.readers import RecordingError, read_bytes
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the fuzz targets, as test_fuzz_targets.py imports them
+from targets import readers  # noqa: E402
+
+FINDINGS = HERE / "findings"
 DEPTH = 5000  # far beyond Python's recursion limit, yet a small frame
 
 
@@ -80,17 +88,22 @@ def test_config_with_deep_nesting_is_e282(tmp_path) -> None:
     assert str(info.value).count("\n") == 0 and " — " in str(info.value)
 
 
-def test_npz_with_an_unknown_zip_version_is_a_recording_error() -> None:
-    """A damaged .npz whose zip64 record names zip version 14.7: zipfile raised
-    NotImplementedError out of read_bytes; now E205 (unsupported)."""
-    from pathlib import Path
-
-    from edge.readers import RecordingError, read_bytes
-
-    data = (Path(__file__).parent / "findings" / "readers" / "npz_zip64_version").read_bytes()
+@pytest.mark.parametrize(
+    ("finding", "name", "code"),
+    [
+        # A damaged .npz whose zip64 record names zip version 14.7: zipfile raised
+        # NotImplementedError out of read_bytes; now E205 (unsupported).
+        ("npz_zip64_version", "rec.npz", "E205"),
+        # descr ',f4' in a .npy header: numpy parses comma dtype strings with ast and
+        # raised SyntaxError out of read_bytes; now E204 (damaged).
+        ("npy_comma_descr", "rec.npy", "E204"),
+    ],
+)
+def test_a_damaged_recording_is_a_recording_error(finding: str, name: str, code: str) -> None:
+    data = (FINDINGS / "readers" / finding).read_bytes()
     with pytest.raises(RecordingError) as info:
-        read_bytes(data[1:], "rec.npz")
-    assert info.value.code == "E205"
+        read_bytes(data[1:], name)  # the first byte picks the file extension
+    assert info.value.code == code
 
 
 def test_deeply_nested_bundle_manifest_is_not_a_bundle() -> None:
@@ -107,21 +120,4 @@ def test_deeply_nested_bundle_manifest_is_not_a_bundle() -> None:
 def test_mat_v4_text_with_no_columns_and_a_huge_row_count_is_quick() -> None:
     """A 142-byte MAT v4 file: a text matrix of 0 columns and ~2**31 rows made the reader
     build (and join) that many empty rows: over 30 s and gigabytes. Now no text, at once."""
-    from pathlib import Path
-
-    from targets import readers
-
-    readers((Path(__file__).parent / "findings" / "readers" / "mat_v4_empty_text").read_bytes())
-
-
-def test_npy_with_a_comma_dtype_string_is_a_recording_error() -> None:
-    """descr ',f4' in a .npy header: numpy parses comma dtype strings with ast and raised
-    SyntaxError out of read_bytes; now E204 (damaged)."""
-    from pathlib import Path
-
-    from edge.readers import RecordingError, read_bytes
-
-    data = (Path(__file__).parent / "findings" / "readers" / "npy_comma_descr").read_bytes()
-    with pytest.raises(RecordingError) as info:
-        read_bytes(data[1:], "rec.npy")
-    assert info.value.code == "E204"
+    readers((FINDINGS / "readers" / "mat_v4_empty_text").read_bytes())
