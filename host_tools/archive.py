@@ -37,8 +37,11 @@ from edge.errors import BedsideError, fail
 
 try:
     import fcntl
-except ImportError:  # Windows
+
+    from edge.slots import fsync_dir  # needs fcntl too
+except ImportError:  # Windows: no flock, and a folder cannot be opened to fsync it
     fcntl = None
+    fsync_dir = None
 
 __all__ = ["Archive", "SessionRow", "unit_archives"]
 
@@ -481,9 +484,7 @@ def _create_empty(path: Path, device_id: str) -> None:
             pass
     finally:
         tmp.unlink(missing_ok=True)
-    if fcntl is not None:  # POSIX: the new name survives a power cut
-        from edge.slots import fsync_dir
-
+    if fsync_dir is not None:  # the new name survives a power cut
         fsync_dir(path.parent)
 
 
@@ -494,9 +495,7 @@ def _make_folders(folder: Path) -> None:
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     for new in reversed(missing):
         new.mkdir(mode=0o700, exist_ok=True)
-        if fcntl is not None:  # POSIX (Windows cannot open a folder to fsync it)
-            from edge.slots import fsync_dir
-
+        if fsync_dir is not None:
             fsync_dir(new.parent)
 
 
