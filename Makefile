@@ -83,7 +83,9 @@ bench: build
 	$(PY) tests/bench/bench_flash.py
 	$(PY) tests/bench/bench_logs.py
 
-# Accuracy of dsp_c and its peers on held-out simulated nights and the real recordings.
+# Accuracy (docs/accuracy.md): what the unit stores, replayed through the whole pipeline, on
+# held-out simulated nights, the real recordings, transformed recordings and machine signals,
+# with the issue-15 targets as PASS/FAIL lines; then dsp_c against its peers. About 1 min.
 eval: build
 	@mkdir -p $(BUILD)
 	$(PY) -m edge.eval --seeds held-out --nights 10 --json build/accuracy.json

@@ -17,14 +17,20 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from .config import BAD_OPTION, find_config, load_config, parse_duration, parse_speed
+from .config import BAD_OPTION, Config, find_config, load_config, parse_duration, parse_speed
 from .errors import BedsideError, fail
 
-__all__ = ["main"]
+if TYPE_CHECKING:  # imported when a run starts, so `bedside --help` stays quick
+    from .pipeline import Pipeline, Settings
+    from .sources import Source
+    from .store import Store
+
+__all__ = ["RunParts", "main", "open_run", "run_config"]
 
 RUN_EXAMPLES = """examples:
   bedside run --source sim:42 --speed max --duration 8h --db build/night.db
@@ -157,26 +163,46 @@ def _night_done(store, live: bool):
     return show
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .pipeline import OpenGate, Pipeline, Settings
+@dataclass
+class RunParts:
+    """What ``bedside run`` wires together for a config: an open source, the quality gate,
+    the open store and the pipeline settings. The accuracy harness (:mod:`edge.eval.product`)
+    builds its replays here too, so it scores exactly what the unit stores."""
+
+    source: Source
+    gate: Any  # QualityGate, or OpenGate with the gate disabled
+    store: Store
+    settings: Settings
+
+    def pipeline(self, **options: Any) -> Pipeline:
+        """The :class:`edge.pipeline.Pipeline` over these parts (``options``: its keyword
+        arguments such as ``on_status``)."""
+        from .pipeline import Pipeline
+
+        return Pipeline(
+            self.source,
+            self.store,
+            self.gate,
+            self.settings,
+            software_version=software_version(),
+            **options,
+        )
+
+
+def open_run(config: Config, fs: float | None = None) -> RunParts:
+    """Open the source, the gate and the store that ``config`` names (``fs``: the ``--fs``
+    override); the caller runs :meth:`RunParts.pipeline` and closes the store.
+
+    Raises:
+        BedsideError: E280 for an impossible rate or speed, E281 without a source, and the
+            source's, the gate's and the store's own errors (nothing is left open then).
+    """
+    from .pipeline import OpenGate, Settings
     from .sources import open_source
     from .store import Store
-    from .summary import summary_of_session
 
-    config = load_config(find_config(args.config)).with_overrides(
-        {
-            "run_source": ("--source", args.source),
-            "run_db": ("--db", args.db),
-            "run_speed": ("--speed", args.speed),
-            "run_duration": ("--duration", args.duration),
-            "run_epoch_s": ("--epoch", args.epoch),
-            "sensor_channel": ("--channel", args.channel),
-            "gate_model": ("--model", args.model),
-            "gate_enabled": ("--no-gate", False if args.no_gate else None),
-        }
-    )
-    if args.fs is not None and not 50 <= args.fs <= 1000:
-        fail(BAD_OPTION, f"--fs {args.fs:g} is outside 50..1000 Hz", "give the real rate")
+    if fs is not None and not 50 <= fs <= 1000:
+        fail(BAD_OPTION, f"--fs {fs:g} is outside 50..1000 Hz", "give the real rate")
     if not config.run_source:
         raise BedsideError(
             "E281",
@@ -188,7 +214,8 @@ def _run(args: argparse.Namespace) -> int:
     kind = config.run_source.partition(":")[0]
     # sensor.fs is the cable's rate; a simulation defaults to 250 Hz and a recording
     # states its own, unless --fs says otherwise.
-    fs = args.fs if args.fs is not None or kind != "serial" else config.sensor_fs
+    if fs is None and kind == "serial":
+        fs = config.sensor_fs
     if kind == "serial" and speed != 1.0:
         fail(BAD_OPTION, f"--speed {config.run_speed}: a sensor runs in real time", "leave it out")
     source = open_source(
@@ -219,8 +246,34 @@ def _run(args: argparse.Namespace) -> int:
         bed_exit_s=config.events_bed_exit_s,
         hr_range_bpm=(config.events_hr_low_bpm, config.events_hr_high_bpm),
         rr_range_bpm=(config.events_rr_low_bpm, config.events_rr_high_bpm),
+        range_hold_s=config.events_range_hold_s,
         new_session_at=config.run_new_session_at or None,
     )
+    return RunParts(source, gate, store, settings)
+
+
+def run_config(args: argparse.Namespace) -> Config:
+    """The config of ``bedside run``: the config file, then the command line over it."""
+    return load_config(find_config(args.config)).with_overrides(
+        {
+            "run_source": ("--source", args.source),
+            "run_db": ("--db", args.db),
+            "run_speed": ("--speed", args.speed),
+            "run_duration": ("--duration", args.duration),
+            "run_epoch_s": ("--epoch", args.epoch),
+            "sensor_channel": ("--channel", args.channel),
+            "gate_model": ("--model", args.model),
+            "gate_enabled": ("--no-gate", False if args.no_gate else None),
+        }
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .summary import summary_of_session
+
+    config = run_config(args)
+    parts = open_run(config, fs=args.fs)
+    source, store = parts.source, parts.store
     live = sys.stdout.isatty() and not (args.quiet or args.json)
     talk = not (args.quiet or args.json)
     stop = _StopFlag()
@@ -233,12 +286,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"{config.run_epoch_s:g} s epochs, gate {gate_text}",
                 flush=True,
             )
-        pipeline = Pipeline(
-            source,
-            store,
-            gate,
-            settings,
-            software_version=software_version(),
+        pipeline = parts.pipeline(
             on_status=_status_line(sys.stdout) if live else None,
             on_new_session=_night_done(store, live) if talk else None,
         )

@@ -37,6 +37,7 @@ Every key, its default and meaning (docs/beta-user.md shows a whole file)::
     hr_high_bpm = 120
     rr_low_bpm = 8         # the same for breathing (breaths/min)
     rr_high_bpm = 25
+    range_hold_s = 60      # ... for at least this long (s) before the event: no lone-epoch alarms
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Config:
     events_hr_high_bpm: float = 120.0
     events_rr_low_bpm: float = 8.0
     events_rr_high_bpm: float = 25.0
+    events_range_hold_s: float = 60.0
 
     def with_overrides(self, options: dict[str, tuple[str, Any]]) -> Config:
         """A copy with fields replaced by command-line options, each checked and named as
@@ -126,6 +128,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "events_hr_high_bpm": (20.0, 250.0),
     "events_rr_low_bpm": (2.0, 60.0),
     "events_rr_high_bpm": (2.0, 60.0),
+    "events_range_hold_s": (0.0, 3600.0),
 }
 
 _FIELDS = {f.name: f for f in fields(Config)}

@@ -59,27 +59,48 @@ class BedPresence:
 
 
 class RangeWatch:
-    """``hr_out_of_range`` / ``rr_out_of_range`` events when an epoch's value leaves its range.
+    """``hr_out_of_range`` / ``rr_out_of_range`` events when a vital stays out of its range.
 
-    One event when a vital goes out of range (or from below to above); none while it stays
-    out, and it re-arms once a value is back in range. Epochs without a value change nothing.
+    A vital must be out of range on the same side in every epoch that has a value for at
+    least ``hold_s`` (a lone odd epoch raises nothing: a false alarm wakes a ward for
+    nothing); the event carries the first such epoch's time and value. One event per
+    excursion: none while it stays out, and it re-arms once a value is back in range. Epochs
+    without a value neither count nor break the run. Heart rates reach here only when the
+    rhythm check confirmed them (:mod:`edge.vitals`).
     """
 
-    def __init__(self, hr_bpm: tuple[float, float], rr_bpm: tuple[float, float]) -> None:
+    def __init__(
+        self, hr_bpm: tuple[float, float], rr_bpm: tuple[float, float], hold_s: float = 0.0
+    ) -> None:
         self._limits = {"hr": hr_bpm, "rr": rr_bpm}
+        self._hold_s = float(hold_s)
         self._side: dict[str, str | None] = {"hr": None, "rr": None}
+        # The current run out of range: (first epoch's time, its detail, seconds so far).
+        self._run: dict[str, tuple[float, str, float] | None] = {"hr": None, "rr": None}
+        self._raised: dict[str, bool] = {"hr": False, "rr": False}
 
     def update(self, epoch: Epoch) -> list[Event]:
-        """The events the epoch starts."""
+        """The events the epoch completes."""
         out = []
         for vital, value, unit in (("hr", epoch.hr_bpm, "bpm"), ("rr", epoch.rr_bpm, "/min")):
             if value is None:
                 continue
             low, high = self._limits[vital]
             side = "below" if value < low else "above" if value > high else None
-            if side is not None and side != self._side[vital]:
-                limit = low if side == "below" else high
-                detail = f"{vital.upper()} {value:.1f} {unit}, {side} {limit:g}"
-                out.append(Event(epoch.t_utc, f"{vital}_out_of_range", detail))
-            self._side[vital] = side
+            if side != self._side[vital]:
+                self._side[vital], self._raised[vital] = side, False
+                self._run[vital] = None
+                if side is not None:
+                    limit = low if side == "below" else high
+                    detail = f"{vital.upper()} {value:.1f} {unit}, {side} {limit:g}"
+                    self._run[vital] = (epoch.t_utc, detail, 0.0)
+            run = self._run[vital]
+            if run is None or self._raised[vital]:
+                continue
+            t0, detail, held = run
+            held += epoch.duration_s
+            self._run[vital] = (t0, detail, held)
+            if held >= self._hold_s:
+                out.append(Event(t0, f"{vital}_out_of_range", detail))
+                self._raised[vital] = True
         return out

@@ -60,6 +60,7 @@ class Settings:
     bed_exit_s: float = 60.0
     hr_range_bpm: tuple[float, float] = (40.0, 120.0)
     rr_range_bpm: tuple[float, float] = (8.0, 25.0)
+    range_hold_s: float = 60.0  # out of range this long (s of epochs) before an event
     new_session_at: str | None = None  # "HH:MM" local time: a new session every day then
 
 
@@ -194,7 +195,9 @@ class Pipeline:
         self._anchors: list[tuple[int, float]] = []  # (stream index, UTC) of each stretch
         self.vitals = EpochVitals(self.fs, settings.epoch_s, self._utc)
         self._bed = BedPresence(settings.bed_entry_s, settings.bed_exit_s, HOP_S)
-        self._ranges = RangeWatch(settings.hr_range_bpm, settings.rr_range_bpm)
+        self._ranges = RangeWatch(
+            settings.hr_range_bpm, settings.rr_range_bpm, settings.range_hold_s
+        )
         self._stretch: _Stretch | None = None
         self._next_index: int | None = None
         self._pending = 0  # epochs and events added since the last commit
@@ -338,7 +341,9 @@ class Pipeline:
             self._new_stretch(chunk, float(x[0]))
         s = self._stretch
         self.vitals.add_samples(chunk.start_index, chunk.stop_index)
-        self.vitals.add_beats(s.detector.process(s.band.process(x)) + s.origin)
+        band = s.band.process(x)
+        self.vitals.add_signal(chunk.start_index, band, x)
+        self.vitals.add_beats(s.detector.process(band) + s.origin)
         _, breaths = s.respiration.process(x)
         self.vitals.add_breaths(breaths + s.origin)
         energy, _ = s.motion.process(x)

@@ -10,19 +10,23 @@ body movement, poor signal, good BCG) with the pruned int8 model of ``models/`` 
             print(j.start_index, j.stop_index, j.state, j.quality)
 
 The features (:class:`WindowFeatures`) are the one implementation that training
-(``models/train.py``) and the runtime share. They are defined in physical units (Hz, seconds,
-ADC counts) on signals band-passed by dsp_c filters designed at the stream's own rate, so the
-same model serves any rate from 50 to 1000 Hz:
+(``models/train.py``) and the runtime share. They are defined in physical units (Hz, seconds)
+on signals band-passed by dsp_c filters designed at the stream's own rate, so the same model
+serves any rate from 50 to 1000 Hz, and **no feature depends on the sensor's gain, offset or
+polarity**: a level is only ever compared with another level of the same night.
 
-- the level of the beat band (2.5-12 Hz, the J-peak detector's band), of the breathing band
-  (0.1-0.8 Hz) and of a band above the heartbeat (14-20 Hz): an empty bed is the quietest in
-  all three, in bed the breathing band rises most;
+- the level of the beat band (2.5-12 Hz, the J-peak detector's band) against the night's
+  *recent* level (the median quiet level of the windows of the last 2 min: movement is a jump)
+  and against its *floor* (a low percentile over the last 2 h: an empty bed is the quietest
+  the night has been); the breathing band (0.1-0.8 Hz) and a band above the heartbeat
+  (14-20 Hz) against the beat band (in bed the breathing band rises most);
 - burstiness: the loudest 1 s of the beat band over its median 1 s (movement is bursts);
 - periodicity: the highest normalised autocorrelation of the beat band and of its envelope at
   lags of 0.33-1.6 s (heart rates 37-180 bpm), and of the breathing band at 2-10 s (6-30
   breaths/min): a heartbeat repeats, noise does not;
 - spikiness: the kurtosis of the beat band (J-waves stand out of Gaussian noise);
-- time at the window's extreme values (clipping by the ADC during movement).
+- clipping: samples piled up at the window's extreme values (an ADC at its rails), told apart
+  from the few samples any quantized peak spends at its top count.
 
 Streams are causal and chunk-proof: the filters keep their state across chunks, windows lie on
 a fixed grid from the first sample (or the sample after a gap), so feeding a stream in any
@@ -46,11 +50,13 @@ __all__ = [
     "FEATURE_NAMES",
     "FS_RANGE",
     "HOP_S",
+    "NightLevels",
     "STATES",
     "WINDOW_S",
     "Judgement",
     "QualityGate",
     "WindowFeatures",
+    "quiet_level",
     "window_features",
 ]
 
@@ -60,15 +66,16 @@ STATES = ("empty", "motion", "poor", "good")  #: the model's classes, in its out
 FS_RANGE = (50.0, 1000.0)  #: sampling rates the features are made for (samples/s)
 
 FEATURE_NAMES = (
-    "beat_level",  # log10 RMS of the 2.5-12 Hz band (counts)
-    "breath_level",  # log10 RMS of the 0.1-0.8 Hz band
-    "high_level",  # log10 RMS of the 14-20 Hz band
+    "level_recent",  # log10 RMS of the 2.5-12 Hz band over the night's recent quiet level
+    "level_floor",  # the same over the night's floor (quietest windows of the last 2 h)
+    "breath_to_beat",  # log10 RMS of the 0.1-0.8 Hz band over that of the beat band
+    "high_to_beat",  # log10 RMS of the 14-20 Hz band over that of the beat band
     "burst",  # log10 of the loudest 1 s over the median 1 s of the beat band
     "beat_periodicity",  # best autocorrelation of the beat band at 0.33-1.6 s
     "envelope_periodicity",  # the same for its envelope |beat band|
     "breath_periodicity",  # best autocorrelation of the breathing band at 2-10 s
     "spikiness",  # log10 kurtosis of the beat band
-    "clipping",  # log10 of the seconds at the window's extremes (beyond one each) + 0.01
+    "clipping",  # log10 of the seconds piled up at the window's extremes + 0.01
 )
 
 BEAT_BAND_HZ = (2.5, 12.0)  # the J-peak detector's band (dsp_c.beats.DEFAULT_BAND_HZ)
@@ -77,12 +84,37 @@ HIGH_BAND_HZ = (14.0, 20.0)  # below 0.45 fs even at 50 Hz; above the J-wave's e
 BEAT_LAGS_S = (0.33, 1.6)
 BREATH_LAGS_S = (2.0, 10.0)
 BURST_SLICE_S = 1.0
-#: Floor added to RMS levels (counts) so log10 stays finite on a flat signal.
-LEVEL_FLOOR = 0.1
+#: The night's recent level: the median quiet level of this many windows before (2 min).
+RECENT_WINDOWS = 24
+#: The night's floor: this percentile of the quiet levels of the last FLOOR_WINDOWS (2 h).
+FLOOR_PERCENTILE = 10.0
+FLOOR_WINDOWS = 1440
+#: Relative levels (decades) are held to +-this: a dead sensor reads as far below, not -inf.
+LEVEL_SPAN = 4.0
+#: A pile at an extreme value: more than this many times the samples at the next value
+#: (a quantized smooth peak spends about 2.4 times as long at its top count as at the next).
+PILE_RATIO = 3.0
 
 
 def _log_rms(x: np.ndarray) -> float:
-    return float(np.log10(np.sqrt(np.mean(x * x)) + LEVEL_FLOOR))
+    """log10 RMS; a silent input reads as very quiet (finite), never -inf."""
+    return float(np.log10(max(float(np.sqrt(np.mean(x * x))), 1e-300)))
+
+
+def _piled(raw: np.ndarray) -> int:
+    """Samples piled up at the window's extreme values: at each end, those at the extreme
+    beyond PILE_RATIO times the samples at the next value in (zero for a smooth peak,
+    quantized or not; most of them for a signal held at an ADC rail)."""
+    values, counts = np.unique(raw, return_counts=True)
+    if values.size < 3:  # flat (or two-valued): everything is at an extreme
+        return int(raw.size)
+    top = max(0, int(counts[-1]) - int(PILE_RATIO * counts[-2]))
+    bottom = max(0, int(counts[0]) - int(PILE_RATIO * counts[1]))
+    return top + bottom
+
+
+def _relative(level: float, reference: float) -> float:
+    return float(np.clip(level - reference, -LEVEL_SPAN, LEVEL_SPAN))
 
 
 @functools.cache
@@ -117,43 +149,90 @@ def _best_autocorrelation(x: np.ndarray, fs: float, lags_s: tuple[float, float])
     return float(np.clip(unbiased.max(), -1.0, 1.0))
 
 
+def quiet_level(beat: np.ndarray, fs: float) -> float:
+    """log10 of the median 1 s RMS of a window's beat band: its level without the bursts
+    of a movement (what the night's levels are learnt from)."""
+    n_slice = max(1, int(round(BURST_SLICE_S * fs)))
+    n_slices = max(1, beat.size // n_slice)
+    slices = beat[: n_slices * n_slice].reshape(n_slices, -1)
+    return float(np.log10(max(float(np.median(np.sqrt(np.mean(slices * slices, axis=1)))), 1e-300)))
+
+
 def window_features(
-    raw: np.ndarray, beat: np.ndarray, breath: np.ndarray, high: np.ndarray, fs: float
+    raw: np.ndarray,
+    beat: np.ndarray,
+    breath: np.ndarray,
+    high: np.ndarray,
+    fs: float,
+    recent: float | None = None,
+    floor: float | None = None,
 ) -> np.ndarray:
     """The feature vector (float32, in :data:`FEATURE_NAMES` order) of one window.
 
     Args:
-        raw: the window's raw samples (ADC counts).
+        raw: the window's raw samples (any units, offset and polarity).
         beat, breath, high: the same samples through the beat, breathing and high band-passes
             (causal, run continuously over the stream, as :class:`WindowFeatures` does).
         fs: sampling rate, samples/s.
+        recent, floor: the night's recent level and floor (log10, the units of
+            :func:`quiet_level`); None for the window's own quiet level (the first window
+            of a night has nothing else to go by).
     """
     n_slice = max(1, int(round(BURST_SLICE_S * fs)))
     n_slices = beat.size // n_slice
     slices = beat[: n_slices * n_slice].reshape(n_slices, n_slice)
-    slice_rms = np.sqrt(np.mean(slices * slices, axis=1)) + LEVEL_FLOOR
+    slice_rms = np.sqrt(np.mean(slices * slices, axis=1))
+    median_rms = float(np.median(slice_rms))
+    burst = float(slice_rms.max()) / median_rms if median_rms > 0 else 1.0
     centred = beat - beat.mean()
     squared = centred * centred  # squared again below: far faster than centred**4 (pow)
     var = float(np.mean(squared))
     kurtosis = float(np.mean(squared * squared)) / var**2 if var > 0 else 1.0
-    lo, hi = raw.min(), raw.max()
-    # Samples sitting at the window's extremes, beyond the one minimum and one maximum any
-    # signal has: an ADC at its rails (or a dead, flat input).
-    at_rails = np.count_nonzero((raw == lo) | (raw == hi)) - (2 if hi > lo else 0)
+    own = quiet_level(beat, fs)
+    beat_level = _log_rms(beat)
     return np.array(
         [
-            _log_rms(beat),
-            _log_rms(breath),
-            _log_rms(high),
-            np.log10(slice_rms.max() / np.median(slice_rms)),
+            _relative(beat_level, own if recent is None else recent),
+            _relative(beat_level, own if floor is None else floor),
+            _relative(_log_rms(breath), beat_level),
+            _relative(_log_rms(high), beat_level),
+            np.log10(burst),
             _best_autocorrelation(beat, fs, BEAT_LAGS_S),
             _best_autocorrelation(np.abs(beat), fs, BEAT_LAGS_S),
             _best_autocorrelation(breath, fs, BREATH_LAGS_S),
             np.log10(kurtosis),
-            np.log10(at_rails / fs + 0.01),
+            np.log10(_piled(raw) / fs + 0.01),
         ],
         dtype=np.float32,
     )
+
+
+class NightLevels:
+    """The night's beat-band levels, learnt window by window (one quiet level per window):
+    the *recent* level (median of the last :data:`RECENT_WINDOWS`) and the *floor`
+    (:data:`FLOOR_PERCENTILE` of the last :data:`FLOOR_WINDOWS`). A sensor gap keeps them:
+    the bed and the sensor are the same after it."""
+
+    def __init__(self) -> None:
+        self._levels: list[float] = []
+
+    def reset(self) -> None:
+        """Forget the night."""
+        self._levels = []
+
+    def references(self) -> tuple[float | None, float | None]:
+        """(recent, floor), None before the first window."""
+        if not self._levels:
+            return None, None
+        levels = np.asarray(self._levels)
+        recent = float(np.median(levels[-RECENT_WINDOWS:]))
+        return recent, float(np.percentile(levels, FLOOR_PERCENTILE))
+
+    def add(self, level: float) -> None:
+        """The quiet level of the window just judged."""
+        self._levels.append(level)
+        if len(self._levels) > FLOOR_WINDOWS:
+            del self._levels[: len(self._levels) - FLOOR_WINDOWS]
 
 
 def _check_fs(fs: Any) -> float:
@@ -205,10 +284,18 @@ class WindowFeatures:
             dsp_c.SosFilter(dsp_c.butter_bandpass(2, *band, self.fs))
             for band in (BEAT_BAND_HZ, BREATH_BAND_HZ, HIGH_BAND_HZ)
         ]
+        self.levels = NightLevels()
         self.reset()
 
     def reset(self, origin: int = 0) -> None:
-        """Forget everything; the next sample fed is stream sample ``origin``."""
+        """Forget everything (the night's levels too); the next sample fed is stream sample
+        ``origin``."""
+        self.levels.reset()
+        self.restart(origin)
+
+    def restart(self, origin: int) -> None:
+        """A new stretch after a sensor gap: the next sample fed is stream sample ``origin``;
+        the filters and windows start afresh, the night's levels are kept."""
         self._origin = int(origin)
         self._next = self._origin  # stream index of the next sample expected
         self._buffer = np.empty((4, 0))  # raw, beat, breath, high; from self._buffer_start
@@ -243,7 +330,10 @@ class WindowFeatures:
             a = self._next_window - self._buffer_start
             raw, beat, breath, high = self._buffer[:, a : a + self.window]
             stop = self._next_window + self.window
-            out.append((self._next_window, stop, window_features(raw, beat, breath, high, self.fs)))
+            recent, floor = self.levels.references()
+            features = window_features(raw, beat, breath, high, self.fs, recent, floor)
+            self.levels.add(quiet_level(beat, self.fs))
+            out.append((self._next_window, stop, features))
             self._next_window += self.hop
         drop = self._next_window - self._buffer_start
         if drop > 0:  # keep only what a later window still needs
@@ -310,7 +400,7 @@ class QualityGate:
                     f"(next expected {expected})",
                     "feed each sample once, in order; call reset() to start a new stream",
                 )
-            self._features.reset(origin=int(start_index))
+            self._features.restart(int(start_index))
         out = []
         for start, stop, features in self._features.process(x):
             probs = self._model.predict(features)

@@ -19,8 +19,19 @@ never invent a value:
   stronger than the heartbeat): 60 / the median interval between consecutive breaths of one
   stretch, both in still in-bed windows, ending in the epoch (or the last 30 s for shorter
   epochs), at least :data:`MIN_BREATH_INTERVALS`;
+- a heart rate is kept only when :class:`edge.rhythm.RhythmCheck` confirms it: the
+  autocorrelation of the beat band's envelope over the same span must give the same rate
+  (within 12 %), else the reason is "rate uncertain" (the picker at half or twice the rate,
+  or no clear rhythm); a rhythm too regular for a heart (successive intervals within
+  :data:`edge.rhythm.MACHINE_RMSSD_MS`) whose breathing band holds nothing but the beat's
+  own period over the last :data:`MACHINE_SPAN_S` is "not a person": the state is then
+  "poor" and neither rate is stored;
 - otherwise the value is None and the reason says why: "empty bed", "motion", "poor signal",
-  "sensor gap" (samples missing in the epoch), "few beats" / "few breaths".
+  "sensor gap" (samples missing in the epoch), "few beats" / "few breaths", "irregular"
+  (under 60 % of the intervals are normal: noise peaks, not a rhythm).
+- **motion**: the epoch's mean motion energy over the night's usual level (the median of the
+  last :data:`MOTION_MEMORY_S` of one-second values): 1 is this sensor's ordinary stillness
+  tonight, whatever its gain; a movement is many times that.
 
 An epoch is written once no later sample can change it (:data:`LAG_S` of signal after its
 end, or the end of the stream), and only if the gate judged at least part of it: time without
@@ -36,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .quality import STATES, WINDOW_S
+from .rhythm import AGREE_SHARE, MACHINE_RMSSD_MS, RhythmCheck
 from .store import Epoch
 
 __all__ = ["LAG_S", "EpochVitals"]
@@ -52,10 +64,17 @@ MIN_HRV_DIFFS = 10
 MIN_BREATH_INTERVALS = 2
 #: An interval further than this share from the median is not "normal" (ectopy, a miss).
 NORMAL_SHARE = 0.25
+#: Fewer normal intervals than this share of all: no rhythm to read a rate from.
+MIN_NORMAL_SHARE = 0.6
 #: Ties between states go to the first of these.
 CAUTION = ("motion", "empty", "poor", "good")
 _REASON = {"empty": "empty bed", "motion": "motion", "poor": "poor signal"}
+NOT_A_PERSON = "not a person"
 RR_STATES = ("good", "poor")
+#: The person-or-machine check reads this much signal (s): enough for breathing to show.
+MACHINE_SPAN_S = 30.0
+#: The motion value is relative to the median one-second motion energy of this long (s).
+MOTION_MEMORY_S = 1800.0
 
 
 @dataclass
@@ -87,9 +106,18 @@ class EpochVitals:
         fs: sampling rate, samples/s.
         epoch_s: epoch length, s (1..300).
         origin_utc: gives the UTC time (Unix s) of a stream sample index.
+        check_rhythm: confirm each heart rate with :class:`edge.rhythm.RhythmCheck` (the
+            unit always does; False only for tests of the other rules on beats alone).
     """
 
-    def __init__(self, fs: float, epoch_s: float, origin_utc: Callable[[int], float]) -> None:
+    def __init__(
+        self,
+        fs: float,
+        epoch_s: float,
+        origin_utc: Callable[[int], float],
+        *,
+        check_rhythm: bool = True,
+    ) -> None:
         self.fs = float(fs)
         self.epoch_s = float(epoch_s)
         self.epoch_len = max(1, int(round(epoch_s * fs)))
@@ -106,6 +134,12 @@ class EpochVitals:
         self._stretches: list[list[int]] = []  # [start, stop) of received samples (pruned)
         self._stretch = 0  # number of the current stretch: never reused, unlike list places
         self._next_epoch: int | None = None  # index k of the next epoch to write
+        # The rhythm check reads the signal (add_signal); without it (check_rhythm=False, for
+        # tests of the interval rules on beats alone) every picked rate is taken as it is.
+        self.rhythm = RhythmCheck(self.fs) if check_rhythm else None
+        self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))
+        # (start index, energy) of the motion windows of the last MOTION_MEMORY_S.
+        self._motion_history = np.empty((2, 0))
 
     # --- input ---------------------------------------------------------------------------
 
@@ -137,6 +171,15 @@ class EpochVitals:
         if energy.size:
             self._motion_start = np.concatenate([self._motion_start, starts.astype(np.int64)])
             self._motion_energy = np.concatenate([self._motion_energy, energy])
+            self._motion_history = np.concatenate(
+                [self._motion_history, np.stack([starts.astype(np.float64), energy])], axis=1
+            )
+
+    def add_signal(self, start: int, beat_band: np.ndarray, raw: np.ndarray) -> None:
+        """A chunk's beat band (the detector's input) and raw samples, from stream index
+        ``start``, for the rhythm checks."""
+        if self.rhythm is not None:
+            self.rhythm.add(start, beat_band, raw)
 
     def add_judgement(self, start: int, stop: int, state: str, quality: float) -> None:
         """A window the gate judged (in stream order)."""
@@ -176,6 +219,9 @@ class EpochVitals:
         self._breaths.prune(keep)
         k = int(np.searchsorted(self._motion_start, next_start))
         self._motion_start, self._motion_energy = self._motion_start[k:], self._motion_energy[k:]
+        old = next_start - MOTION_MEMORY_S * self.fs - self.epoch_len
+        k = int(np.searchsorted(self._motion_history[0], old))
+        self._motion_history = self._motion_history[:, k:]
         self._win = [w for w in self._win if w[1] > keep]
         self._stretches = [s for s in self._stretches[:-1] if s[1] > keep] + self._stretches[-1:]
 
@@ -203,17 +249,32 @@ class EpochVitals:
         beats = int(np.count_nonzero(good & (self._beats.index >= e0) & (self._beats.index < e1)))
         hr = hrv = None
         hr_reason = _REASON.get(state)
+        person = True
         if state == "good":
             intervals = self._intervals(self._beats, good, e1 - self._hr_span, e1)
             normal = _normal(intervals)
-            if np.count_nonzero(normal) >= MIN_INTERVALS:
+            n_normal = np.count_nonzero(normal)
+            if (
+                n_normal >= MIN_INTERVALS
+                and n_normal < MIN_NORMAL_SHARE * np.isfinite(intervals).sum()
+            ):
+                hr_reason = "irregular"  # intervals scattered like noise peaks, not a rhythm
+            elif n_normal >= MIN_INTERVALS:
                 hr = 60.0 * self.fs / float(np.mean(intervals[normal]))
                 hrv = _rmssd_ms(intervals, normal, self.fs)
+                hr_reason = self._doubt(hr, e1)
+                if hr_reason == "rate uncertain" and gap:
+                    hr_reason = "sensor gap"  # too little signal left to confirm the rate
+                if hr_reason is not None:
+                    hr = hrv = None
+                    person = hr_reason != NOT_A_PERSON
             else:
                 hr_reason = "sensor gap" if gap else "few beats"
         rr = None
         rr_reason = _REASON.get(state) if state not in RR_STATES else None
-        if state in RR_STATES:
+        if not person:
+            state, rr_reason = "poor", NOT_A_PERSON
+        elif state in RR_STATES:
             still = self._covered_by(self._breaths.index, RR_STATES)
             intervals = self._intervals(self._breaths, still, e1 - self._rr_span, e1)
             intervals = intervals[np.isfinite(intervals)]
@@ -221,8 +282,7 @@ class EpochVitals:
                 rr = 60.0 * self.fs / float(np.median(intervals))
             else:
                 rr_reason = "sensor gap" if gap else "few breaths"
-        in_epoch = (self._motion_start >= e0) & (self._motion_start < e1)
-        motion = float(np.mean(self._motion_energy[in_epoch])) if in_epoch.any() else None
+        motion = self._relative_motion(e0, e1)
         return Epoch(
             t_utc=self._utc(e0),
             duration_s=(e1 - e0) / self.fs,
@@ -236,6 +296,43 @@ class EpochVitals:
             hr_reason=None if hr is not None else hr_reason,
             rr_reason=None if rr is not None else rr_reason,
         )
+
+    def _doubt(self, hr: float, e1: int) -> str | None:
+        """Why the picker's rate ``hr`` (bpm) of the span ending at ``e1`` cannot be stored:
+        "not a person", "rate uncertain", or None when the rhythm check confirms it."""
+        if self.rhythm is None:
+            return None
+        machine_lo = e1 - self._machine_span
+        intervals = self._intervals(self._beats, self._counting(self._beats.index), machine_lo, e1)
+        normal = _normal(intervals)
+        pairs = normal[1:] & normal[:-1]
+        diffs = np.diff(intervals)[pairs] * (1000.0 / self.fs)
+        if diffs.size < MIN_INTERVALS:
+            return "rate uncertain"  # too little rhythm to tell a heart from a machine
+        rmssd = math.sqrt(float(np.mean(diffs * diffs)))
+        if rmssd <= max(MACHINE_RMSSD_MS, 1000.0 / self.fs):
+            locked = self.rhythm.breathing_locked(machine_lo, e1, 60.0 / hr)
+            if locked is None:  # the span is too short yet to see breathing
+                return "rate uncertain"
+            if locked:
+                return NOT_A_PERSON
+        found = self.rhythm.period(e1 - self._hr_span, e1)
+        if found is None or abs(hr * found[0] / 60.0 - 1.0) > AGREE_SHARE:
+            return "rate uncertain"
+        return None
+
+    def _relative_motion(self, e0: int, e1: int) -> float | None:
+        """The epoch's mean motion energy over the night's usual level up to its end."""
+        in_epoch = (self._motion_start >= e0) & (self._motion_start < e1)
+        if not in_epoch.any():
+            return None
+        starts, energy = self._motion_history
+        usual = energy[(starts < e1) & (starts >= e1 - MOTION_MEMORY_S * self.fs)]
+        level = float(np.median(usual)) if usual.size else 0.0
+        mean = float(np.mean(self._motion_energy[in_epoch]))
+        if level <= 0.0:  # a dead sensor, or nothing but zeros so far
+            return 0.0 if mean <= 0.0 else None
+        return mean / level
 
     def _counting(self, index: np.ndarray) -> np.ndarray:
         """True for each event index that every judged window holding it judged good."""

@@ -9,6 +9,12 @@ getting in (movement), good stretches in a random posture, some at low SNR (16-2
 stretches (low SNR or weak coupling at the mattress edge), twitches, bed exits. The sampling
 rate of each night is drawn from 50 to 1000 Hz, so the features are learnt at every rate.
 
+With ``random_sensors`` (``dataset(..., random_sensors=True)``, ``training_night(seed,
+random_sensor=True)``) each night is seen through its own random sensor
+(``edge.sim.random_sensor_model(seed)``: ringing beds, several waves per beat, fiber mats,
+12-bit converters, any polarity, gain and units) at the same drawn rate: augmentation for a
+model that must not hinge on one kind of sensor.
+
 Labelling rule for a window: ``motion`` when it holds at least ``MOTION_MIN_S`` of movement,
 else the state covering most of its samples. A window is *pure* when it holds one state only.
 """
@@ -22,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+import dsp_c
 from edge.quality import FEATURE_NAMES, STATES, WindowFeatures
-from edge.sim import POSTURES, Night, Scenario, State
+from edge.sim import POSTURES, Night, Scenario, State, random_sensor_model
 
 __all__ = [
     "DEV_SEEDS",
@@ -43,7 +50,14 @@ FS_CHOICES = (50.0, 100.0, 125.0, 200.0, 250.0, 250.0, 500.0, 1000.0)
 DEV_SEEDS = range(0, 1000)  #: tuning and training (edge/eval/harness.py: "dev")
 HELD_OUT_FIRST_SEED = 1000  #: reported figures only ("held-out")
 #: Bump when the generator, the labels or the features change: the cache key includes it.
-DATA_VERSION = 1
+DATA_VERSION = 2
+#: Augmentation: the second pass's gain is drawn log-uniformly in this range.
+GAIN_RANGE = (0.05, 1.6)
+#: Augmentation: a bed-frame resonance between these frequencies (Hz), this sharp, mixed in
+#: at this share (the ringing is then about as tall as the beat itself).
+RING_HZ = (4.0, 15.0)
+RING_Q = 5.0
+RING_MIX = 1.0
 
 _STATE_CODE = {State.EMPTY: 0, State.MOTION: 1, State.POOR: 2, State.GOOD: 3}
 assert tuple(s.label for s in _STATE_CODE) == STATES  # model classes == simulator labels
@@ -73,8 +87,9 @@ class Windows:
         return int(self.labels.size)
 
 
-def training_night(seed: int, duration_s: float = NIGHT_S) -> Night:
-    """A seeded night with all four states in roughly equal time, at a drawn rate."""
+def training_night(seed: int, duration_s: float = NIGHT_S, *, random_sensor: bool = False) -> Night:
+    """A seeded night with all four states in roughly equal time, at a drawn rate; with
+    ``random_sensor``, through ``random_sensor_model(seed)`` at that rate."""
     rng = np.random.default_rng([seed, 0x51])
     fs = float(rng.choice(FS_CHOICES))
     steps: list[tuple] = []
@@ -112,7 +127,9 @@ def training_night(seed: int, duration_s: float = NIGHT_S) -> Night:
         else:
             add(rng.uniform(3, 15), "motion", posture)  # getting out
             in_bed = False
-    return Night(seed=seed, fs=fs, scenario=Scenario.chain(steps).truncated(duration_s))
+    model = random_sensor_model(seed, fs=fs) if random_sensor else None
+    scenario = Scenario.chain(steps).truncated(duration_s)
+    return Night(seed=seed, fs=fs, scenario=scenario, sensor_model=model)
 
 
 def window_labels(states: np.ndarray, fs: float) -> tuple[int, bool]:
@@ -125,16 +142,32 @@ def window_labels(states: np.ndarray, fs: float) -> tuple[int, bool]:
     return _STATE_CODE[State(int(np.argmax(counts)))], pure
 
 
-def night_windows(night: Night, gain: float = 1.0, offset: int = 0) -> Windows:
+def night_windows(
+    night: Night,
+    gain: float = 1.0,
+    offset: int = 0,
+    *,
+    invert: bool = False,
+    ring_hz: float | None = None,
+) -> Windows:
     """Every window of a night through :class:`WindowFeatures`, with its label.
 
-    ``gain`` scales the signal around its median (augmentation: another sensor gain);
-    ``offset`` drops that many samples first (augmentation: another window grid).
+    Augmentation, each a sensor unlike the simulated one: ``gain`` scales the signal around
+    its median (rounded to whole counts again: a small gain is a coarse ADC); ``offset``
+    drops that many samples first (another window grid); ``invert`` turns the sensor over;
+    ``ring_hz`` adds a bed-frame resonance there (Q about 5), so every beat rings on.
     """
     x = night.samples()[offset:].astype(np.float64)
-    if gain != 1.0:
+    if gain != 1.0 or invert or ring_hz is not None:
         centre = np.median(x)
-        x = np.clip(np.round(centre + gain * (x - centre)), 0, 65535)
+        y = x - centre
+        if ring_hz is not None:
+            half = ring_hz / (2.0 * RING_Q)
+            band = dsp_c.butter_bandpass(1, ring_hz - half, ring_hz + half, night.fs)
+            y = y + RING_MIX * dsp_c.SosFilter(band).process(y)
+        if invert:
+            y = -y
+        x = _as_sensor_output(night, centre + gain * y)
     states = night.state_at(offset, night.n_samples)
     rows = WindowFeatures(night.fs).process(x)
     labels = [window_labels(states[a:b], night.fs) for a, b, _ in rows]
@@ -148,20 +181,39 @@ def night_windows(night: Night, gain: float = 1.0, offset: int = 0) -> Windows:
     )
 
 
-def _augmented(seed: int) -> Windows:
-    night = training_night(seed)
+def _as_sensor_output(night: Night, x: np.ndarray) -> np.ndarray:
+    """``x`` as the night's sensor gives it: whole counts within its converter's range (0 to
+    65535 by default), or, for a sensor in other units, floats within that range scaled."""
+    model = night.sensor_model
+    if model.scale == 1.0:
+        return np.clip(np.round(x), 0, model.adc_max)
+    return np.clip(x, 0.0, model.adc_max * model.scale)
+
+
+def _augmented(seed: int, random_sensor: bool = False) -> Windows:
+    night = training_night(seed, random_sensor=random_sensor)
     rng = np.random.default_rng([seed, 0xA6])
     parts = [night_windows(night)]
-    # A second pass with another gain and window grid: the level features must not hinge
-    # on one sensor's gain, nor the windows on one alignment.
-    gain = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
-    parts.append(night_windows(night, gain, int(rng.integers(1, int(night.fs * 5)))))
+    # A second pass as another sensor: another gain (down to a coarse 12-bit-like ADC),
+    # window grid, polarity, and half the time a ringing bed frame. The features do not
+    # depend on gain or polarity by construction; quantization and ringing are learnt here.
+    gain = float(np.exp(rng.uniform(np.log(GAIN_RANGE[0]), np.log(GAIN_RANGE[1]))))
+    grid = int(rng.integers(1, int(night.fs * 5)))
+    invert = bool(rng.random() < 0.5)
+    ring_hz = None
+    if rng.random() < 0.5:
+        ring_hz = float(rng.uniform(RING_HZ[0], min(RING_HZ[1], 0.3 * night.fs)))
+    parts.append(night_windows(night, gain, grid, invert=invert, ring_hz=ring_hz))
     return Windows.concatenate(parts)
 
 
-def dataset(seeds: range, augment: bool, cache_dir: Path | None = None) -> Windows:
-    """Windows of the training nights of ``seeds`` (cached as .npz in ``cache_dir``)."""
-    key = json.dumps([DATA_VERSION, FEATURE_NAMES, seeds.start, seeds.stop, augment])
+def dataset(
+    seeds: range, augment: bool, cache_dir: Path | None = None, *, random_sensors: bool = False
+) -> Windows:
+    """Windows of the training nights of ``seeds`` (cached as .npz in ``cache_dir``); with
+    ``random_sensors``, each night through its own random sensor (see the module doc)."""
+    parts = [DATA_VERSION, FEATURE_NAMES, seeds.start, seeds.stop, augment]
+    key = json.dumps(parts + (["random sensors"] if random_sensors else []))
     path = None
     if cache_dir is not None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -169,7 +221,12 @@ def dataset(seeds: range, augment: bool, cache_dir: Path | None = None) -> Windo
         if path.exists():
             with np.load(path) as data:
                 return Windows(**{k: data[k] for k in data.files})
-    make = _augmented if augment else (lambda s: night_windows(training_night(s)))
+
+    def make(seed: int) -> Windows:
+        if augment:
+            return _augmented(seed, random_sensors)
+        return night_windows(training_night(seed, random_sensor=random_sensors))
+
     out = Windows.concatenate([make(s) for s in seeds])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@
    gate passes as good (a heart rate would be reported for them).
 4. **Real recordings** (tests/data): the gate's verdicts, and on the Sadek recording the
    detector's error against the pulse oximeter on all windows vs on the gated ones, and
-   against hand labels (``models/real_labels.json``, see the card for how they were made).
+   against hand labels (``tests/data/real_labels.json``, see tests/data/README.md).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from edge.heart_rate import heart_rate_windows
 from edge.model import QualityModel
 from edge.quality import STATES, QualityGate
 from edge.sim import Night
-from models import FLOAT_MODEL_PATH, HERE, MODEL_PATH
+from models import FLOAT_MODEL_PATH, MODEL_PATH
 from models.data import HELD_OUT_FIRST_SEED, dataset
 
 __all__ = ["classification", "gate_windows", "heart_rate_gain", "main", "real_recordings"]
 
 WINDOW_S = 10.0
-REAL_LABELS = HERE / "real_labels.json"
+REAL_LABELS = DATA_DIR / "real_labels.json"
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -32,7 +32,16 @@ from edge.sim import Night, Scenario, State
 
 from .scoring import WINDOW_S, EvalRecord, Score, score_record
 
-__all__ = ["DATA_DIR", "SEED_SETS", "TARGETS", "Method", "evaluate", "records", "report"]
+__all__ = [
+    "DATA_DIR",
+    "SEED_SETS",
+    "TARGETS",
+    "Method",
+    "evaluate",
+    "records",
+    "report",
+    "synthetic_nights",
+]
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "tests" / "data"
 SEED_SETS = {"dev": 0, "held-out": 1000}  #: first seed of each set
@@ -122,8 +131,9 @@ def night_record(night: Night, name: str, group: str) -> EvalRecord:
     )
 
 
-def synthetic_records(seed_set: str = "held-out", nights: int = 10) -> list[EvalRecord]:
-    """The simulated data sets (see the module docstring), ``nights`` of each."""
+def synthetic_nights(seed_set: str = "held-out", nights: int = 10) -> list[tuple[str, Night]]:
+    """The simulated data sets (see the module docstring) as ``(group, Night)``, ``nights``
+    of each; the product evaluation (:mod:`edge.eval.product`) replays the same nights."""
     first = SEED_SETS[seed_set]
     out = []
     for k in range(nights):
@@ -138,10 +148,16 @@ def synthetic_records(seed_set: str = "held-out", nights: int = 10) -> list[Eval
             ("slow", dict(scenario=still, heart_bpm=float(rng.uniform(40, 44)))),
             ("fast", dict(scenario=still, heart_bpm=float(rng.uniform(131, 150)))),
         ]
-        for group, kwargs in cases:
-            night = Night(seed=seed, fs=FS, **kwargs)
-            out.append(night_record(night, f"sim:{seed} {group}", group))
+        out += [(group, Night(seed=seed, fs=FS, **kwargs)) for group, kwargs in cases]
     return out
+
+
+def synthetic_records(seed_set: str = "held-out", nights: int = 10) -> list[EvalRecord]:
+    """The simulated data sets (see the module docstring), ``nights`` of each."""
+    return [
+        night_record(night, f"sim:{night.seed} {group}", group)
+        for group, night in synthetic_nights(seed_set, nights)
+    ]
 
 
 def real_records(data_dir: Path = DATA_DIR) -> list[EvalRecord]:
@@ -273,6 +289,8 @@ def report(results: dict, recs: list[EvalRecord]) -> tuple[str, dict]:
 def _jsonable(obj: object) -> object:
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     if isinstance(obj, np.generic):

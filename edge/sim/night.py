@@ -8,20 +8,23 @@ its 7.2 M samples.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from ._random import stream
-from .motion import movement
+from .motion import SUPPORT_WIDTHS, Pulses, movement
 from .person import N_SYSTOLIC, Person, check_range
 from .physiology import Breathing, Heartbeats, SleepStages, beat, breathe
-from .render import Beats, Levels, Plan, render_blocks
+from .render import FRAME_BLOCKS, Beats, Converter, Levels, Plan, render_blocks
 from .scenario import GOOD_MIN_SNR_DB, POOR_MAX_SNR_DB, POSTURES, Scenario, State
 from .sensor import Sensor, band_fraction
+from .sensor_model import SensorModel, beat_response, first_wave_lag
 
 __all__ = ["FS_RANGE", "MAX_DURATION_S", "Night", "SegmentTruth"]
 
@@ -39,9 +42,12 @@ DRAWN_SNR_DB = (18.0, 32.0)
 DRAWN_POOR_SNR_DB = (-6.0, POOR_MAX_SNR_DB)
 #: Levels change over this long between two still segments (s).
 RAMP_S = 0.5
+#: Default sampling rate (samples/s) when neither the night nor its sensor model sets one.
+DEFAULT_FS = 250.0
 #: Blocks rendered together (about two minutes): one pass of array arithmetic amortizes the
-#: per-call overhead, and a 1 s chunk reader gets the next 127 from the cache.
-_RUN_BLOCKS = 128
+#: per-call overhead, and a 1 s chunk reader gets the next 127 from the cache. A ringing
+#: bed is filtered in frames of as many blocks, so a run is one frame.
+_RUN_BLOCKS = FRAME_BLOCKS
 _CACHE_RUNS = 2
 
 
@@ -78,7 +84,7 @@ class Night:
     Args:
         seed: the night (a whole number >= 0): the same arguments, the same samples and
             truth, bit for bit, on any machine with the same numpy.
-        fs: sampling rate, 50 to 1000 samples/s.
+        fs: sampling rate, 50 to 1000 samples/s; default the sensor model's, else 250.
         duration_s: length, up to 48 h; default 8 h, or the scenario's length.
         scenario: the timeline; default ``Scenario.random(seed, duration_s)``.
         heart_bpm: mean heart rate (40-150); default drawn (45-85).
@@ -87,9 +93,14 @@ class Night:
             default: the night's noise level is drawn so that a supine sleeper at the
             centre has 18 to 32 dB, and the other postures have less (their beats are
             weaker), never under 17 dB.
+        sensor_model: the kind of sensor (:class:`~edge.sim.sensor_model.SensorModel`), or
+            a preset name (``"ringing"``, ``"multiwave"``, ``"fiber_mat"``, ``"adc12"``)
+            whose parameters are drawn from the seed; default the 16-bit sensor below.
+            The person, the timeline and the truth do not depend on it.
 
     Samples are ADC counts as int32 (16-bit unipolar converter: 0..65535, bias near
-    32768), rendered on demand by :meth:`samples` and :meth:`chunks`.
+    32768), rendered on demand by :meth:`samples` and :meth:`chunks`; a sensor model
+    sets its own bits, offset, polarity and units.
 
     Ground truth: :attr:`beats` (J-peak sample indices), :attr:`ibi_ms`,
     :attr:`ectopic`, :attr:`breaths` (ends of inspiration), :meth:`state_at` (label per
@@ -100,15 +111,17 @@ class Night:
     def __init__(
         self,
         seed: int = 0,
-        fs: float = 250.0,
+        fs: float | None = None,
         duration_s: float | None = None,
         scenario: Scenario | None = None,
         heart_bpm: float | None = None,
         breaths_per_min: float | None = None,
         snr_db: float | None = None,
+        sensor_model: SensorModel | str | None = None,
     ) -> None:
         self._seed = _check_seed(seed)
-        self._fs = check_range("fs", fs, FS_RANGE)
+        self._model = _resolve_model(sensor_model, self._seed)
+        self._fs = _resolve_fs(fs, self._model)
         if scenario is not None and not isinstance(scenario, Scenario):
             raise ValueError(f"scenario: must be a Scenario or None, got {type(scenario).__name__}")
         if duration_s is not None:
@@ -132,6 +145,9 @@ class Night:
         self._scenario = scenario if scenario is not None else Scenario.random(seed, duration_s)
         self._person = Person.random(seed, heart_bpm, breaths_per_min)
         self._sensor = Sensor.random(seed, self._fs, duration_s)
+        if self._model.drift_gain != 1.0:
+            drift = self._sensor.drift_counts * self._model.drift_gain
+            self._sensor = dataclasses.replace(self._sensor, drift_counts=drift)
         drawn_snr = float(stream(seed, "snr").uniform(*DRAWN_SNR_DB))
         self._snr_db = drawn_snr if snr_db is None else snr_db
         self._bounds = np.array(
@@ -151,6 +167,14 @@ class Night:
         beats = self._beat_waves(hearts, breathing, levels, seg_levels)
         scale = self._person.j_amplitude * np.array([seg.coupling for seg in self._scenario])
         shifts, jerks = movement(seed, self._scenario, scale)
+        ring, converter = None, None
+        self._beat_lags = MappingProxyType(dict.fromkeys(POSTURES, 0.0))
+        self._faults: tuple[tuple[int, int, str], ...] = ()
+        if not self._model.is_default:
+            ring, lags = self._transfer()
+            self._beat_lags = MappingProxyType(lags)
+            shifts = self._rail_hits(shifts, 1.0 if ring is None else float(ring.sum()))
+            converter = self._converter()
         self._plan = Plan(
             seed=self._seed,
             fs=self._fs,
@@ -162,6 +186,8 @@ class Night:
             beats=beats,
             shifts=shifts,
             jerks=jerks,
+            ring=ring,
+            converter=converter,
         )
         self._cache: dict[int, np.ndarray] = {}
         self._segments = self._segment_truth()
@@ -175,6 +201,9 @@ class Night:
         n = len(self._scenario)
         out = {k: np.zeros(n) for k in ("j", "resp", "dc", "body", "drift", "snr")}
         floor = sensor.floor_counts()
+        if not self._model.is_default:  # this converter's rounding, in default counts
+            step = math.sqrt(band_fraction(self._fs) / 12.0) / self._model.adc_gain
+            floor = float(math.hypot(sensor.noise_counts, step))
         white_per_band = 1.0 / math.sqrt(band_fraction(self._fs))
         supine_counts = person.j_amplitude * sensor.gain
         # The night's body noise (band RMS, counts) when its SNR is drawn.
@@ -290,10 +319,87 @@ class Night:
         post[1:] = self._ectopic[:-1]
         size *= np.where(post, rng.uniform(1.15, 1.4, n), 1.0)
         self._beat_counts = _frozen(size * self._sensor.gain)
-        return Beats(j, off, wid, amp * size[:, None])
+        if self._model.is_default:
+            return Beats(j, off, wid, amp * size[:, None])
+        self._beat_counts = _frozen(size * (self._sensor.gain * self._model.adc_gain))
+        rng = stream(self._seed, "sensor waves")
+        return Beats(j, *self._model.beat_waves(off, wid, amp * size[:, None], rng))
+
+    def _transfer(self) -> tuple[np.ndarray | None, dict[str, float]]:
+        """The bed's impulse response at fs (None without resonances), scaled so that the
+        supine systolic complex keeps its height, and where the first wave of each
+        posture's beat peaks (see :attr:`beat_lags_s`)."""
+        morph = self._person.morphology
+        flat = dataclasses.replace(self._model, resonances=())
+        lags = {p: first_wave_lag(*beat_response(self._model, morph[p])) for p in POSTURES}
+        ring = self._model.impulse_response(self._fs)
+        if ring is not None:
+            _, raw = beat_response(flat, morph["supine"])
+            _, rung = beat_response(self._model, morph["supine"])
+            ring = ring * (raw.max() / rung.max())
+        return ring, lags
+
+    def _rail_hits(self, shifts: Pulses, gain: float) -> Pulses:
+        """``shifts`` plus, in some MOTION segments, a swing that hits both rails.
+
+        A Gabor pulse a few times the converter's full scale (through the bed's ``gain``)
+        inside the segment, as the Sadek mat swung from 0 to its top when its sleeper got up.
+        """
+        model = self._model
+        if model.rail_hit_chance == 0.0:
+            return shifts
+        rng = stream(self._seed, "rail hits")
+        full = model.adc_max / (self._sensor.gain * model.adc_gain * gain)  # sensor units
+        rows, faults = [], []
+        for seg in self._scenario:
+            # Draw for every segment so a segment's numbers do not depend on the others.
+            hit = rng.random() < model.rail_hit_chance
+            width, where, phase = rng.uniform(0.15, 0.3), rng.random(), rng.uniform(0, 2 * np.pi)
+            size = rng.uniform(3.0, 6.0) * full
+            # Inside the segment as the movement pulses are (SUPPORT_WIDTHS each side).
+            room = seg.duration_s - 2 * SUPPORT_WIDTHS * width
+            if not hit or seg.state is not State.MOTION or room <= 0:
+                continue
+            centre = seg.start_s + SUPPORT_WIDTHS * width + where * room
+            rows.append((centre, width, 1.0 / (2 * width), phase, size))
+            span = (centre - 3 * width, centre + 3 * width)
+            faults.append((*(int(round(v * self._fs)) for v in span), "rails"))
+        self._faults += tuple(faults)
+        if not rows:
+            return shifts
+        add = np.array(rows).T
+        fields = zip(_pulse_fields(shifts), add, strict=True)
+        merged = [np.concatenate([old, new]) for old, new in fields]
+        order = np.argsort(merged[0], kind="stable")
+        return Pulses(*(m[order] for m in merged))
+
+    def _converter(self) -> Converter:
+        """The model's converter, with its dropouts (runs of 20 to 500 ms at 0 counts)."""
+        model, sensor = self._model, self._sensor
+        offset = model.adc_offset
+        if offset is None:  # the night's bias, at this converter's scale
+            offset = sensor.offset * (model.adc_max + 1) / 65536
+        rng = stream(self._seed, "dropouts")
+        k = int(rng.poisson(model.dropouts_per_hour * self._duration_s / 3600.0))
+        start = np.sort(rng.integers(0, self._n_samples, k))
+        length = np.maximum(1, np.rint(rng.uniform(0.02, 0.5, k) * self._fs)).astype(np.int64)
+        stop = np.minimum(start + length, self._n_samples)
+        self._faults += tuple((int(a), int(b), "dropout") for a, b in zip(start, stop, strict=True))
+        self._faults = tuple(sorted(self._faults))
+        return Converter(
+            bias=float(sensor.offset),
+            offset=float(offset),
+            gain=model.adc_gain,
+            polarity=model.polarity,
+            adc_max=model.adc_max,
+            scale=model.scale,
+            dropout_start=start,
+            dropout_stop=stop,
+        )
 
     def _segment_truth(self) -> tuple[SegmentTruth, ...]:
         out = []
+        gain = self._sensor.gain * self._model.adc_gain  # counts of this sensor per unit
         for i, seg in enumerate(self._scenario):
             start, stop = int(self._bounds[i]), int(self._bounds[i + 1])
             lo, hi = np.searchsorted(self._beats, [start, stop])
@@ -314,7 +420,7 @@ class Night:
                     apnea=seg.apnea,
                     coupling=seg.coupling,
                     snr_db=float(self._seg_levels["snr"][i]),
-                    j_counts=float(self._seg_levels["j"][i] * self._sensor.gain),
+                    j_counts=float(self._seg_levels["j"][i] * gain),
                     heart_bpm=60000.0 / float(np.mean(normal)) if normal.size else math.nan,
                     breaths_per_min=60.0 / float(np.mean(br)) if br.size else math.nan,
                     n_beats=int(hi - lo),
@@ -387,6 +493,37 @@ class Night:
         """The GOOD segments' SNR if given, else the drawn supine nominal SNR."""
         return self._snr_db
 
+    @property
+    def sensor_model(self) -> SensorModel:
+        """The kind of sensor (``SensorModel()``: the default one)."""
+        return self._model
+
+    @property
+    def beat_lag_s(self) -> float:
+        """Where the sensor's first wave peaks after each truth beat, supine (s).
+
+        The truth beats (:attr:`beats`) are the mechanical beat instants, the J-peak of the
+        force the body applies, whatever the sensor. A sensor shows each beat as one or more
+        waves; this is the delay of the first of them: the first local maximum of the
+        rendered systolic complex (noise-free, in the sensor's own polarity, seen through a
+        zero-phase 1-20 Hz band) that reaches ``FIRST_WAVE`` (0.5) x the tallest. 0 for the
+        default sensor, about 0 for several waves per beat (the first is the J-wave),
+        5 to 90 ms through resonances and a fiber mat's smoothing. :attr:`beat_lags_s`
+        has it per posture.
+        """
+        return self._beat_lags["supine"]
+
+    @property
+    def beat_lags_s(self) -> Mapping[str, float]:
+        """:attr:`beat_lag_s` for each posture (each has its own beat)."""
+        return self._beat_lags
+
+    @property
+    def sensor_faults(self) -> tuple[tuple[int, int, str], ...]:
+        """(start, stop, kind) sample ranges where the sensor model misbehaves: ``dropout``
+        (0 counts) and ``rails`` (a movement that swings to both rails); none by default."""
+        return self._faults
+
     def __repr__(self) -> str:
         return (
             f"Night(seed={self._seed}, fs={self._fs:g}, duration_s={self._duration_s:g}, "
@@ -404,13 +541,15 @@ class Night:
     def samples(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """ADC counts of samples ``[start, stop)`` as an int32 array (0..65535).
 
-        The same sample has the same value whatever range it is asked for in.
+        With a sensor model: its counts (0 .. ``2**adc_bits - 1``), or float64 samples
+        when its ``scale`` is not 1. The same sample has the same value whatever range it
+        is asked for in.
         """
         start = _check_index("start", start, self._n_samples)
         stop = self._n_samples if stop is None else _check_index("stop", stop, self._n_samples)
         if stop < start:
             raise ValueError(f"stop: must be >= start = {start}, got {stop}")
-        out = np.empty(stop - start, dtype=np.int32)
+        out = np.empty(stop - start, dtype=self._model.dtype)
         size = self._plan.block * _RUN_BLOCKS
         for r in range(start // size, -(-stop // size)):
             run = self._run(r)
@@ -595,6 +734,37 @@ def _knot_times(scenario: Scenario) -> np.ndarray:
 
 def _knot_values(scenario: Scenario, values: np.ndarray) -> np.ndarray:
     return np.array([values[i] for i, _, _ in _knot_segments(scenario) for _ in (0, 1)])
+
+
+def _pulse_fields(p: Pulses) -> tuple[np.ndarray, ...]:
+    return (p.centre_s, p.width_s, p.freq_hz, p.phase, p.amplitude)
+
+
+def _resolve_model(model: SensorModel | str | None, seed: int) -> SensorModel:
+    """The night's sensor model: a model, a preset name drawn from the seed, or None."""
+    if model is None:
+        return SensorModel()
+    if isinstance(model, str):
+        return SensorModel.preset(model, seed)
+    if not isinstance(model, SensorModel):
+        raise ValueError(
+            f"sensor_model: must be a SensorModel, a preset name or None, "
+            f"got {type(model).__name__}"
+        )
+    return model
+
+
+def _resolve_fs(fs: Any, model: SensorModel) -> float:
+    """The night's rate: ``fs``, else the sensor model's, else DEFAULT_FS."""
+    if fs is None:
+        return model.fs if model.fs is not None else DEFAULT_FS
+    fs = check_range("fs", fs, FS_RANGE)
+    if model.fs is not None and fs != model.fs:
+        raise ValueError(
+            f"fs: the {model.kind!r} sensor samples at {model.fs:g} Hz, got {fs:g}; "
+            "leave fs out or give the model another rate"
+        )
+    return fs
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -11,6 +11,14 @@ reach a block are evaluated for it.
 block has alone: every sample goes through the same floating-point operations in the same
 order, and a sum over beats holds, for each block, the beats that reach that block and no
 others (``test_sim`` pins this with golden hashes).
+
+A sensor model (``edge.sim.sensor_model``) may add two things. A bed that rings: the beats
+and movement go through its resonances, a linear filter with a memory of seconds, so they
+are rendered a frame of :data:`FRAME_BLOCKS` blocks at a time with the seconds before it as
+history and filtered with an FFT; a sample's value then depends on its frame (fixed by its
+index), still not on the range it is asked for in. And a :class:`Converter` that maps the
+default sensor's counts to its own bits, offset, gain, polarity, dropouts and units. Without
+a sensor model neither runs, and the samples are those of before, bit for bit.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from .motion import SUPPORT_WIDTHS, Pulses
 from .physiology import Breathing
 from .sensor import ADC_MAX, PINK_STEP_S, Sensor, band_fraction
 
-__all__ = ["Beats", "Levels", "Plan", "render_block", "render_blocks", "to_adc"]
+__all__ = ["Beats", "Converter", "Levels", "Plan", "render_block", "render_blocks", "to_adc"]
 
 #: Vibration bursts fade in and out over this long (raised cosine), s.
 VIBRATION_TAPER_S = 1.0
@@ -34,6 +42,8 @@ EXP_ZERO_BELOW = -746.0
 #: Body noise (mattress, small movements) has little power above this (Hz); the front
 #: end's own noise is white up to fs/2.
 BODY_NOISE_TOP_HZ = 40.0
+#: A ringing bed is filtered this many blocks at a time (``Night`` reads runs of as many).
+FRAME_BLOCKS = 128
 
 
 def lowpass_taps(fs: float) -> np.ndarray:
@@ -118,8 +128,46 @@ class Beats:
 
 
 @dataclass(frozen=True)
+class Converter:
+    """A sensor model's converter: from the default sensor's counts to its own samples.
+
+    ``out = offset + polarity * gain * (counts - bias)``, then dropouts read 0, then
+    rounded and clipped to ``0 .. adc_max``, then times ``scale`` (float64 samples) unless
+    ``scale`` is 1 (int32 counts).
+    """
+
+    bias: float  #: the default sensor's counts at zero input
+    offset: float  #: this converter's counts at zero input
+    gain: float
+    polarity: int
+    adc_max: int
+    scale: float
+    dropout_start: np.ndarray  #: sample indices, sorted
+    dropout_stop: np.ndarray  #: exclusive
+
+    def convert(self, counts: np.ndarray, first: int) -> np.ndarray:
+        """Samples from default-sensor ``counts`` whose first sample has index ``first``."""
+        out = counts - self.bias
+        out *= self.polarity * self.gain
+        out += self.offset
+        stop = first + out.size
+        k0 = np.searchsorted(self.dropout_stop, first, side="right")
+        k1 = np.searchsorted(self.dropout_start, stop)
+        for a, b in zip(self.dropout_start[k0:k1], self.dropout_stop[k0:k1], strict=True):
+            out[max(a, first) - first : min(b, stop) - first] = 0.0
+        out = np.clip(np.rint(out), 0, self.adc_max)
+        if self.scale == 1.0:
+            return out.astype(np.int32)
+        return out * self.scale
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Everything a block needs, decided when the night is made."""
+    """Everything a block needs, decided when the night is made.
+
+    ``ring`` (the bed's impulse response, taps at fs) and ``converter`` come from a sensor
+    model; None for the default sensor.
+    """
 
     seed: int
     fs: float
@@ -131,6 +179,8 @@ class Plan:
     beats: Beats
     shifts: Pulses
     jerks: Pulses
+    ring: np.ndarray | None = None
+    converter: Converter | None = None
     beat_reach: tuple[float, float] = field(init=False)  #: from Beats.reach()
     body_taps: np.ndarray = field(init=False)  #: from lowpass_taps(fs)
 
@@ -190,9 +240,12 @@ def render_blocks(plan: Plan, first: int, stop: int) -> np.ndarray:
     # The body, in sensor units: breathing, baseline, heartbeats, movement.
     body = np.interp(t, lv.knots_s, lv.resp) * plan.breathing.volume(t)
     body += np.interp(t, lv.knots_s, lv.dc)
-    body += plan.beats.render(blocks, *plan.beat_reach).ravel()
-    for pulses in (plan.shifts, plan.jerks):
-        _add_pulses(body, pulses, blocks)
+    if plan.ring is None:
+        body += plan.beats.render(blocks, *plan.beat_reach).ravel()
+        for pulses in (plan.shifts, plan.jerks):
+            _add_pulses(body, pulses, blocks)
+    else:
+        body += _rung(plan, first, stop)
     counts = sensor.offset + sensor.gain * body
     # Noise, in counts, from generators of each block (and the one before: the body
     # noise is filtered across the block boundary).
@@ -217,7 +270,47 @@ def render_blocks(plan: Plan, first: int, stop: int) -> np.ndarray:
         hum *= amp
         counts += hum
     counts += _vibration(sensor, blocks)
+    if plan.converter is not None:
+        return plan.converter.convert(counts[:n], first * size)
     return to_adc(counts[:n])
+
+
+def _mechanics(plan: Plan, first: int, stop: int) -> np.ndarray:
+    """Beats plus movement (sensor units) of blocks ``first .. stop - 1``, flat; blocks
+    before the night (negative) are rendered too: nothing happens there."""
+    size = plan.block
+    index = np.arange(first * size, stop * size, dtype=np.int64)
+    t = index / plan.fs
+    n = min(stop * size, plan.n_samples) - first * size
+    real_last = np.minimum(np.arange(1, stop - first + 1) * size, n) - 1
+    blocks = _Blocks(t.reshape(-1, size), t[::size], t[real_last], n)
+    out = plan.beats.render(blocks, *plan.beat_reach).ravel()
+    for pulses in (plan.shifts, plan.jerks):
+        _add_pulses(out, pulses, blocks)
+    return out
+
+
+def _rung(plan: Plan, first: int, stop: int) -> np.ndarray:
+    """Beats and movement through the bed's resonances, for blocks ``first .. stop - 1``.
+
+    Each frame of FRAME_BLOCKS blocks is rendered with enough blocks before it for the
+    ringing to have died out (history), then filtered (FFT convolution), so a block's
+    values depend only on its frame, not on which blocks were asked for.
+    """
+    ring = plan.ring
+    assert ring is not None
+    size = plan.block
+    history = -(-(ring.size - 1) // size)
+    parts = []
+    for frame in range(first // FRAME_BLOCKS, -(-stop // FRAME_BLOCKS)):
+        a = frame * FRAME_BLOCKS
+        b = min(a + FRAME_BLOCKS, plan.n_blocks)
+        x = _mechanics(plan, a - history, b)
+        length = 1 << int(np.ceil(np.log2(x.size + ring.size - 1)))
+        y = np.fft.irfft(np.fft.rfft(x, length) * np.fft.rfft(ring, length), length)
+        lo, hi = max(first, a), min(stop, b)
+        parts.append(y[(lo - a + history) * size : (hi - a + history) * size])
+    return np.concatenate(parts)
 
 
 def _add_pulses(body: np.ndarray, pulses: Pulses, blocks: _Blocks) -> None:

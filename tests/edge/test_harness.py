@@ -44,6 +44,7 @@ def test_cli_prints_tables_and_writes_json(tmp_path, capsys):
             "dev",
             "--nights",
             "1",
+            "--no-product",
             "--methods",
             "dsp_c",
             "autocorr_window",
@@ -57,8 +58,9 @@ def test_cli_prints_tables_and_writes_json(tmp_path, capsys):
     assert "sadek" in text and "autocorr_window" in text
     data = json.loads(out.read_text())
     assert data["meta"]["seeds"] == "dev"
-    assert set(data["targets"]) == set(harness.TARGETS)
-    nominal = data["groups"]["nominal"]
+    assert "product" not in data
+    assert set(data["peers"]["targets"]) == set(harness.TARGETS)
+    nominal = data["peers"]["groups"]["nominal"]
     assert nominal["autocorr_window"]["sensitivity"] is None  # no beats: nothing invented
     assert np.isfinite(nominal["dsp_c"]["hr_mae_bpm"])
 
@@ -73,7 +75,8 @@ def test_cli_checks_arguments_before_working(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error E108: methods: unknown")
     assert main(["--json", str(tmp_path / "no" / "such" / "x.json")]) == 1
     assert "--json: no folder" in capsys.readouterr().err
-    assert main(["--nights", "1", "--no-real", "--methods", "autocorr_window", "--strict"]) == 1
+    args = ["--nights", "1", "--no-real", "--no-product", "--methods", "autocorr_window"]
+    assert main([*args, "--strict"]) == 1
     assert "no target was checked" in capsys.readouterr().err
 
 

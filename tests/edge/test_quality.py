@@ -69,9 +69,36 @@ def test_features_tell_the_states_apart(night: Night) -> None:
         if s.size == 1:
             by_state.setdefault(int(s[0]), []).append(f)
     med = {s: np.median(np.array(v), axis=0) for s, v in by_state.items()}
-    level, period = FEATURE_NAMES.index("beat_level"), FEATURE_NAMES.index("envelope_periodicity")
-    assert med[State.EMPTY][level] < med[State.GOOD][level] - 1.0  # an empty bed is quiet
+    floor, period = FEATURE_NAMES.index("level_floor"), FEATURE_NAMES.index("envelope_periodicity")
+    # The night starts empty: in bed is far above the floor the empty bed set.
+    assert med[State.EMPTY][floor] < med[State.GOOD][floor] - 1.0
     assert med[State.GOOD][period] > med[State.POOR][period] + 0.2  # a heartbeat repeats
+
+
+@pytest.mark.parametrize(
+    "gain, offset, sign",
+    [(1e-3, 0.0, 1.0), (1e4, 0.0, 1.0), (1.0, 2000.0, -1.0), (3.7e-5, -1.5, 1.0)],
+)
+def test_features_do_not_depend_on_gain_offset_or_polarity(gain, offset, sign) -> None:
+    """Another sensor's units, gain, offset and polarity give the same features: every level
+    is relative to another level of the same night."""
+    night = Night(seed=1011, fs=250.0, scenario=Scenario.chain(STEPS[:3]).truncated(125.0))
+    x = night.samples().astype(np.float64)
+    base = np.array([f for *_, f in WindowFeatures(250.0).process(x)])
+    other = np.array([f for *_, f in WindowFeatures(250.0).process(offset + sign * gain * x)])
+    np.testing.assert_allclose(other, base, atol=2e-3)
+
+
+def test_quantized_peaks_are_not_clipping_but_rails_are() -> None:
+    """A coarse (12-bit-like) ADC holds each smooth peak at its top count for a while: that
+    is no clipping. A signal held at a rail is."""
+    fs, t = 250.0, np.arange(2500) / 250.0
+    quantized = np.round(2000 + 20 * np.sin(2 * np.pi * 0.25 * t))
+    clipped = np.minimum(2000 + 400 * np.sin(2 * np.pi * 0.25 * t), 2300)
+    zeros = np.zeros(t.size)
+    clipping = FEATURE_NAMES.index("clipping")
+    assert window_features(quantized, zeros, zeros, zeros, fs)[clipping] == pytest.approx(-2.0)
+    assert window_features(clipped, zeros, zeros, zeros, fs)[clipping] > 0.0  # over 1 s
 
 
 def test_features_of_a_flat_signal_are_finite() -> None:

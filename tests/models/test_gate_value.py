@@ -47,5 +47,5 @@ def test_real_recordings_agree_with_the_hand_labels() -> None:
     assert sadek["hr_mae_gated_bpm"] <= sadek["hr_mae_all_bpm"]
     assert sadek["coverage_gated"] >= 0.9
     for name in ("aydin imp_env", "aydin bcg"):
-        assert real[name]["states"]["good"] == 1  # at the unit's gain (counts)
-        assert real[name + " (volts, as recorded)"]["states"]["good"] == 0
+        # Volts as recorded or counts at the unit's gain: the same verdicts (no absolute level).
+        assert real[name + " (volts, as recorded)"]["states"] == real[name]["states"]

@@ -1,0 +1,121 @@
+"""Sensor transforms of a recording, for the sensor-independence property (issue 15, item 2).
+
+One default config must give the same stored answer when the same night reaches the unit
+through another sensor chain: another gain or unit, an ADC offset, the other polarity,
+another sampling rate, a ringing bed frame, clipping. Each transform here maps
+``(samples, fs)`` to ``(samples, fs)``; :func:`transforms_for` lists the set applied to a
+record. numpy only (and the dsp_c filters): the unit's package does not depend on scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+import dsp_c
+from dsp_c.beats import beat_filter
+
+__all__ = [
+    "RATES_HZ",
+    "Transform",
+    "add_resonance",
+    "clip_percentiles",
+    "resample",
+    "to_adc_counts",
+    "transforms_for",
+]
+
+Transform = Callable[[np.ndarray, float], tuple[np.ndarray, float]]
+
+#: Sampling rates a record is resampled to (the unit's range is 50 to 1000 Hz).
+RATES_HZ = (50.0, 100.0, 250.0, 500.0, 1000.0)
+#: The ADC of the counts transform: 12 bits, the signal centred near 2000 counts, its
+#: 1st-99th percentile range spanning 1000 counts (a movement may then reach the rails).
+ADC_BITS, ADC_CENTRE, ADC_SPAN = 12, 2000.0, 1000.0
+#: Volts of that ADC: a 3.3 V reference.
+ADC_VREF = 3.3
+#: The ringing bed frame: a damped resonance at 8 Hz, Q 5 (a wave and its echoes decay by
+#: about half a period), mixed in at the level of the beat band.
+RESONANCE_HZ, RESONANCE_Q = 8.0, 5.0
+#: Clipping: the samples beyond the 1st and 99th percentiles sit at those levels.
+CLIP_PERCENT = 1.0
+
+
+def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
+    """``x`` at ``fs`` resampled to ``fs_new``: band-limited (FFT) interpolation.
+
+    The signal is mirrored before the transform so that it is continuous where the FFT
+    wraps around (no ringing at the ends); going down, everything above the new Nyquist
+    frequency is removed, going up nothing is added above the old one.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    m = max(1, int(round(n * fs_new / fs)))
+    spectrum = np.fft.rfft(np.concatenate([x, x[::-1]]))
+    out = np.zeros(m + 1, dtype=complex)  # the rfft of 2m samples
+    k = min(spectrum.size, out.size)
+    out[:k] = spectrum[:k]
+    if 2 * m < 2 * n:  # the new Nyquist bin holds both signs of that frequency: keep half
+        out[-1] *= 0.5
+    return np.fft.irfft(out, 2 * m)[:m] * (m / n)
+
+
+def to_adc_counts(
+    x: np.ndarray, bits: int = ADC_BITS, centre: float = ADC_CENTRE, span: float = ADC_SPAN
+) -> np.ndarray:
+    """Whole ADC counts of a ``bits``-bit converter: ``x`` about ``centre``, its 1st-99th
+    percentile range scaled to ``span`` counts, rounded and clipped at the rails."""
+    x = np.asarray(x, dtype=np.float64)
+    lo, mid, hi = np.percentile(x, [1.0, 50.0, 99.0])
+    scale = span / (hi - lo) if hi > lo else 1.0
+    counts = np.round(centre + (x - mid) * scale)
+    return np.clip(counts, 0, 2**bits - 1)
+
+
+def add_resonance(
+    x: np.ndarray, fs: float, f0_hz: float = RESONANCE_HZ, q: float = RESONANCE_Q
+) -> np.ndarray:
+    """``x`` plus its echo in a damped resonator (a band-pass biquad at ``f0_hz``, quality
+    ``q``), the echo scaled to the RMS of the beat band, so each beat brings several waves
+    of comparable height, as on a ringing bed frame."""
+    x = np.asarray(x, dtype=np.float64)
+    w0 = 2.0 * math.pi * f0_hz / fs
+    alpha = math.sin(w0) / (2.0 * q)
+    a0 = 1.0 + alpha
+    # The RBJ band-pass with 0 dB peak: b = (alpha, 0, -alpha), a = (1 + alpha, -2 cos w0,
+    # 1 - alpha), normalised to a0 = 1.
+    sos = [[alpha / a0, 0.0, -alpha / a0, 1.0, -2.0 * math.cos(w0) / a0, (1.0 - alpha) / a0]]
+    ring = dsp_c.SosFilter(np.array(sos))
+    ring.reset(steady_input=float(x[0]))  # no start-up step from the offset
+    echo = ring.process(x)
+    band = beat_filter(fs)
+    band.reset(steady_input=float(x[0]))
+    level = float(np.sqrt(np.mean(band.process(x) ** 2)))
+    echo_level = float(np.sqrt(np.mean(echo**2)))
+    return x + echo * (level / echo_level if echo_level > 0 else 0.0)
+
+
+def clip_percentiles(x: np.ndarray, percent: float = CLIP_PERCENT) -> np.ndarray:
+    """``x`` clipped at its ``percent`` and ``100 - percent`` percentiles (an ADC at its
+    rails during the largest swings)."""
+    lo, hi = np.percentile(x, [percent, 100.0 - percent])
+    return np.clip(np.asarray(x, dtype=np.float64), lo, hi)
+
+
+def transforms_for(fs: float) -> dict[str, Transform]:
+    """The transforms applied to a record sampled at ``fs``, by name."""
+    out: dict[str, Transform] = {
+        "gain x1e-3": lambda x, f: (np.asarray(x, np.float64) * 1e-3, f),
+        "gain x1e4": lambda x, f: (np.asarray(x, np.float64) * 1e4, f),
+        "12-bit counts": lambda x, f: (to_adc_counts(x), f),
+        "volts": lambda x, f: (to_adc_counts(x) * (ADC_VREF / 2**ADC_BITS), f),
+        "inverted": lambda x, f: (-np.asarray(x, np.float64), f),
+    }
+    for rate in RATES_HZ:
+        if not math.isclose(rate, fs):
+            out[f"{rate:g} Hz"] = lambda x, f, r=rate: (resample(x, f, r), r)
+    out[f"resonance {RESONANCE_HZ:g} Hz"] = lambda x, f: (add_resonance(x, f), f)
+    out["clipped"] = lambda x, f: (clip_percentiles(x), f)
+    return out

@@ -1,0 +1,184 @@
+"""A second opinion on the heart rate, and on whether the rhythm is a person's at all.
+
+The J-peak detector picks beats one by one; on a sensor it was never tuned to it can lock to
+half or twice the rate, or follow a machine (a fan, a pump) as happily as a heart. Before an
+epoch's heart rate is stored, :class:`RhythmCheck` looks at the same stretch of signal another
+way, without the beat picker:
+
+- **rate cross-check**: the autocorrelation of the beat band's envelope (``|beat band|``,
+  averaged down to about 100 Hz) over the span the rate is read from. Its first strong peak
+  in 0.3-2.0 s (30-200 bpm) is the rhythm's period; the smallest lag whose peak reaches
+  :data:`FUNDAMENTAL_SHARE` of the highest is taken, so a peak at two or three periods never
+  wins over the period itself. The picker's rate must agree within :data:`AGREE_SHARE`;
+  otherwise (half, double, a third, or no clear rhythm) the epoch stores no heart rate and the
+  reason ``rate uncertain``.
+- **a person, not a machine**: a heart is never strictly periodic (beat-to-beat variability)
+  and a person breathes at a rate of their own. A rhythm whose successive intervals differ by
+  less than :data:`MACHINE_RMSSD_MS` (or one sample, at low rates) *and* whose breathing band
+  repeats at every multiple of the beat period (nothing in it but the machine's own period) is
+  classified ``not a person``: no heart rate, no breathing rate.
+
+Everything here is relative to the signal itself (correlations, ratios, periods): no level in
+counts, so it holds for any sensor gain, offset or polarity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import dsp_c
+
+__all__ = [
+    "AGREE_SHARE",
+    "FUNDAMENTAL_SHARE",
+    "MACHINE_RMSSD_MS",
+    "RhythmCheck",
+    "acf_period",
+]
+
+#: The rhythm's period is looked for at these lags (s): 30-200 bpm.
+PERIOD_RANGE_S = (0.3, 2.0)
+#: The smallest lag whose autocorrelation peak reaches this share of the highest peak is the
+#: period (a heart's peaks at 2 and 3 periods are as high as at one: the first one wins).
+FUNDAMENTAL_SHARE = 0.8
+#: An autocorrelation peak below this is no rhythm at all (noise): nothing is confirmed.
+MIN_PEAK = 0.2
+#: The picker's rate and the autocorrelation's agree when within this share of each other.
+AGREE_SHARE = 0.12
+#: Successive intervals of a heart differ by more than this RMS (ms), even at rest.
+MACHINE_RMSSD_MS = 5.0
+#: A breathing band that still correlates this much at every multiple of the beat period in
+#: 2-10 s holds nothing but the beat's own period: no breathing of its own.
+LOCKED_ACF = 0.5
+BREATH_LAGS_S = (2.0, 10.0)
+BREATH_BAND_HZ = (0.1, 0.8)
+#: The envelope and the breathing band are kept at about this rate (samples/s).
+ENVELOPE_RATE = 100.0
+#: Signal kept (s): the longest span any check reads, with room for the epoch's lag.
+MEMORY_S = 360.0
+
+
+def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Unbiased autocorrelation of ``x`` (mean removed) at lags 0..max_lag, normalised so
+    lag 0 is 1 (zeros when ``x`` is flat)."""
+    x = x - x.mean()
+    n = x.size
+    size = 1 << int(np.ceil(np.log2(n + max_lag + 1)))
+    spectrum = np.fft.rfft(x, size)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: max_lag + 1]
+    if acf[0] <= 0.0:
+        return np.zeros(max_lag + 1)
+    return acf / (n - np.arange(max_lag + 1)) * (n / acf[0])
+
+
+def acf_period(envelope: np.ndarray, rate: float) -> tuple[float, float] | None:
+    """The rhythm's period (s) and its autocorrelation peak, from a beat-band envelope
+    sampled at ``rate``; None when no peak in :data:`PERIOD_RANGE_S` reaches
+    :data:`MIN_PEAK` or the span is shorter than three periods of the longest."""
+    lo = max(1, int(np.floor(PERIOD_RANGE_S[0] * rate)))
+    hi = int(np.ceil(PERIOD_RANGE_S[1] * rate))
+    if envelope.size < 3 * hi:
+        return None
+    acf = _acf(envelope, hi + 1)
+    inner = acf[lo : hi + 1]
+    # Local maxima in the range (a peak at the range's edge is no period).
+    k = np.flatnonzero((inner[1:-1] >= inner[:-2]) & (inner[1:-1] > inner[2:])) + lo + 1
+    if k.size == 0:
+        return None
+    best = float(acf[k].max())
+    if best < MIN_PEAK:
+        return None
+    first = int(k[np.argmax(acf[k] >= FUNDAMENTAL_SHARE * best)])
+    # Parabolic interpolation: the period to a fraction of the envelope's sample.
+    a, b, c = acf[first - 1], acf[first], acf[first + 1]
+    denom = a - 2 * b + c
+    shift = 0.5 * (a - c) / denom if denom < 0 else 0.0
+    return (first + shift) / rate, float(b)
+
+
+class RhythmCheck:
+    """The beat-band envelope and the breathing band of the stream, kept for the checks.
+
+    Args:
+        fs: sampling rate, samples/s.
+    """
+
+    def __init__(self, fs: float) -> None:
+        self.fs = float(fs)
+        self.step = max(1, int(round(self.fs / ENVELOPE_RATE)))
+        self.rate = self.fs / self.step
+        self._breath_filter = dsp_c.SosFilter(dsp_c.butter_bandpass(2, *BREATH_BAND_HZ, self.fs))
+        self._keep = int(MEMORY_S * self.rate)
+        self._start = 0  # stream index (in samples) of self._env[0] * step
+        self._env = np.empty(0)
+        self._breath = np.empty(0)
+        self._next: int | None = None  # stream index of the next raw sample expected
+        self._carry = np.empty((2, 0))  # samples not yet making a whole block
+
+    def add(self, start_index: int, beat_band: np.ndarray, raw: np.ndarray) -> None:
+        """The next chunk: its beat band (the detector's input) and its raw samples, from
+        stream index ``start_index``. A jump in the index is a gap: it reads as no signal."""
+        if self._next is None or start_index != self._next:
+            self._new_stretch(start_index, float(raw[0]))
+        self._next = start_index + raw.size
+        both = np.concatenate(
+            [self._carry, np.stack([np.abs(beat_band), self._breath_filter.process(raw)])],
+            axis=1,
+        )
+        whole = both.shape[1] // self.step * self.step
+        blocks = both[:, :whole].reshape(2, -1, self.step).mean(axis=2)
+        self._carry = both[:, whole:]
+        self._env = np.concatenate([self._env, blocks[0]])
+        self._breath = np.concatenate([self._breath, blocks[1]])
+        drop = self._env.size - self._keep
+        if drop > 0:
+            self._env, self._breath = self._env[drop:], self._breath[drop:]
+            self._start += drop * self.step
+
+    def _new_stretch(self, start_index: int, first_sample: float) -> None:
+        self._breath_filter.reset(steady_input=first_sample)
+        self._carry = np.empty((2, 0))
+        if self._next is None:
+            self._start = start_index - start_index % self.step
+            return
+        # Blocks up to the new start: NaN (no signal), so no check spans the gap.
+        end = self._start + self._env.size * self.step
+        missing = max(0, -(-(start_index - end) // self.step))
+        self._env = np.concatenate([self._env, np.full(missing, np.nan)])
+        self._breath = np.concatenate([self._breath, np.full(missing, np.nan)])
+        # Blocks are aligned to the new stretch from here on (the old ones move by less
+        # than one block, a few ms).
+        self._start = start_index - self._env.size * self.step
+
+    def _span(self, data: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """The blocks inside stream indices [lo, hi): the longest run of them with signal
+        (no check reads across a gap)."""
+        a = max(0, -(-(lo - self._start) // self.step))
+        b = max(a, (hi - self._start) // self.step)
+        x = data[a:b]
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], np.isfinite(x), [0]]).astype(int)))
+        if edges.size == 0:
+            return x[:0]
+        runs = edges.reshape(-1, 2)
+        first, last = runs[np.argmax(runs[:, 1] - runs[:, 0])]
+        return x[first:last]
+
+    def period(self, lo: int, hi: int) -> tuple[float, float] | None:
+        """The beat band's rhythm over stream indices [lo, hi): (period s, peak) or None."""
+        return acf_period(self._span(self._env, lo, hi), self.rate)
+
+    def breathing_locked(self, lo: int, hi: int, beat_period_s: float) -> bool | None:
+        """True when the breathing band over [lo, hi) repeats at every multiple of the beat
+        period in 2-10 s: nothing in it but the beat's own period (no breathing); None when
+        the span holds less than 20 s of signal (too short to tell)."""
+        x = self._span(self._breath, lo, hi)
+        max_lag = int(BREATH_LAGS_S[1] * self.rate) + 1
+        if x.size < 2 * max_lag:
+            return None
+        acf = _acf(x, max_lag)
+        multiples = np.arange(1, int(BREATH_LAGS_S[1] / beat_period_s) + 1) * beat_period_s
+        multiples = multiples[multiples >= BREATH_LAGS_S[0]]
+        if multiples.size == 0:
+            return False
+        lags = np.round(multiples * self.rate).astype(int)
+        return bool(acf[lags].min() >= LOCKED_ACF)

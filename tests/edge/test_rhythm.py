@@ -1,0 +1,167 @@
+"""The rhythm check (edge.rhythm) and what it keeps out of the store: a heart rate the beat
+picker got at half the rate, a machine's rhythm, an alarm from one odd epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.events import RangeWatch
+from edge.pipeline import OpenGate, Pipeline, Settings
+from edge.readers import Recording
+from edge.rhythm import RhythmCheck, acf_period
+from edge.sources.replay import ReplaySource
+from edge.store import Epoch, Store
+from edge.vitals import NOT_A_PERSON, EpochVitals
+
+T0 = 1_750_000_000.0
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _pulses(period_s: float, seconds: float, rate: float, heights=(1.0,)) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    k = np.floor(t / period_s).astype(int)
+    phase = t - k * period_s
+    return np.take(heights, k % len(heights)) * np.exp(-0.5 * (phase / 0.03) ** 2)
+
+
+@pytest.mark.parametrize("period_s", [0.4, 0.8, 1.3, 1.9])
+def test_the_period_of_a_pulse_train_is_found(period_s: float) -> None:
+    found = acf_period(_pulses(period_s, 20.0, 100.0), 100.0)
+    assert found is not None and found[0] == pytest.approx(period_s, abs=0.01)
+
+
+def test_alternating_beats_give_the_period_not_twice_it() -> None:
+    """Tall and short beats in turn (a ringing frame, breathing): the autocorrelation peaks
+    higher at two periods, but the first strong peak is the period."""
+    found = acf_period(_pulses(0.8, 20.0, 100.0, heights=(1.0, 0.6)), 100.0)
+    assert found is not None and found[0] == pytest.approx(0.8, abs=0.01)
+
+
+def test_noise_has_no_period() -> None:
+    noise = np.abs(np.random.default_rng(3).standard_normal(2000))
+    assert acf_period(noise, 100.0) is None
+
+
+def _run(x: np.ndarray, fs: float, tmp_path: Path, name: str = "v.db") -> list[Epoch]:
+    """The unit's pipeline on ``x`` with the gate open: the rhythm check alone stands
+    between the beat picker and the store."""
+    source = ReplaySource(Recording(np.asarray(x, float), fs, "bcg", ("bcg",)), t0_utc=T0)
+    with Store(str(tmp_path / name)) as store:
+        Pipeline(source, store, OpenGate(fs), Settings(epoch_s=10.0)).run()
+        return [e for _, e in store.epochs()]
+
+
+def _machines(fs: float) -> dict[str, np.ndarray]:
+    t = np.arange(int(180 * fs)) / fs
+    rng = np.random.default_rng(7)
+    return {
+        "1 Hz sine": 2000 + 100 * np.sin(2 * np.pi * t),
+        "1 Hz square": 2000 + 100 * np.sign(np.sin(2 * np.pi * t)),
+        "clicks at 75/min": 2000 + 300 * np.exp(-(t % 0.8) / 0.01) * np.sin(2 * np.pi * 30 * t),
+        "fan at 1.3 Hz": 2000
+        + 100 * np.sin(2 * np.pi * 1.3 * t) * (1 + 0.05 * rng.standard_normal(t.size))
+        + 2 * rng.standard_normal(t.size),
+    }
+
+
+@pytest.mark.parametrize("fs", [250.0, 50.0])
+@pytest.mark.parametrize("kind", ["1 Hz sine", "1 Hz square", "clicks at 75/min", "fan at 1.3 Hz"])
+def test_a_machine_never_gets_a_heart_rate(kind: str, fs: float, tmp_path: Path) -> None:
+    epochs = _run(_machines(fs)[kind], fs, tmp_path)
+    assert len(epochs) >= 15
+    assert all(e.hr_bpm is None for e in epochs), [e.hr_bpm for e in epochs]
+    reasons = {e.hr_reason for e in epochs}
+    assert reasons <= {NOT_A_PERSON, "rate uncertain", "few beats", "irregular"}
+    if kind != "fan at 1.3 Hz":  # strictly periodic: told apart, not merely unsure
+        assert NOT_A_PERSON in reasons
+    machine = [e for e in epochs if e.hr_reason == NOT_A_PERSON]
+    assert all(e.state == "poor" and e.rr_bpm is None for e in machine)
+
+
+def test_a_person_keeps_the_heart_rate(tmp_path: Path) -> None:
+    """The real fiber-mat recording (Sadek et al.): the check confirms the rates of a person
+    (beat-to-beat variability, breathing of their own), over 90 % of the epochs."""
+    with np.load(DATA / "sadek_sample.npz") as data:
+        x, fs = data["raw"].astype(np.float64), float(data["fs"])
+    epochs = _run(x[: int(300 * fs)], fs, tmp_path)
+    with_hr = [e for e in epochs if e.hr_bpm is not None]
+    assert len(with_hr) >= 0.9 * len(epochs)
+    assert not any(e.hr_reason == NOT_A_PERSON for e in epochs)
+
+
+def test_a_half_rate_pick_is_not_stored(tmp_path: Path) -> None:
+    """The picker reports every other beat (as it does locked to half the rate): the
+    envelope says twice that rate, so the epoch stores no rate, and says why."""
+    fs = 100.0
+    seconds = 60.0
+    jitter = np.random.default_rng(5).normal(0.0, 0.03, 200)
+    beats_s = np.cumsum(0.8 + jitter)
+    beats_s = beats_s[beats_s < seconds - 1]
+    t = np.arange(int(seconds * fs)) / fs
+    band = np.zeros(t.size)
+    for b in beats_s:
+        band += np.exp(-0.5 * ((t - b) / 0.03) ** 2)
+    raw = band + 0.5 * np.sin(2 * np.pi * 0.25 * t)  # breathing of its own
+    v = EpochVitals(fs, 10.0, lambda i: T0 + i / fs)
+    v.add_samples(0, t.size)
+    v.add_signal(0, band, raw)
+    v.add_beats(np.round(beats_s[::2] * fs).astype(np.int64))
+    for a in range(0, t.size - 1000 + 1, 500):
+        v.add_judgement(a, a + 1000, "good", 1.0)
+    epochs = v.finish(t.size)
+    assert all(e.hr_bpm is None for e in epochs)
+    assert "rate uncertain" in {e.hr_reason for e in epochs}
+    # The same beats, all of them, are confirmed.
+    v = EpochVitals(fs, 10.0, lambda i: T0 + i / fs)
+    v.add_samples(0, t.size)
+    v.add_signal(0, band, raw)
+    v.add_beats(np.round(beats_s * fs).astype(np.int64))
+    for a in range(0, t.size - 1000 + 1, 500):
+        v.add_judgement(a, a + 1000, "good", 1.0)
+    rates = [e.hr_bpm for e in v.finish(t.size)[1:]]
+    assert all(r is not None and r == pytest.approx(75.0, rel=0.08) for r in rates)
+
+
+def test_a_gap_in_the_signal_is_never_read_across() -> None:
+    check = RhythmCheck(100.0)
+    pulses = _pulses(0.8, 20.0, 100.0)
+    check.add(0, pulses, pulses)
+    check.add(4000, pulses, pulses)  # 20 s missing between the two
+    found = check.period(0, 6000)
+    assert found is not None and found[0] == pytest.approx(0.8, abs=0.01)
+
+
+def _epoch(t: float, hr: float | None, rr: float | None = 15.0) -> Epoch:
+    return Epoch(T0 + t, 10.0, "good", 1.0, hr, None, rr, 1.0, 10, None, None)
+
+
+def test_out_of_range_must_hold_before_an_event() -> None:
+    watch = RangeWatch((40.0, 120.0), (8.0, 25.0), hold_s=60.0)
+    # One odd epoch, then normal: no alarm.
+    seq = [60, 35, 60, 60]
+    assert [watch.update(_epoch(10 * i, hr)) for i, hr in enumerate(seq)] == [[]] * 4
+    # Low for a minute (epochs without a value in between do not break the run): one event,
+    # stamped at the first low epoch.
+    events = []
+    for i, hr in enumerate([35, 36, None, 34, 35, 36, 35, 34, 33], start=10):
+        events += watch.update(_epoch(10 * i, hr))
+    assert [(e.kind, e.t_utc, e.detail) for e in events] == [
+        ("hr_out_of_range", T0 + 100, "HR 35.0 bpm, below 40")
+    ]
+
+
+def test_motion_is_relative_to_the_night(tmp_path: Path) -> None:
+    """The stored motion value does not depend on the sensor's gain: 1 is this night's
+    ordinary stillness."""
+    with np.load(DATA / "sadek_sample.npz") as data:
+        x, fs = data["raw"].astype(np.float64), float(data["fs"])
+    x = x[: int(200 * fs)]
+    a = _run(x, fs, tmp_path, "a.db")
+    b = _run(1000.0 * x - 5.0, fs, tmp_path, "b.db")
+    motion_a = np.array([e.motion for e in a], dtype=float)
+    motion_b = np.array([e.motion for e in b], dtype=float)
+    np.testing.assert_allclose(motion_a, motion_b, rtol=1e-6)
+    assert 0.5 < np.median(motion_a) < 2.0
