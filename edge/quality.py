@@ -56,6 +56,7 @@ __all__ = [
     "Judgement",
     "QualityGate",
     "WindowFeatures",
+    "autocorrelation",
     "quiet_level",
     "window_features",
 ]
@@ -129,33 +130,43 @@ def _fast_length(n: int) -> int:
     return best
 
 
-def _best_autocorrelation(x: np.ndarray, fs: float, lags_s: tuple[float, float]) -> float:
-    """Highest autocorrelation of ``x`` (mean removed, normalised to lag 0) in the lag range.
+def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Autocorrelation of ``x`` (mean removed) at lags 0..``max_lag``, normalised to lag 0;
+    zeros when ``x`` is flat.
 
     Each lag's sum is divided by the number of overlapping samples (unbiased), so long lags
     are not penalised for their shorter overlap.
     """
     x = x - x.mean()
     n = x.size
-    lo = max(1, int(round(lags_s[0] * fs)))
-    hi = min(n - 1, int(round(lags_s[1] * fs)))
-    # Zero padding to n + hi keeps lags 0..hi free of circular wrap-around, so they are exact;
-    # longer lags are never read. A 2**a * 3**b length keeps the FFT fast.
-    spectrum = np.fft.rfft(x, _fast_length(n + hi))
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: hi + 1]
+    # Zero padding to n + max_lag keeps lags 0..max_lag free of circular wrap-around, so they
+    # are exact; longer lags are never read. A 2**a * 3**b length keeps the FFT fast.
+    spectrum = np.fft.rfft(x, _fast_length(n + max_lag))
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: max_lag + 1]
     if acf[0] <= 0.0:
-        return 0.0
-    unbiased = acf[lo : hi + 1] / (n - np.arange(lo, hi + 1)) * (n / acf[0])
-    return float(np.clip(unbiased.max(), -1.0, 1.0))
+        return np.zeros(max_lag + 1)
+    return acf / (n - np.arange(max_lag + 1)) * (n / acf[0])
+
+
+def _best_autocorrelation(x: np.ndarray, fs: float, lags_s: tuple[float, float]) -> float:
+    """Highest :func:`autocorrelation` of ``x`` in the lag range (s)."""
+    lo = max(1, int(round(lags_s[0] * fs)))
+    hi = min(x.size - 1, int(round(lags_s[1] * fs)))
+    return float(np.clip(autocorrelation(x, hi)[lo:].max(), -1.0, 1.0))
+
+
+def _slice_rms(beat: np.ndarray, fs: float) -> np.ndarray:
+    """RMS of each whole 1 s slice of a window's beat band."""
+    n_slice = max(1, int(round(BURST_SLICE_S * fs)))
+    n_slices = max(1, beat.size // n_slice)
+    slices = beat[: n_slices * n_slice].reshape(n_slices, -1)
+    return np.sqrt(np.mean(slices * slices, axis=1))
 
 
 def quiet_level(beat: np.ndarray, fs: float) -> float:
     """log10 of the median 1 s RMS of a window's beat band: its level without the bursts
     of a movement (what the night's levels are learnt from)."""
-    n_slice = max(1, int(round(BURST_SLICE_S * fs)))
-    n_slices = max(1, beat.size // n_slice)
-    slices = beat[: n_slices * n_slice].reshape(n_slices, -1)
-    return float(np.log10(max(float(np.median(np.sqrt(np.mean(slices * slices, axis=1)))), 1e-300)))
+    return float(np.log10(max(float(np.median(_slice_rms(beat, fs))), 1e-300)))
 
 
 def window_features(
@@ -178,22 +189,21 @@ def window_features(
             :func:`quiet_level`); None for the window's own quiet level (the first window
             of a night has nothing else to go by).
     """
-    n_slice = max(1, int(round(BURST_SLICE_S * fs)))
-    n_slices = beat.size // n_slice
-    slices = beat[: n_slices * n_slice].reshape(n_slices, n_slice)
-    slice_rms = np.sqrt(np.mean(slices * slices, axis=1))
+    slice_rms = _slice_rms(beat, fs)
     median_rms = float(np.median(slice_rms))
     burst = float(slice_rms.max()) / median_rms if median_rms > 0 else 1.0
     centred = beat - beat.mean()
     squared = centred * centred  # squared again below: far faster than centred**4 (pow)
     var = float(np.mean(squared))
     kurtosis = float(np.mean(squared * squared)) / var**2 if var > 0 else 1.0
-    own = quiet_level(beat, fs)
+    if recent is None or floor is None:  # the first window of a night: its own level
+        own = quiet_level(beat, fs)
+        recent, floor = (own if recent is None else recent), (own if floor is None else floor)
     beat_level = _log_rms(beat)
     return np.array(
         [
-            _relative(beat_level, own if recent is None else recent),
-            _relative(beat_level, own if floor is None else floor),
+            _relative(beat_level, recent),
+            _relative(beat_level, floor),
             _relative(_log_rms(breath), beat_level),
             _relative(_log_rms(high), beat_level),
             np.log10(burst),

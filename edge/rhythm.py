@@ -28,6 +28,8 @@ import numpy as np
 
 import dsp_c
 
+from .quality import BREATH_BAND_HZ, BREATH_LAGS_S, autocorrelation
+
 __all__ = [
     "AGREE_SHARE",
     "FUNDAMENTAL_SHARE",
@@ -47,28 +49,14 @@ MIN_PEAK = 0.2
 AGREE_SHARE = 0.12
 #: Successive intervals of a heart differ by more than this RMS (ms), even at rest.
 MACHINE_RMSSD_MS = 5.0
-#: A breathing band that still correlates this much at every multiple of the beat period in
-#: 2-10 s holds nothing but the beat's own period: no breathing of its own.
+#: A breathing band (the gate's, 0.1-0.8 Hz) that still correlates this much at every
+#: multiple of the beat period in 2-10 s (the gate's breathing lags) holds nothing but the
+#: beat's own period: no breathing of its own.
 LOCKED_ACF = 0.5
-BREATH_LAGS_S = (2.0, 10.0)
-BREATH_BAND_HZ = (0.1, 0.8)
 #: The envelope and the breathing band are kept at about this rate (samples/s).
 ENVELOPE_RATE = 100.0
 #: Signal kept (s): the longest span any check reads, with room for the epoch's lag.
 MEMORY_S = 360.0
-
-
-def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """Unbiased autocorrelation of ``x`` (mean removed) at lags 0..max_lag, normalised so
-    lag 0 is 1 (zeros when ``x`` is flat)."""
-    x = x - x.mean()
-    n = x.size
-    size = 1 << int(np.ceil(np.log2(n + max_lag + 1)))
-    spectrum = np.fft.rfft(x, size)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: max_lag + 1]
-    if acf[0] <= 0.0:
-        return np.zeros(max_lag + 1)
-    return acf / (n - np.arange(max_lag + 1)) * (n / acf[0])
 
 
 def acf_period(envelope: np.ndarray, rate: float) -> tuple[float, float] | None:
@@ -79,7 +67,7 @@ def acf_period(envelope: np.ndarray, rate: float) -> tuple[float, float] | None:
     hi = int(np.ceil(PERIOD_RANGE_S[1] * rate))
     if envelope.size < 3 * hi:
         return None
-    acf = _acf(envelope, hi + 1)
+    acf = autocorrelation(envelope, hi + 1)
     inner = acf[lo : hi + 1]
     # Local maxima in the range (a peak at the range's edge is no period).
     k = np.flatnonzero((inner[1:-1] >= inner[:-2]) & (inner[1:-1] > inner[2:])) + lo + 1
@@ -175,7 +163,7 @@ class RhythmCheck:
         max_lag = int(BREATH_LAGS_S[1] * self.rate) + 1
         if x.size < 2 * max_lag:
             return None
-        acf = _acf(x, max_lag)
+        acf = autocorrelation(x, max_lag)
         multiples = np.arange(1, int(BREATH_LAGS_S[1] / beat_period_s) + 1) * beat_period_s
         multiples = multiples[multiples >= BREATH_LAGS_S[0]]
         if multiples.size == 0:
