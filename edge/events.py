@@ -75,9 +75,9 @@ class RangeWatch:
         self._limits = {"hr": hr_bpm, "rr": rr_bpm}
         self._hold_s = float(hold_s)
         self._side: dict[str, str | None] = {"hr": None, "rr": None}
-        # The current run out of range: (first epoch's time, its detail, seconds so far).
+        # The current run out of range not yet reported: (first epoch's time, its detail,
+        # seconds so far); None in range and once the run's event is out.
         self._run: dict[str, tuple[float, str, float] | None] = {"hr": None, "rr": None}
-        self._raised: dict[str, bool] = {"hr": False, "rr": False}
 
     def update(self, epoch: Epoch) -> list[Event]:
         """The events the epoch completes."""
@@ -88,19 +88,18 @@ class RangeWatch:
             low, high = self._limits[vital]
             side = "below" if value < low else "above" if value > high else None
             if side != self._side[vital]:
-                self._side[vital], self._raised[vital] = side, False
-                self._run[vital] = None
+                self._side[vital], self._run[vital] = side, None
                 if side is not None:
                     limit = low if side == "below" else high
                     detail = f"{vital.upper()} {value:.1f} {unit}, {side} {limit:g}"
                     self._run[vital] = (epoch.t_utc, detail, 0.0)
             run = self._run[vital]
-            if run is None or self._raised[vital]:
+            if run is None:
                 continue
             t0, detail, held = run
             held += epoch.duration_s
             self._run[vital] = (t0, detail, held)
             if held >= self._hold_s:
                 out.append(Event(t0, f"{vital}_out_of_range", detail))
-                self._raised[vital] = True
+                self._run[vital] = None
         return out

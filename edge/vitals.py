@@ -304,12 +304,9 @@ class EpochVitals:
             return None
         machine_lo = e1 - self._machine_span
         intervals = self._intervals(self._beats, self._counting(self._beats.index), machine_lo, e1)
-        normal = _normal(intervals)
-        pairs = normal[1:] & normal[:-1]
-        diffs = np.diff(intervals)[pairs] * (1000.0 / self.fs)
-        if diffs.size < MIN_INTERVALS:
+        rmssd = _rmssd_ms(intervals, _normal(intervals), self.fs, min_diffs=MIN_INTERVALS)
+        if rmssd is None:
             return "rate uncertain"  # too little rhythm to tell a heart from a machine
-        rmssd = math.sqrt(float(np.mean(diffs * diffs)))
         if rmssd <= max(MACHINE_RMSSD_MS, 1000.0 / self.fs):
             locked = self.rhythm.breathing_locked(machine_lo, e1, 60.0 / hr)
             if locked is None:  # the span is too short yet to see breathing
@@ -379,11 +376,14 @@ def _normal(intervals: np.ndarray) -> np.ndarray:
         return finite & (np.abs(intervals - median) <= NORMAL_SHARE * median)
 
 
-def _rmssd_ms(intervals: np.ndarray, normal: np.ndarray, fs: float) -> float | None:
+def _rmssd_ms(
+    intervals: np.ndarray, normal: np.ndarray, fs: float, min_diffs: int = MIN_HRV_DIFFS
+) -> float | None:
     """RMSSD (ms) over adjacent pairs of normal intervals: a pair touching an abnormal
-    interval (an ectopic beat's pause, a missed beat, a gap) is left out."""
+    interval (an ectopic beat's pause, a missed beat, a gap) is left out; None with fewer
+    than ``min_diffs`` pairs."""
     pairs = normal[1:] & normal[:-1]
     diffs = np.diff(intervals)[pairs] * (1000.0 / fs)
-    if diffs.size < MIN_HRV_DIFFS:
+    if diffs.size < min_diffs:
         return None
     return math.sqrt(float(np.mean(diffs * diffs)))
