@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-import dsp_c
+from edge.eval.transforms import resonator
 from edge.quality import FEATURE_NAMES, STATES, WindowFeatures
 from edge.sim import POSTURES, Night, Scenario, State, random_sensor_model
 
@@ -162,9 +162,7 @@ def night_windows(
         centre = np.median(x)
         y = x - centre
         if ring_hz is not None:
-            half = ring_hz / (2.0 * RING_Q)
-            band = dsp_c.butter_bandpass(1, ring_hz - half, ring_hz + half, night.fs)
-            y = y + RING_MIX * dsp_c.SosFilter(band).process(y)
+            y = y + RING_MIX * resonator(ring_hz, RING_Q, night.fs).process(y)
         if invert:
             y = -y
         x = _as_sensor_output(night, centre + gain * y)

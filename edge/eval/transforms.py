@@ -23,6 +23,7 @@ __all__ = [
     "add_resonance",
     "clip_percentiles",
     "resample",
+    "resonator",
     "to_adc_counts",
     "transforms_for",
 ]
@@ -74,20 +75,22 @@ def to_adc_counts(
     return np.clip(counts, 0, 2**bits - 1)
 
 
+def resonator(f0_hz: float, q: float, fs: float) -> dsp_c.SosFilter:
+    """A damped 2nd-order resonance at ``f0_hz`` with quality ``q`` (0 dB at its peak): one
+    band-pass section from ``f0 - f0/2q`` to ``f0 + f0/2q``. What rings after each beat on a
+    bed frame; the quality model's training augmentation uses the same one."""
+    half = f0_hz / (2.0 * q)
+    return dsp_c.SosFilter(dsp_c.butter_bandpass(1, f0_hz - half, f0_hz + half, fs))
+
+
 def add_resonance(
     x: np.ndarray, fs: float, f0_hz: float = RESONANCE_HZ, q: float = RESONANCE_Q
 ) -> np.ndarray:
-    """``x`` plus its echo in a damped resonator (a band-pass biquad at ``f0_hz``, quality
-    ``q``), the echo scaled to the RMS of the beat band, so each beat brings several waves
-    of comparable height, as on a ringing bed frame."""
+    """``x`` plus its echo in a damped :func:`resonator`, the echo scaled to the RMS of the
+    beat band, so each beat brings several waves of comparable height, as on a ringing bed
+    frame."""
     x = np.asarray(x, dtype=np.float64)
-    w0 = 2.0 * math.pi * f0_hz / fs
-    alpha = math.sin(w0) / (2.0 * q)
-    a0 = 1.0 + alpha
-    # The RBJ band-pass with 0 dB peak: b = (alpha, 0, -alpha), a = (1 + alpha, -2 cos w0,
-    # 1 - alpha), normalised to a0 = 1.
-    sos = [[alpha / a0, 0.0, -alpha / a0, 1.0, -2.0 * math.cos(w0) / a0, (1.0 - alpha) / a0]]
-    ring = dsp_c.SosFilter(np.array(sos))
+    ring = resonator(f0_hz, q, fs)
     ring.reset(steady_input=float(x[0]))  # no start-up step from the offset
     echo = ring.process(x)
     band = beat_filter(fs)
