@@ -262,7 +262,7 @@ class EpochVitals:
             elif n_normal >= MIN_INTERVALS:
                 hr = 60.0 * self.fs / float(np.mean(intervals[normal]))
                 hrv = _rmssd_ms(intervals, normal, self.fs)
-                hr_reason = self._doubt(hr, e1)
+                hr_reason = self._doubt(hr, e1, good)
                 if hr_reason == "rate uncertain" and gap:
                     hr_reason = "sensor gap"  # too little signal left to confirm the rate
                 if hr_reason is not None:
@@ -297,13 +297,14 @@ class EpochVitals:
             rr_reason=None if rr is not None else rr_reason,
         )
 
-    def _doubt(self, hr: float, e1: int) -> str | None:
+    def _doubt(self, hr: float, e1: int, counting: np.ndarray) -> str | None:
         """Why the picker's rate ``hr`` (bpm) of the span ending at ``e1`` cannot be stored:
-        "not a person", "rate uncertain", or None when the rhythm check confirms it."""
+        "not a person", "rate uncertain", or None when the rhythm check confirms it.
+        ``counting``: which of the beats count (:meth:`_counting`)."""
         if self.rhythm is None:
             return None
         machine_lo = e1 - self._machine_span
-        intervals = self._intervals(self._beats, self._counting(self._beats.index), machine_lo, e1)
+        intervals = self._intervals(self._beats, counting, machine_lo, e1)
         rmssd = _rmssd_ms(intervals, _normal(intervals), self.fs, min_diffs=MIN_INTERVALS)
         if rmssd is None:
             return "rate uncertain"  # too little rhythm to tell a heart from a machine
