@@ -17,8 +17,10 @@ polarity**: a level is only ever compared with another level of the same night.
 
 - the level of the beat band (2.5-12 Hz, the J-peak detector's band) against the night's
   *recent* level (the median quiet level of the windows of the last 2 min: movement is a jump)
-  and against its *floor* (a low percentile over the last 2 h: an empty bed is the quietest
-  the night has been); the breathing band (0.1-0.8 Hz) and a band above the heartbeat
+  against its *floor* (a low percentile over the last 2 h: an empty bed is the quietest
+  the night has been) and against its *in-bed* level (the clear, still heartbeats of the
+  last 2 h: a sleeper at the mattress edge is a little below it, an empty bed far below);
+  the breathing band (0.1-0.8 Hz) and a band above the heartbeat
   (14-20 Hz) against the beat band (in bed the breathing band rises most);
 - burstiness: the loudest 1 s of the beat band over its median 1 s (movement is bursts);
 - periodicity: the highest normalised autocorrelation of the beat band and of its envelope at
@@ -69,6 +71,8 @@ FS_RANGE = (50.0, 1000.0)  #: sampling rates the features are made for (samples/
 FEATURE_NAMES = (
     "level_recent",  # log10 RMS of the 2.5-12 Hz band over the night's recent quiet level
     "level_floor",  # the same over the night's floor (quietest windows of the last 2 h)
+    "level_in_bed",  # the same over the level of the night's clear heartbeats (last 2 h)
+    "in_bed_known",  # 1 when the night has had such a window in the last 2 h, else 0
     "breath_to_beat",  # log10 RMS of the 0.1-0.8 Hz band over that of the beat band
     "high_to_beat",  # log10 RMS of the 14-20 Hz band over that of the beat band
     "burst",  # log10 of the loudest 1 s over the median 1 s of the beat band
@@ -90,6 +94,11 @@ RECENT_WINDOWS = 24
 #: The night's floor: this percentile of the quiet levels of the last FLOOR_WINDOWS (2 h).
 FLOOR_PERCENTILE = 10.0
 FLOOR_WINDOWS = 1440
+#: A window is a clear heartbeat (its level teaches the night's in-bed level) when its
+#: envelope repeats at least this much and its loudest second is within this factor
+#: (log10) of its median one: no movement.
+CLEAR_BEAT_PERIODICITY = 0.4
+CLEAR_BEAT_BURST = 0.2
 #: Relative levels (decades) are held to +-this: a dead sensor reads as far below, not -inf.
 LEVEL_SPAN = 4.0
 #: A pile at an extreme value: more than this many times the samples at the next value
@@ -177,6 +186,7 @@ def window_features(
     fs: float,
     recent: float | None = None,
     floor: float | None = None,
+    in_bed: float | None = None,
 ) -> np.ndarray:
     """The feature vector (float32, in :data:`FEATURE_NAMES` order) of one window.
 
@@ -188,6 +198,8 @@ def window_features(
         recent, floor: the night's recent level and floor (log10, the units of
             :func:`quiet_level`); None for the window's own quiet level (the first window
             of a night has nothing else to go by).
+        in_bed: the night's level of clear heartbeats (:class:`NightLevels`); None when it
+            has had none lately (then ``level_in_bed`` is 0 and ``in_bed_known`` 0).
     """
     slice_rms = _slice_rms(beat, fs)
     median_rms = float(np.median(slice_rms))
@@ -204,6 +216,8 @@ def window_features(
         [
             _relative(beat_level, recent),
             _relative(beat_level, floor),
+            0.0 if in_bed is None else _relative(beat_level, in_bed),
+            0.0 if in_bed is None else 1.0,
             _relative(_log_rms(breath), beat_level),
             _relative(_log_rms(high), beat_level),
             np.log10(burst),
@@ -219,30 +233,40 @@ def window_features(
 
 class NightLevels:
     """The night's beat-band levels, learnt window by window (one quiet level per window):
-    the *recent* level (median of the last :data:`RECENT_WINDOWS`) and the *floor`
-    (:data:`FLOOR_PERCENTILE` of the last :data:`FLOOR_WINDOWS`). A sensor gap keeps them:
-    the bed and the sensor are the same after it."""
+    the *recent* level (median of the last :data:`RECENT_WINDOWS`), the *floor*
+    (:data:`FLOOR_PERCENTILE` of the last :data:`FLOOR_WINDOWS`) and the *in-bed* level
+    (median of the clear heartbeats among those: a person was there, still). A sensor gap
+    keeps them: the bed and the sensor are the same after it."""
 
     def __init__(self) -> None:
-        self._levels: list[float] = []
+        self.reset()
 
     def reset(self) -> None:
         """Forget the night."""
-        self._levels = []
+        self._levels: list[float] = []
+        self._clear: list[bool] = []
 
-    def references(self) -> tuple[float | None, float | None]:
-        """(recent, floor), None before the first window."""
+    def references(self) -> tuple[float | None, float | None, float | None]:
+        """(recent, floor, in bed), each None before there is anything to learn it from."""
         if not self._levels:
-            return None, None
+            return None, None, None
         levels = np.asarray(self._levels)
         recent = float(np.median(levels[-RECENT_WINDOWS:]))
-        return recent, float(np.percentile(levels, FLOOR_PERCENTILE))
+        floor = float(np.percentile(levels, FLOOR_PERCENTILE))
+        clear = levels[np.asarray(self._clear)]
+        return recent, floor, (float(np.median(clear)) if clear.size else None)
 
-    def add(self, level: float) -> None:
-        """The quiet level of the window just judged."""
+    def add(self, level: float, features: np.ndarray) -> None:
+        """The quiet level of the window just judged, and its features (which say whether it
+        was a clear heartbeat)."""
+        periodicity = features[FEATURE_NAMES.index("envelope_periodicity")]
+        burst = features[FEATURE_NAMES.index("burst")]
         self._levels.append(level)
+        clear = periodicity >= CLEAR_BEAT_PERIODICITY and burst <= CLEAR_BEAT_BURST
+        self._clear.append(bool(clear))
         if len(self._levels) > FLOOR_WINDOWS:
             del self._levels[: len(self._levels) - FLOOR_WINDOWS]
+            del self._clear[: len(self._clear) - FLOOR_WINDOWS]
 
 
 def _check_fs(fs: Any) -> float:
@@ -340,9 +364,8 @@ class WindowFeatures:
             a = self._next_window - self._buffer_start
             raw, beat, breath, high = self._buffer[:, a : a + self.window]
             stop = self._next_window + self.window
-            recent, floor = self.levels.references()
-            features = window_features(raw, beat, breath, high, self.fs, recent, floor)
-            self.levels.add(quiet_level(beat, self.fs))
+            features = window_features(raw, beat, breath, high, self.fs, *self.levels.references())
+            self.levels.add(quiet_level(beat, self.fs), features)
             out.append((self._next_window, stop, features))
             self._next_window += self.hop
         drop = self._next_window - self._buffer_start

@@ -54,7 +54,7 @@ def test_int8_agrees_with_float(golden) -> None:
     assert not f.quantized
     pq = np.array([q.predict(x) for x in golden["features"]])
     pf = np.array([f.predict(x) for x in golden["features"]])
-    assert np.abs(pq - pf).max() < 0.3  # relative-level model: int8 F1 within 0.01 of float
+    assert np.abs(pq - pf).max() < 0.15  # 0.103 measured; the classes agree below
     assert np.mean(pq.argmax(axis=1) == pf.argmax(axis=1)) >= 0.9
 
 
