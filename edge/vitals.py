@@ -317,6 +317,9 @@ class EpochVitals:
         found = self.rhythm.period(e1 - self._hr_span, e1)
         if found is None or abs(hr * found[0] / 60.0 - 1.0) > AGREE_SHARE:
             return "rate uncertain"
+        idx = self._beats.index
+        if self.rhythm.alternates(idx[counting & (idx >= e1 - self._hr_span) & (idx < e1)]):
+            return "rate uncertain"  # every other pick is another wave of the same beat
         return None
 
     def _relative_motion(self, e0: int, e1: int) -> float | None:
