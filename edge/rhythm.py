@@ -18,7 +18,9 @@ way, without the beat picker:
   and a person breathes at a rate of their own. A rhythm whose successive intervals differ by
   less than :data:`MACHINE_RMSSD_MS` (or one sample, at low rates) *and* whose breathing band
   repeats at every multiple of the beat period (nothing in it but the machine's own period) is
-  classified ``not a person``: no heart rate, no breathing rate.
+  classified ``not a person``: no heart rate, no breathing rate. No breathing of its own with
+  more variability than that, or too little signal yet to judge the breathing, is ``rate
+  uncertain``.
 
 Everything here is relative to the signal itself (correlations, ratios, periods): no level in
 counts, so it holds for any sensor gain, offset or polarity.
@@ -63,6 +65,8 @@ MACHINE_RMSSD_MS = 5.0
 #: multiple of the beat period in 2-10 s (the gate's breathing lags) holds nothing but the
 #: beat's own period: no breathing of its own.
 LOCKED_ACF = 0.5
+#: The breathing band is judged on at least this much signal (s): two breaths at 12/min.
+MIN_BREATH_SPAN_S = 10.0
 #: The envelope and the breathing band are kept at about this rate (samples/s).
 ENVELOPE_RATE = 100.0
 #: Signal kept (s): the longest span any check reads, with room for the epoch's lag.
@@ -188,16 +192,17 @@ class RhythmCheck:
 
     def breathing_locked(self, lo: int, hi: int, beat_period_s: float) -> bool | None:
         """True when the breathing band over [lo, hi) repeats at every multiple of the beat
-        period in 2-10 s: nothing in it but the beat's own period (no breathing); None when
-        the span holds less than 20 s of signal (too short to tell)."""
+        period in 2-10 s (up to half the signal there): nothing in it but the beat's own
+        period, no breathing; None with under :data:`MIN_BREATH_SPAN_S` of signal or no
+        multiple to look at (too short to tell)."""
         x = self._span(self._breath, lo, hi)
-        max_lag = int(BREATH_LAGS_S[1] * self.rate) + 1
-        if x.size < 2 * max_lag:
+        if x.size < MIN_BREATH_SPAN_S * self.rate:
             return None
+        max_lag = min(int(BREATH_LAGS_S[1] * self.rate) + 1, x.size // 2)
         acf = autocorrelation(x, max_lag)
-        multiples = np.arange(1, int(BREATH_LAGS_S[1] / beat_period_s) + 1) * beat_period_s
+        multiples = np.arange(1, int(max_lag / self.rate / beat_period_s) + 1) * beat_period_s
         multiples = multiples[multiples >= BREATH_LAGS_S[0]]
         if multiples.size == 0:
-            return False
+            return None
         lags = np.round(multiples * self.rate).astype(int)
         return bool(acf[lags].min() >= LOCKED_ACF)

@@ -308,12 +308,13 @@ class EpochVitals:
         rmssd = _rmssd_ms(intervals, _normal(intervals), self.fs, min_diffs=MIN_INTERVALS)
         if rmssd is None:
             return "rate uncertain"  # too little rhythm to tell a heart from a machine
-        if rmssd <= max(MACHINE_RMSSD_MS, 1000.0 / self.fs):
-            locked = self.rhythm.breathing_locked(machine_lo, e1, 60.0 / hr)
-            if locked is None:  # the span is too short yet to see breathing
-                return "rate uncertain"
-            if locked:
+        locked = self.rhythm.breathing_locked(machine_lo, e1, 60.0 / hr)
+        if locked is None:  # too little signal yet to see breathing
+            return "rate uncertain"
+        if locked:  # no breathing of its own: a machine if as regular as one, else unsure
+            if rmssd <= max(MACHINE_RMSSD_MS, 1000.0 / self.fs):
                 return NOT_A_PERSON
+            return "rate uncertain"
         found = self.rhythm.period(e1 - self._hr_span, e1)
         if found is None or abs(hr * found[0] / 60.0 - 1.0) > AGREE_SHARE:
             return "rate uncertain"

@@ -39,8 +39,11 @@ def clicks(
 ) -> np.ndarray:
     """Mechanical clicks at exactly ``per_min`` a minute (a relay, a clock's tick): each a
     knock ringing at 15 Hz that decays in 20 ms, sharp at any rate from 50 Hz up."""
+    period = 60.0 / per_min
     t = _t(fs, duration_s)
-    since = np.mod(t, 60.0 / per_min)  # time since the last click
+    # Time since the last click; the small nudge keeps a sample that falls on a click (t a
+    # multiple of the period, in floating point just below it) from missing that click.
+    since = t - np.floor(t / period + 1e-9) * period
     return np.exp(-since / 0.02) * np.cos(2.0 * np.pi * 15.0 * since)
 
 

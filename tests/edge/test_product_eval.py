@@ -321,7 +321,7 @@ def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     assert "sadek: HR MAE at coverage" in text and "sim nominal (held out): hr_mae" in text
     data = json.loads(out.read_text())
     prod = data["product"]
-    assert set(prod["groups"]) == {"nominal", "night", "low_snr", "slow", "fast"}
+    assert set(prod["groups"]) == {"nominal", "night", "low_snr", "slow", "fast", "heldout_like"}
     assert {"aydin imp_env", "aydin bcg", "sadek"} <= set(prod["records"])
     assert all(set(t) == {"name", "goal", "value", "met"} for t in prod["targets"])
     sadek = prod["records"]["sadek"]
