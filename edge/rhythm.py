@@ -11,9 +11,15 @@ way, without the beat picker:
   :data:`FUNDAMENTAL_SHARE` of the highest is taken, so a peak at two or three periods never
   wins over the period itself. The picker's rate must agree within :data:`AGREE_SHARE`;
   otherwise (half, double, a third, or no clear rhythm) the epoch stores no heart rate and the
-  reason ``rate uncertain``. So too when the picked beats sit on two different waves by turns
-  (:meth:`RhythmCheck.alternates`): with two or three comparable waves per beat the envelope
-  repeats at the picker's rate as well, and only the shapes tell.
+  reason ``rate uncertain``.
+- **re-lock on one wave**: when the picked beats sit on two or three different waves of each
+  beat by turns (:meth:`RhythmCheck.stride`: with comparable waves per beat the envelope
+  repeats at the picker's rate as well, and only the shapes tell), the rate is read from the
+  intervals between picks on the same wave (every second or third pick). The envelope's
+  first strong peak can then be the waves' spacing, so the beat's period must be a strong
+  peak, not necessarily the first, and clearly higher than the peak at the picks' spacing
+  (:func:`acf_prefers_period`: a heart picked once a beat correlates less at two beats than
+  at one, so its rate is never halved this way).
 - **a person, not a machine**: a heart is never strictly periodic (beat-to-beat variability)
   and a person breathes at a rate of their own. A rhythm whose successive intervals differ by
   less than :data:`MACHINE_RMSSD_MS` (or one sample, at low rates) *and* whose breathing band
@@ -39,6 +45,7 @@ __all__ = [
     "FUNDAMENTAL_SHARE",
     "MACHINE_RMSSD_MS",
     "RhythmCheck",
+    "acf_prefers_period",
     "acf_period",
 ]
 
@@ -55,6 +62,9 @@ WAVE_SPAN_S = 0.25
 ALTERNATION_LIKE = 0.6
 ALTERNATION_GAP = 0.3
 MIN_ALTERNATION_BEATS = 6
+#: Re-locked on one wave, the beat's autocorrelation peak exceeds that at the picks' spacing
+#: by at least this (measured: 0.1-0.2 on simulated three-wave beats).
+PREFER_MARGIN = 0.05
 #: An autocorrelation peak below this is no rhythm at all (noise): nothing is confirmed.
 MIN_PEAK = 0.2
 #: The picker's rate and the autocorrelation's agree when within this share of each other.
@@ -73,29 +83,60 @@ ENVELOPE_RATE = 100.0
 MEMORY_S = 360.0
 
 
-def acf_period(envelope: np.ndarray, rate: float) -> tuple[float, float] | None:
-    """The rhythm's period (s) and its autocorrelation peak, from a beat-band envelope
-    sampled at ``rate``; None when no peak in :data:`PERIOD_RANGE_S` reaches
-    :data:`MIN_PEAK` or the span is shorter than three periods of the longest."""
+def _acf_peaks(envelope: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The autocorrelation of ``envelope`` (sampled at ``rate``) and the lags of its local
+    maxima in :data:`PERIOD_RANGE_S` (a peak at the range's edge is no period); None when
+    the span is shorter than three periods of the longest, or no peak reaches
+    :data:`MIN_PEAK`."""
     lo = max(1, int(np.floor(PERIOD_RANGE_S[0] * rate)))
     hi = int(np.ceil(PERIOD_RANGE_S[1] * rate))
     if envelope.size < 3 * hi:
         return None
     acf = autocorrelation(envelope, hi + 1)
     inner = acf[lo : hi + 1]
-    # Local maxima in the range (a peak at the range's edge is no period).
     k = np.flatnonzero((inner[1:-1] >= inner[:-2]) & (inner[1:-1] > inner[2:])) + lo + 1
-    if k.size == 0:
+    if k.size == 0 or float(acf[k].max()) < MIN_PEAK:
         return None
-    best = float(acf[k].max())
-    if best < MIN_PEAK:
-        return None
-    first = int(k[np.argmax(acf[k] >= FUNDAMENTAL_SHARE * best)])
-    # Parabolic interpolation: the period to a fraction of the envelope's sample.
-    a, b, c = acf[first - 1], acf[first], acf[first + 1]
+    return acf, k
+
+
+def _interpolated_lag(acf: np.ndarray, k: int) -> float:
+    """The peak at lag ``k`` to a fraction of a sample (parabolic interpolation)."""
+    a, b, c = acf[k - 1], acf[k], acf[k + 1]
     denom = a - 2 * b + c
-    shift = 0.5 * (a - c) / denom if denom < 0 else 0.0
-    return (first + shift) / rate, float(b)
+    return k + (0.5 * (a - c) / denom if denom < 0 else 0.0)
+
+
+def acf_period(envelope: np.ndarray, rate: float) -> tuple[float, float] | None:
+    """The rhythm's period (s) and its autocorrelation peak, from a beat-band envelope
+    sampled at ``rate``; None when no peak in :data:`PERIOD_RANGE_S` reaches
+    :data:`MIN_PEAK` or the span is shorter than three periods of the longest."""
+    found = _acf_peaks(envelope, rate)
+    if found is None:
+        return None
+    acf, k = found
+    first = int(k[np.argmax(acf[k] >= FUNDAMENTAL_SHARE * acf[k].max())])
+    return _interpolated_lag(acf, first) / rate, float(acf[first])
+
+
+def acf_prefers_period(envelope: np.ndarray, rate: float, period_s: float, over_s: float) -> bool:
+    """True when the envelope's autocorrelation peaks within :data:`AGREE_SHARE` of
+    ``period_s``, at least :data:`FUNDAMENTAL_SHARE` as high as its highest peak, and
+    :data:`PREFER_MARGIN` higher than any peak within :data:`AGREE_SHARE` of ``over_s``.
+
+    Picks on two waves of each beat by turns: the envelope repeats at their spacing
+    (``over_s``) only in part, and in full at the beat (``period_s``). A heart picked once a
+    beat is the other way round: its peak at two beats is lower than at one."""
+    found = _acf_peaks(envelope, rate)
+    if found is None:
+        return False
+    acf, k = found
+    lags = np.array([_interpolated_lag(acf, int(j)) for j in k]) / rate
+    at = acf[k][np.abs(lags / period_s - 1.0) <= AGREE_SHARE]
+    if at.size == 0 or at.max() < FUNDAMENTAL_SHARE * acf[k].max():
+        return False
+    rival = acf[k][np.abs(lags / over_s - 1.0) <= AGREE_SHARE]
+    return bool(rival.size == 0 or at.max() >= rival.max() + PREFER_MARGIN)
 
 
 class RhythmCheck:
@@ -169,26 +210,40 @@ class RhythmCheck:
         """The beat band's rhythm over stream indices [lo, hi): (period s, peak) or None."""
         return acf_period(self._span(self._env, lo, hi), self.rate)
 
-    def alternates(self, beats: np.ndarray) -> bool:
-        """True when the picked ``beats`` (stream indices, in order) sit on two different
-        waves of a longer rhythm by turns: the envelope around each beat is much more like
-        that around the next-but-one than that around the next (median correlations apart by
-        over :data:`ALTERNATION_GAP`). Two or three comparable waves per beat (a ringing
-        frame) make a picker report twice the rate this way; true beats, tall and short by
-        turns or not, all have one shape."""
+    def prefers_period(self, lo: int, hi: int, period_s: float, over_s: float) -> bool:
+        """True when the beat band's rhythm over stream indices [lo, hi) repeats in full at
+        ``period_s`` rather than at ``over_s`` (:func:`acf_prefers_period`)."""
+        return acf_prefers_period(self._span(self._env, lo, hi), self.rate, period_s, over_s)
+
+    def stride(self, beats: np.ndarray) -> int:
+        """How many picks one beat holds: 1, or 2 or 3 when the picked ``beats`` (stream
+        indices, in order) sit on two or three different waves of a longer rhythm by turns.
+        Two or three comparable waves per beat (a ringing frame) make a picker report twice
+        the rate this way, and the envelope repeats at the picker's rate as well: only the
+        shapes tell. The envelope around each beat is then much more like that around the
+        beat ``stride`` picks on than that around the next one (median correlations apart by
+        over :data:`ALTERNATION_GAP`); true beats, tall and short by turns or not, all have
+        one shape."""
         half = int(round(WAVE_SPAN_S * self.rate))
         k = (np.asarray(beats, dtype=np.int64) - self._start) // self.step
         k = k[(k >= half) & (k + half < self._env.size)]
         if k.size < MIN_ALTERNATION_BEATS:
-            return False
+            return 1
         shapes = self._env[k[:, None] + np.arange(-half, half + 1)]
         if not np.isfinite(shapes).all():
-            return False  # a gap inside: nothing to compare
+            return 1  # a gap inside: nothing to compare
         shapes = shapes - shapes.mean(axis=1, keepdims=True)
         shapes /= np.linalg.norm(shapes, axis=1, keepdims=True) + 1e-300
-        next_one = float(np.median(np.sum(shapes[1:] * shapes[:-1], axis=1)))
-        next_but_one = float(np.median(np.sum(shapes[2:] * shapes[:-2], axis=1)))
-        return next_but_one >= ALTERNATION_LIKE and next_but_one - next_one > ALTERNATION_GAP
+        alike = [
+            float(np.median(np.sum(shapes[lag:] * shapes[:-lag], axis=1))) for lag in (1, 2, 3)
+        ]
+        for stride in (2, 3):
+            if (
+                alike[stride - 1] >= ALTERNATION_LIKE
+                and alike[stride - 1] - alike[0] > ALTERNATION_GAP
+            ):
+                return stride
+        return 1
 
     def breathing_locked(self, lo: int, hi: int, beat_period_s: float) -> bool | None:
         """True when the breathing band over [lo, hi) repeats at every multiple of the beat

@@ -25,7 +25,10 @@ never invent a value:
   or no clear rhythm); a rhythm too regular for a heart (successive intervals within
   :data:`edge.rhythm.MACHINE_RMSSD_MS`) whose breathing band holds nothing but the beat's
   own period over the last :data:`MACHINE_SPAN_S` is "not a person": the state is then
-  "poor" and neither rate is stored;
+  "poor" and neither rate is stored; picks on two or three waves of each beat by turns
+  (a ringing frame) are re-locked on one wave: the rate and HRV come from every second or
+  third pick, when they keep to their waves and the envelope repeats in full at that beat
+  (:meth:`edge.rhythm.RhythmCheck.stride`, :data:`PATTERN_SHARE`);
 - otherwise the value is None and the reason says why: "empty bed", "motion", "poor signal",
   "sensor gap" (samples missing in the epoch), "few beats" / "few breaths", "irregular"
   (under 60 % of the intervals are normal: noise peaks, not a rhythm).
@@ -66,6 +69,10 @@ MIN_BREATH_INTERVALS = 2
 NORMAL_SHARE = 0.25
 #: Fewer normal intervals than this share of all: no rhythm to read a rate from.
 MIN_NORMAL_SHARE = 0.6
+#: Picks on two or three waves of each beat keep to their waves when each interval is within
+#: this share of a beat of the one a beat on (the waves' spacing varies little; the beat
+#: intervals by the heart's variability, RMSSD 20-60 ms at rest).
+PATTERN_SHARE = 0.1
 #: Ties between states go to the first of these.
 CAUTION = ("motion", "empty", "poor", "good")
 _REASON = {"empty": "empty bed", "motion": "motion", "poor": "poor signal"}
@@ -246,30 +253,16 @@ class EpochVitals:
         gap = self._received(e0, e1) < e1 - e0
 
         good = self._counting(self._beats.index)
-        beats = int(np.count_nonzero(good & (self._beats.index >= e0) & (self._beats.index < e1)))
+        picks = int(np.count_nonzero(good & (self._beats.index >= e0) & (self._beats.index < e1)))
         hr = hrv = None
         hr_reason = _REASON.get(state)
         person = True
+        stride = 1
         if state == "good":
-            intervals = self._intervals(self._beats, good, e1 - self._hr_span, e1)
-            normal = _normal(intervals)
-            n_normal = np.count_nonzero(normal)
-            if (
-                n_normal >= MIN_INTERVALS
-                and n_normal < MIN_NORMAL_SHARE * np.isfinite(intervals).sum()
-            ):
-                hr_reason = "irregular"  # intervals scattered like noise peaks, not a rhythm
-            elif n_normal >= MIN_INTERVALS:
-                hr = 60.0 * self.fs / float(np.mean(intervals[normal]))
-                hrv = _rmssd_ms(intervals, normal, self.fs)
-                hr_reason = self._doubt(hr, e1, good)
-                if hr_reason == "rate uncertain" and gap:
-                    hr_reason = "sensor gap"  # too little signal left to confirm the rate
-                if hr_reason is not None:
-                    hr = hrv = None
-                    person = hr_reason != NOT_A_PERSON
-            else:
-                hr_reason = "sensor gap" if gap else "few beats"
+            hr, hrv, hr_reason, stride = self._heart(e1, good)
+            if hr_reason in ("rate uncertain", "few beats") and gap:
+                hr_reason = "sensor gap"  # too little signal left to find or confirm the rate
+            person = hr_reason != NOT_A_PERSON
         rr = None
         rr_reason = _REASON.get(state) if state not in RR_STATES else None
         if not person:
@@ -292,20 +285,61 @@ class EpochVitals:
             hrv_rmssd_ms=hrv,
             rr_bpm=rr,
             motion=motion,
-            beats=beats,
+            beats=round(picks / stride),  # a beat picked on two waves is one beat
             hr_reason=None if hr is not None else hr_reason,
             rr_reason=None if rr is not None else rr_reason,
         )
 
-    def _doubt(self, hr: float, e1: int, counting: np.ndarray) -> str | None:
-        """Why the picker's rate ``hr`` (bpm) of the span ending at ``e1`` cannot be stored:
-        "not a person", "rate uncertain", or None when the rhythm check confirms it.
-        ``counting``: which of the beats count (:meth:`_counting`)."""
+    def _heart(
+        self, e1: int, counting: np.ndarray
+    ) -> tuple[float | None, float | None, str | None, int]:
+        """Heart rate (bpm), HRV (ms), the reason when they are None, and the picks per beat,
+        from the beats of the span ending at ``e1``; ``counting``: which of the beats count
+        (:meth:`_counting`). Picks on two or three waves of each beat by turns
+        (:meth:`RhythmCheck.stride`) are read on one wave: intervals between every second or
+        third pick."""
+        lo = e1 - self._hr_span
+        stride = 1
+        if self.rhythm is not None:
+            idx = self._beats.index
+            stride = self.rhythm.stride(idx[counting & (idx >= lo) & (idx < e1)])
+        intervals = self._intervals(self._beats, counting, lo, e1, stride)
+        normal = _normal(intervals)
+        n_normal = np.count_nonzero(normal)
+        if n_normal < MIN_INTERVALS:
+            return None, None, "few beats", stride
+        if n_normal < MIN_NORMAL_SHARE * np.isfinite(intervals).sum():
+            # intervals scattered like noise peaks, not a rhythm
+            return None, None, "irregular", stride
+        hr = 60.0 * self.fs / float(np.mean(intervals[normal]))
+        if stride > 1 and not self._repeats(counting, lo, e1, stride, 60.0 * self.fs / hr):
+            return None, None, "rate uncertain", stride  # picks hop between the waves
+        reason = self._doubt(hr, e1, counting, stride)
+        if reason is not None:
+            return None, None, reason, stride
+        return hr, _rmssd_ms(intervals, normal, self.fs, lag=stride), None, stride
+
+    def _repeats(self, counting: np.ndarray, lo: int, hi: int, stride: int, beat: float) -> bool:
+        """True when the picks in ``[lo, hi)`` keep to their waves: each interval is within
+        :data:`PATTERN_SHARE` of a ``beat`` (samples) of the one ``stride`` picks on, for at
+        least :data:`MIN_NORMAL_SHARE` of them. A picker that hops from wave to wave gives
+        every-``stride``-th intervals that mix waves: no rate to read."""
+        single = self._intervals(self._beats, counting, lo, hi)
+        pairs = np.isfinite(single[stride:]) & np.isfinite(single[:-stride])
+        steady = np.abs(single[stride:] - single[:-stride])[pairs] <= PATTERN_SHARE * beat
+        return pairs.any() and np.count_nonzero(steady) >= MIN_NORMAL_SHARE * pairs.sum()
+
+    def _doubt(self, hr: float, e1: int, counting: np.ndarray, stride: int) -> str | None:
+        """Why the rate ``hr`` (bpm), read from every ``stride``-th pick of the span ending at
+        ``e1``, cannot be stored: "not a person", "rate uncertain", or None when the rhythm
+        check confirms it. ``counting``: which of the beats count (:meth:`_counting`)."""
         if self.rhythm is None:
             return None
         machine_lo = e1 - self._machine_span
-        intervals = self._intervals(self._beats, counting, machine_lo, e1)
-        rmssd = _rmssd_ms(intervals, _normal(intervals), self.fs, min_diffs=MIN_INTERVALS)
+        intervals = self._intervals(self._beats, counting, machine_lo, e1, stride)
+        rmssd = _rmssd_ms(
+            intervals, _normal(intervals), self.fs, min_diffs=MIN_INTERVALS, lag=stride
+        )
         if rmssd is None:
             return "rate uncertain"  # too little rhythm to tell a heart from a machine
         locked = self.rhythm.breathing_locked(machine_lo, e1, 60.0 / hr)
@@ -315,12 +349,15 @@ class EpochVitals:
             if rmssd <= max(MACHINE_RMSSD_MS, 1000.0 / self.fs):
                 return NOT_A_PERSON
             return "rate uncertain"
-        found = self.rhythm.period(e1 - self._hr_span, e1)
+        lo = e1 - self._hr_span
+        if stride > 1:  # the first period can be the waves' spacing: the beat's must win
+            beat_s = 60.0 / hr
+            if self.rhythm.prefers_period(lo, e1, beat_s, beat_s / stride):
+                return None
+            return "rate uncertain"
+        found = self.rhythm.period(lo, e1)
         if found is None or abs(hr * found[0] / 60.0 - 1.0) > AGREE_SHARE:
             return "rate uncertain"
-        idx = self._beats.index
-        if self.rhythm.alternates(idx[counting & (idx >= e1 - self._hr_span) & (idx < e1)]):
-            return "rate uncertain"  # every other pick is another wave of the same beat
         return None
 
     def _relative_motion(self, e0: int, e1: int) -> float | None:
@@ -358,15 +395,22 @@ class EpochVitals:
         return (cover > 0) & (good == cover)
 
     @staticmethod
-    def _intervals(events: _Events, counts: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        """Intervals (samples, float) between consecutive detected events, in order, for
-        those ending in ``[lo, hi)``; NaN where either event does not count or a gap lies
-        between them (so neighbours in the result are neighbours in time)."""
+    def _intervals(
+        events: _Events, counts: np.ndarray, lo: int, hi: int, stride: int = 1
+    ) -> np.ndarray:
+        """Intervals (samples, float) from each detected event to the one ``stride`` events
+        on, in order, for those ending in ``[lo, hi)``; NaN where an event from one to the
+        other does not count or a gap lies between them (so neighbours in the result are
+        neighbours in time)."""
         idx = events.index
-        ok = counts[1:] & counts[:-1] & (events.stretch[1:] == events.stretch[:-1])
-        ends = idx[1:]
+        if idx.size <= stride:
+            return np.empty(0)
+        ok = counts[stride:] & (events.stretch[stride:] == events.stretch[:-stride])
+        for k in range(stride):
+            ok &= counts[k : idx.size - stride + k]
+        ends = idx[stride:]
         span = (ends >= lo) & (ends < hi)
-        intervals = (idx[1:] - idx[:-1]).astype(np.float64)
+        intervals = (idx[stride:] - idx[:-stride]).astype(np.float64)
         intervals[~ok] = np.nan
         return intervals[span]
 
@@ -382,13 +426,20 @@ def _normal(intervals: np.ndarray) -> np.ndarray:
 
 
 def _rmssd_ms(
-    intervals: np.ndarray, normal: np.ndarray, fs: float, min_diffs: int = MIN_HRV_DIFFS
+    intervals: np.ndarray,
+    normal: np.ndarray,
+    fs: float,
+    min_diffs: int = MIN_HRV_DIFFS,
+    lag: int = 1,
 ) -> float | None:
-    """RMSSD (ms) over adjacent pairs of normal intervals: a pair touching an abnormal
+    """RMSSD (ms) over pairs of normal intervals ``lag`` apart (1: adjacent; on picks read
+    every ``lag``-th, the same wave's successive intervals): a pair touching an abnormal
     interval (an ectopic beat's pause, a missed beat, a gap) is left out; None with fewer
     than ``min_diffs`` pairs."""
-    pairs = normal[1:] & normal[:-1]
-    diffs = np.diff(intervals)[pairs] * (1000.0 / fs)
+    if intervals.size <= lag:
+        return None
+    pairs = normal[lag:] & normal[:-lag]
+    diffs = (intervals[lag:] - intervals[:-lag])[pairs] * (1000.0 / fs)
     if diffs.size < min_diffs:
         return None
     return math.sqrt(float(np.mean(diffs * diffs)))
