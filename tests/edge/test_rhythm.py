@@ -13,7 +13,7 @@ from edge.events import RangeWatch
 from edge.pipeline import OpenGate, Pipeline, Settings
 from edge.quality import QualityGate
 from edge.readers import Recording
-from edge.rhythm import RhythmCheck, acf_period
+from edge.rhythm import RhythmCheck, acf_period, acf_prefers_period
 from edge.sources.replay import ReplaySource
 from edge.store import Epoch, Store
 from edge.vitals import NOT_A_PERSON, EpochVitals
@@ -285,3 +285,18 @@ def test_a_ringing_multiwave_bed_stores_no_doubled_rate(seed: int, tmp_path: Pat
         if e.hr_bpm is not None:
             assert abs(e.hr_bpm - truth[k]) <= 0.2 * truth[k], (k, e.hr_bpm, truth[k])
     assert "hr_out_of_range" not in events
+
+
+def test_a_heart_picked_once_a_beat_is_never_halved() -> None:
+    """The re-lock's last condition: the envelope must repeat in full at the re-locked beat,
+    clearly more than at the picks' spacing. Three waves per beat: yes at the beat over half
+    of it. One wave per beat (a heart with its variability): never at two beats over one."""
+    rate = 100.0
+    rng = np.random.default_rng(3)
+    beats_s = np.cumsum(0.75 + rng.normal(0.0, 0.03, 60))
+    beats_s = beats_s[beats_s < 39]
+    waves = _waves(beats_s, (0.0, 0.18, 0.36), (0.9, 0.85, 1.0), rate, 40.0)
+    assert acf_prefers_period(waves, rate, 0.75, 0.375)
+    single = _waves(beats_s, (0.0,), (1.0,), rate, 40.0)
+    assert not acf_prefers_period(single, rate, 1.5, 0.75)
+    assert acf_prefers_period(single, rate, 0.75, 0.375)  # no peak at half a beat: no rival
