@@ -164,8 +164,48 @@ def real_recordings() -> dict:
             entry["hand_good_passed"] = int(np.sum((hand == "good") & (verdicts == "good")))
             entry["hand_good"] = int(np.sum(hand == "good"))
             entry["hand_bad_passed"] = int(np.sum(known & (hand != "good") & (verdicts == "good")))
+            entry["confusion"] = confusion(hand[known], verdicts[: hand.size][known])
         out[rec.name] = entry
+    pooled = [e["confusion"] for e in out.values() if "confusion" in e]
+    out["all labelled windows"] = {
+        "confusion": {
+            truth: {state: sum(c[truth][state] for c in pooled) for state in STATES}
+            for truth in STATES
+        }
+    }
     return out
+
+
+def sensor_model_confusion(nights: int = 10) -> dict[str, dict[str, int]]:
+    """The gate's confusion on the held-out-like recordings (``edge.sim.recordings``: a
+    ringing 500 Hz bed, 12-bit counts, several waves per beat; held-out seeds, never
+    trained on): a 10 s window is ``motion`` when the person moves in any of it, else the
+    state that fills it (windows of two other states are left out)."""
+    from edge.eval.harness import SEED_SETS
+    from edge.sim.recordings import heldout_like_night
+
+    truth, predicted = [], []
+    for k in range(nights):
+        night = heldout_like_night(SEED_SETS["held-out"] + k)
+        verdicts = gate_windows(night.samples().astype(np.float64), night.fs)
+        w = int(round(WINDOW_S * night.fs))
+        for i, verdict in enumerate(verdicts):
+            inside = night.state_at(i * w, (i + 1) * w)
+            if (
+                verdict == ""
+                or (inside != inside[0]).any()
+                and STATES.index("motion") not in inside
+            ):
+                continue
+            moving = STATES.index("motion") in inside
+            truth.append("motion" if moving else STATES[int(inside[0])])
+            predicted.append(verdict)
+    return confusion(np.array(truth, dtype=object), np.array(predicted, dtype=object))
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, int]]:
+    """Counts of each (true state, predicted state) pair: ``{truth: {predicted: n}}``."""
+    return {t: {p: int(np.sum((truth == t) & (predicted == p))) for p in STATES} for t in STATES}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "classification": classification(args.held_out),
         "heart_rate": heart_rate_gain(args.nights),
         "real": real_recordings(),
+        "heldout_like_confusion": sensor_model_confusion(),
     }
     print(json.dumps(figures, indent=1))
     if args.json:

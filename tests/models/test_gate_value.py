@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.evaluate import heart_rate_gain, real_recordings
+from models.evaluate import heart_rate_gain, real_recordings, sensor_model_confusion
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +49,22 @@ def test_real_recordings_agree_with_the_hand_labels() -> None:
     for name in ("aydin imp_env", "aydin bcg"):
         # Volts as recorded or counts at the unit's gain: the same verdicts (no absolute level).
         assert real[name + " (volts, as recorded)"]["states"] == real[name]["states"]
+
+
+def test_the_confusion_on_real_data() -> None:
+    """Every hand-labelled window of the real recordings: no movement passed as good, and
+    the good windows kept (docs/model.md shows the matrix)."""
+    matrix = real_recordings()["all labelled windows"]["confusion"]
+    good = matrix["good"]
+    assert sum(good.values()) >= 100
+    assert good["good"] >= 0.95 * sum(good.values())
+    assert matrix["motion"]["motion"] >= 5 and matrix["motion"]["good"] == 0
+
+
+def test_the_confusion_on_a_sensor_never_trained_on() -> None:
+    """The held-out-like recordings (a ringing bed, 12-bit counts, several waves per beat):
+    still windows pass, movements do not, nearly always."""
+    matrix = sensor_model_confusion(nights=4)
+    good, motion = matrix["good"], matrix["motion"]
+    assert good["good"] >= 0.95 * sum(good.values())
+    assert motion["motion"] >= 0.8 * sum(motion.values()) and sum(motion.values()) >= 8
