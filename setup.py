@@ -42,7 +42,7 @@ setup(
         # The sensor link (edge/sources/serial.py, frames.py).
         "pyserial>=3.5",
         "cobs>=1.2",
-        # The maintenance link and bedside-host (edge/link, edge/agent.py, host_tools):
+        # The maintenance link and bedside-host (edge/link, edge/maint, host_tools):
         # Ed25519 keys, the command line, progress bars.
         "cryptography>=42",
         "click>=8.1",

@@ -86,7 +86,13 @@ class JPeakDetector:
 
     def process(self, y: Any) -> np.ndarray:
         """Feed band-passed samples; return the beats (int64 sample indices) now final."""
-        y = samples_for_c(y, "y")
+        return self._process_checked(samples_for_c(y, "y"))
+
+    def _process_checked(self, y: np.ndarray) -> np.ndarray:
+        """:meth:`process` without its Python-side checks, for a caller that has checked the
+        chunk once already: ``y`` must be a 1-D, C-contiguous, aligned float64 array. The C
+        core still refuses samples that are not finite or beyond +-1e15 (raising as
+        :meth:`process` does)."""
         out = self._buffer(y.size)
         status = lib.bcg_jpeak_process(
             self._state, ffi.from_buffer("double[]", y), y.size, out, len(out), self._n_out

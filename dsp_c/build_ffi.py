@@ -35,15 +35,15 @@ EXTRA_COMPILE_ARGS = ["-O2", "-std=c99", "-ffp-contract=off"]
 # Binding-only helpers: the header's structs are opaque to cffi (see module docstring), so
 # the few fields Python reads are copied out by these accessors. Not part of the C API.
 BINDING_CDEF = """
-void bcg_ffi_sos_get_state(const bcg_sos_filter *f, double *zi);
+void bcg_ffi_sos_get_state(const bcg_sos_filter *st, double *zi);
 """
 BINDING_SOURCE = """
-static void bcg_ffi_sos_get_state(const bcg_sos_filter *f, double *zi)
+static void bcg_ffi_sos_get_state(const bcg_sos_filter *st, double *zi)
 {
     int s;
-    for (s = 0; s < f->n_sections; s++) {
-        zi[2 * s] = f->zi[s][0];
-        zi[2 * s + 1] = f->zi[s][1];
+    for (s = 0; s < st->n_sections; s++) {
+        zi[2 * s] = st->zi[s][0];
+        zi[2 * s + 1] = st->zi[s][1];
     }
 }
 """

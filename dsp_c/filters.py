@@ -237,12 +237,22 @@ class SosFilter:
                 and np.may_share_memory(out, samples)
             ):
                 samples = samples.copy()
-        if n:
+        return self._filter_into(samples, out)
+
+    def _process_checked(self, samples: np.ndarray) -> np.ndarray:
+        """:meth:`process` without its Python-side checks, for a caller that has checked the
+        chunk once already (the pipeline's intake): ``samples`` must be a 1-D, C-contiguous,
+        aligned float64 array of finite samples within +-MAX_ABS_SAMPLE. The C core still
+        guards the state (a bad sample raises as in :meth:`process`). Returns a new array."""
+        return self._filter_into(samples, np.empty(samples.size))
+
+    def _filter_into(self, samples: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if samples.size:
             status = lib.bcg_sos_process(
                 self._filter,
                 ffi.from_buffer("double[]", samples),
                 ffi.from_buffer("double[]", out),
-                n,
+                samples.size,
             )
             if status:
                 check_samples(status, samples, "x")

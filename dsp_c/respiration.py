@@ -106,7 +106,13 @@ class RespirationExtractor:
             TypeError / ValueError: naming ``x`` when it is not a 1-D real array or holds a
                 NaN, an infinity or a sample beyond +-1e15 (nothing is consumed then).
         """
-        samples = as_samples(x, "x")
+        return self._process_checked(as_samples(x, "x"))
+
+    def _process_checked(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`process` without its Python-side checks, for a caller that has checked the
+        chunk once already: ``samples`` must be a 1-D, C-contiguous, aligned float64 array.
+        The C core still refuses samples that are not finite or beyond +-1e15 (raising as
+        :meth:`process` does)."""
         cap = lib.bcg_resp_max_out(self._state, samples.size)
         resp = np.empty(cap, dtype=np.float64)
         breaths = np.empty(cap, dtype=np.int64)

@@ -18,12 +18,12 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from .config import BAD_OPTION, Config, find_config, load_config, parse_duration, parse_speed
 from .errors import BedsideError, fail
+from .version import software_version
 
 if TYPE_CHECKING:  # imported when a run starts, so `bedside --help` stays quick
     from .pipeline import Pipeline, Settings
@@ -89,21 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--db", required=True, help="the vitals store")
     report.add_argument("--out", required=True, help="output: .html or .png")
     report.add_argument("--session", type=int, help="session id (default the last one)")
-    from . import agent  # the maintenance agent (issue 7): `bedside agent`
+    from .maint import agent  # the maintenance agent (issue 7): `bedside agent`
 
     agent.add_parser(commands)
-    from . import boot  # the A/B boot manager (issue 7): `bedside boot`
+    from .maint import boot  # the A/B boot manager (issue 7): `bedside boot`
 
     boot.add_parser(commands)
     return parser
-
-
-def software_version() -> str:
-    """The installed package's version ("unknown" when run from a bare source tree)."""
-    try:
-        return metadata.version("bedside-bcg")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # --- bedside run -----------------------------------------------------------------------
@@ -353,11 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "agent":
-            from .agent import run_command
+            from .maint.agent import run_command
 
             return run_command(args)
         if args.command == "boot":
-            from .boot import run_command as boot_command
+            from .maint.boot import run_command as boot_command
 
             return boot_command(args)
         return {"run": _run, "report": _report}[args.command](args)

@@ -6,7 +6,7 @@ like a nurse's notes: "in bed 22:41", "HR 38 bpm, below 40", "out of bed 03:12".
 
 from __future__ import annotations
 
-from .store import Epoch, Event
+from .records import Epoch, Event
 
 __all__ = ["BedPresence", "RangeWatch"]
 

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import fail
+from .records import EPOCH_SCHEMA, EVENT_SCHEMA
 
 __all__ = [
     "EPOCH_COLUMNS",
@@ -44,28 +45,9 @@ FORMAT_VERSION = 1
 MAX_PAGE_BYTES = 64 * 2**20
 
 #: (name, kind) of each column, in row order. Kinds: "int", "real" (nullable), "text" (nullable).
-EPOCH_COLUMNS = (
-    ("id", "int"),
-    ("session_id", "int"),
-    ("t_utc", "real"),
-    ("duration_s", "real"),
-    ("state", "text"),
-    ("quality", "real"),
-    ("hr_bpm", "real"),
-    ("hrv_rmssd_ms", "real"),
-    ("rr_bpm", "real"),
-    ("motion", "real"),
-    ("beats", "int"),
-    ("hr_reason", "text"),
-    ("rr_reason", "text"),
-)
-EVENT_COLUMNS = (
-    ("id", "int"),
-    ("session_id", "int"),
-    ("t_utc", "real"),
-    ("kind", "text"),
-    ("detail", "text"),
-)
+#: Epochs and events: the store's id and session_id, then the record's fields (edge.records).
+EPOCH_COLUMNS = (("id", "int"), ("session_id", "int"), *((f.name, f.kind) for f in EPOCH_SCHEMA))
+EVENT_COLUMNS = EPOCH_COLUMNS[:2] + tuple((f.name, f.kind) for f in EVENT_SCHEMA)
 #: ``clean``: 1.0, 0.0, or NULL while open; ``n_epochs``/``n_events``: rows on the unit now.
 SESSION_COLUMNS = (
     ("id", "int"),

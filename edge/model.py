@@ -25,12 +25,15 @@ from typing import Any
 import numpy as np
 
 from edge.errors import fail
-from models.tflite_file import verify
+from edge.tflite_file import verify
 
-__all__ = ["DEFAULT_MODEL", "QualityModel", "load_interpreter_class"]
+__all__ = ["DEFAULT_MODEL", "MODELS_DIR", "QualityModel", "load_interpreter_class"]
 
+#: The packaged model files: the ``models`` package's folder beside ``edge`` (in the source
+#: tree, an installed package, a slot), found without importing ``models``.
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: The packaged model (models/bcg_quality.tflite).
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "bcg_quality.tflite"
+DEFAULT_MODEL = MODELS_DIR / "bcg_quality.tflite"
 _SUPPORTED = (np.float32, np.int8)
 
 

@@ -3,8 +3,10 @@
     pipeline = Pipeline(source, store, gate=QualityGate(source.fs), settings=Settings())
     result = pipeline.run(should_stop=lambda: stopping)   # until the source ends or a stop
 
-Per chunk of samples: the beat band-pass and J-peak detector, the respiration extractor and
-the motion meter of :mod:`dsp_c` (all streaming and chunk-proof), and the quality gate;
+Per chunk of samples, checked once as it comes in: the beat band-pass and J-peak detector,
+the respiration extractor and the motion meter of :mod:`dsp_c` (all streaming and
+chunk-proof), and the quality gate (which takes the beat band from here, the same band-pass
+as its own, rather than filtering the chunk again);
 :class:`edge.vitals.EpochVitals` turns their outputs into epochs,
 :mod:`edge.events` into events, and the store commits them in batches (every
 ``commit_epochs`` epochs or ``commit_s`` seconds of wall time, whichever comes first).
@@ -26,13 +28,15 @@ from datetime import datetime, timedelta
 import numpy as np
 
 import dsp_c
+from dsp_c._checks import samples_error, samples_for_c
 from dsp_c.beats import beat_filter
 
 from .errors import BedsideError
 from .events import BedPresence, RangeWatch
-from .quality import HOP_S, WINDOW_S, Judgement
+from .quality import HOP_S, WINDOW_S, Judgement, QualityGate, SharedBeatBand
+from .records import Epoch, Event
 from .sources.base import Chunk, Source
-from .store import Epoch, Event, Store
+from .store import Store
 from .vitals import EpochVitals
 
 __all__ = ["OpenGate", "Pipeline", "RunResult", "Settings", "Status", "next_local_time"]
@@ -143,6 +147,19 @@ class OpenGate:
             out.append(Judgement(self._next_window, stop, "good", 1.0, (0.0, 0.0, 0.0, 1.0)))
             self._next_window += self._hop
         return out
+
+
+def _checked(x: np.ndarray) -> np.ndarray:
+    """A chunk's one check in the pipeline: ``x`` as a 1-D, C-contiguous, aligned float64
+    array whose samples are finite and within +-1e15, else the ``DspValueError`` (E108)
+    that the DSP objects raise for it (naming ``x`` and the first bad sample). The DSP
+    objects downstream are then fed through their entries for checked chunks (the C core
+    keeps its own guard)."""
+    samples = samples_for_c(x, "x")
+    error = samples_error(samples, "x")
+    if error is not None:
+        raise error
+    return samples
 
 
 class _Stretch:
@@ -324,7 +341,8 @@ class Pipeline:
             # Already failing: close the session (unclean) with what was committed.
         # Stream time: a replay or a simulation at max speed ends long after (or before)
         # the wall clock; the session's end must not precede its start.
-        end = self._utc(self._next_index) if self._anchors else time.time()
+        started = self._anchors and self._next_index is not None  # a first chunk went in
+        end = self._utc(self._next_index) if started else time.time()
         self._add_event(Event(end, "shutdown", result.reason))
         self.store.close_session(clean=clean, t_utc=max(end, time.time()))
         self.status.committed = self.status.epochs
@@ -339,19 +357,27 @@ class Pipeline:
         x = np.asarray(chunk.samples, dtype=np.float64)
         if self._next_index is None or chunk.start_index != self._next_index:
             self._new_stretch(chunk, float(x[0]))
+        # The chunk's one check (after the stretch start, whose priming refuses a bad first
+        # sample as "steady_input"): the DSP calls below do not repeat it.
+        x = _checked(x)
         s = self._stretch
         self.vitals.add_samples(chunk.start_index, chunk.stop_index)
-        band = s.band.process(x)
-        self.vitals.add_signal(chunk.start_index, band, x)
-        self.vitals.add_beats(s.detector.process(band) + s.origin)
-        _, breaths = s.respiration.process(x)
+        band = s.band._process_checked(x)
+        self.vitals.add_signal(chunk.start_index, band, x, checked=True)
+        self.vitals.add_beats(s.detector._process_checked(band) + s.origin)
+        _, breaths = s.respiration._process_checked(x)
         self.vitals.add_breaths(breaths + s.origin)
-        energy, _ = s.motion.process(x)
+        energy, _ = s.motion._process_checked(x)
         if energy.size:
             k = s.motion_windows + np.arange(energy.size)
             self.vitals.add_motion(s.origin + k * s.motion.window_len, energy)
             s.motion_windows += energy.size
-        for j in self.gate.process(x, start_index=chunk.start_index):
+        if type(self.gate).process is QualityGate.process:  # the real gate: share the band
+            shared = SharedBeatBand(band, s.band, s.origin)
+            judgements = self.gate._process_checked(x, chunk.start_index, shared)
+        else:
+            judgements = self.gate.process(x, start_index=chunk.start_index)
+        for j in judgements:
             self.vitals.add_judgement(j.start_index, j.stop_index, j.state, j.quality)
             event = self._bed.update(j.state, self._utc(j.start_index))
             if event is not None:

@@ -40,13 +40,14 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 import dsp_c
 from dsp_c._checks import as_samples
 from edge.errors import fail
+from edge.records import STATES  # the model's classes, in its output order
 
 __all__ = [
     "FEATURE_NAMES",
@@ -65,7 +66,6 @@ __all__ = [
 
 WINDOW_S = 10.0  #: a judgement covers the last 10 s
 HOP_S = 5.0  #: one judgement every 5 s
-STATES = ("empty", "motion", "poor", "good")  #: the model's classes, in its output order
 FS_RANGE = (50.0, 1000.0)  #: sampling rates the features are made for (samples/s)
 
 FEATURE_NAMES = (
@@ -295,6 +295,23 @@ def _checked_samples(samples: Any) -> np.ndarray:
         )
 
 
+class SharedBeatBand(NamedTuple):
+    """A chunk's beat band computed by the caller, so that the gate does not filter the chunk
+    again (the pipeline runs the J-peak detector's band-pass, the gate's beat band, anyway).
+
+    The gate uses it for a whole stretch when, at the stretch's first chunk, ``origin`` is
+    that chunk's start and ``filter`` has the gate's beat band design; otherwise it filters
+    the chunk itself. The caller primes ``filter`` with ``reset(steady_input=...)`` of the
+    sample at ``origin``, as the gate primes its own, and passes every later chunk of the
+    stretch through it. A chunk fed without it continues through ``filter``, so the stream
+    gives the same features either way.
+    """
+
+    samples: np.ndarray  #: the chunk through ``filter``
+    filter: dsp_c.SosFilter  #: the beat band-pass that made it, kept by the caller
+    origin: int  #: stream index of the sample ``filter`` was primed with (its stretch's first)
+
+
 class WindowFeatures:
     """Streaming feature extractor: raw ADC counts in, one feature vector per window out.
 
@@ -336,6 +353,7 @@ class WindowFeatures:
         self._buffer_start = self._origin
         self._next_window = self._origin  # start of the next window to report
         self._primed = False
+        self._beat_filter = self._filters[0]  # this stretch's: our own or a SharedBeatBand's
 
     @property
     def next_index(self) -> int:
@@ -349,14 +367,22 @@ class WindowFeatures:
             BedsideError: E226 when the chunk is not a 1-D array of finite real numbers
                 (nothing is consumed then).
         """
-        x = _checked_samples(samples)
+        return self._process_checked(_checked_samples(samples))
+
+    def _process_checked(
+        self, x: np.ndarray, shared: SharedBeatBand | None = None
+    ) -> list[tuple[int, int, np.ndarray]]:
+        """:meth:`process` for a chunk checked already (a 1-D, C-contiguous float64 array of
+        finite samples), with the caller's beat band of it when it has one."""
         if x.size == 0:
             return []
-        if not self._primed:  # start in the steady state of the ADC offset: no start-up ring
-            for f in self._filters:
-                f.reset(steady_input=float(x[0]))
-            self._primed = True
-        bands = [x] + [f.process(x) for f in self._filters]
+        if not self._primed:
+            self._start_stretch(float(x[0]), shared)
+        if shared is not None and shared.filter is self._beat_filter:
+            beat_band = shared.samples
+        else:
+            beat_band = self._beat_filter._process_checked(x)
+        bands = [x, beat_band] + [f._process_checked(x) for f in self._filters[1:]]
         self._buffer = np.concatenate([self._buffer, np.stack(bands)], axis=1)
         self._next += x.size
         out = []
@@ -373,6 +399,23 @@ class WindowFeatures:
             self._buffer = self._buffer[:, drop:]
             self._buffer_start += drop
         return out
+
+    def _start_stretch(self, first_sample: float, shared: SharedBeatBand | None) -> None:
+        """Prime the band-passes in the steady state of the ADC offset (no start-up ring).
+        The beat band-pass is the caller's when it is the same design, primed at this same
+        first sample (see :class:`SharedBeatBand`); ours otherwise."""
+        own = self._filters
+        if (
+            shared is not None
+            and shared.origin == self._origin
+            and np.array_equal(shared.filter.sos, own[0].sos)
+        ):
+            self._beat_filter, own = shared.filter, own[1:]
+        else:
+            self._beat_filter = own[0]
+        for f in own:
+            f.reset(steady_input=first_sample)
+        self._primed = True
 
 
 @dataclass(frozen=True)
@@ -424,6 +467,14 @@ class QualityGate:
                 E226 when the samples are not finite real numbers; nothing is consumed then.
         """
         x = _checked_samples(samples)  # before anything changes: a refused chunk loses nothing
+        return self._process_checked(x, start_index)
+
+    def _process_checked(
+        self, x: np.ndarray, start_index: int | None = None, shared: SharedBeatBand | None = None
+    ) -> list[Judgement]:
+        """:meth:`process` for a chunk checked already (the pipeline's intake: a 1-D,
+        C-contiguous float64 array of finite samples), with the caller's beat band of it
+        when it has one (:class:`SharedBeatBand`)."""
         expected = self._features.next_index
         if start_index is not None and int(start_index) != expected:
             if int(start_index) < expected:
@@ -435,7 +486,7 @@ class QualityGate:
                 )
             self._features.restart(int(start_index))
         out = []
-        for start, stop, features in self._features.process(x):
+        for start, stop, features in self._features._process_checked(x, shared):
             probs = self._model.predict(features)
             out.append(
                 Judgement(

@@ -25,8 +25,9 @@ import numpy as np
 
 from . import svg_chart as svg
 from .errors import fail
-from .slots import atomic_write
-from .store import STATES, Epoch, Event, SessionInfo, Store
+from .files import atomic_write
+from .records import STATES, Epoch, Event
+from .store import SessionInfo, Store
 from .summary import NightSummary, pick_session, summarize
 
 __all__ = ["render_html", "write_report"]

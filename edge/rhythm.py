@@ -158,16 +158,19 @@ class RhythmCheck:
         self._next: int | None = None  # stream index of the next raw sample expected
         self._carry = np.empty((2, 0))  # samples not yet making a whole block
 
-    def add(self, start_index: int, beat_band: np.ndarray, raw: np.ndarray) -> None:
+    def add(
+        self, start_index: int, beat_band: np.ndarray, raw: np.ndarray, *, checked: bool = False
+    ) -> None:
         """The next chunk: its beat band (the detector's input) and its raw samples, from
-        stream index ``start_index``. A jump in the index is a gap: it reads as no signal."""
+        stream index ``start_index``. A jump in the index is a gap: it reads as no signal.
+        ``checked=True``: ``raw`` was checked already (the pipeline's intake: a 1-D,
+        C-contiguous float64 array of finite samples), so it is not checked again."""
         if self._next is None or start_index != self._next:
             self._new_stretch(start_index, float(raw[0]))
         self._next = start_index + raw.size
-        both = np.concatenate(
-            [self._carry, np.stack([np.abs(beat_band), self._breath_filter.process(raw)])],
-            axis=1,
-        )
+        f = self._breath_filter
+        breath = f._process_checked(raw) if checked else f.process(raw)
+        both = np.concatenate([self._carry, np.stack([np.abs(beat_band), breath])], axis=1)
         whole = both.shape[1] // self.step * self.step
         blocks = both[:, :whole].reshape(2, -1, self.step).mean(axis=2)
         self._carry = both[:, whole:]

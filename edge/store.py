@@ -29,50 +29,36 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from .errors import BedsideError, fail
+from .records import (
+    EPOCH_FIELDS,
+    EPOCH_SCHEMA,
+    EVENT_FIELDS,
+    EVENT_SCHEMA,
+    MAX_EPOCH_S,
+    Epoch,
+    Event,
+    Field,
+    sql_columns,
+)
 
 __all__ = [
     "STORE_NAME",
     "DEFAULT_MAX_BYTES",
-    "EPOCH_FIELDS",
-    "EVENT_KINDS",
     "MIN_MAX_BYTES",
-    "STATES",
-    "Epoch",
-    "Event",
     "SessionInfo",
     "Store",
 ]
 
-#: Bed states of an epoch, in the order of ``edge.sim.State`` (and ``edge.quality.STATES``).
-STATES = ("empty", "motion", "poor", "good")
-#: What an event can be.
-EVENT_KINDS = (
-    "bed_entry",
-    "bed_exit",
-    "hr_out_of_range",
-    "rr_out_of_range",
-    "sensor_gap",
-    "sensor_disconnect",
-    "sensor_reconnect",
-    "sensor_error",
-    "restart",
-    "shutdown",
-    "update",
-    "rollback",
-    "store_recovered",
-)
 #: The store's file name in the unit's state folder (`bedside run`, the agent, the boot manager).
 STORE_NAME = "vitals.db"
 DEFAULT_MAX_BYTES = 256 * 2**20
 #: The smallest size bound accepted: a few nights of 30 s epochs.
 MIN_MAX_BYTES = 2**20
-#: Epoch lengths accepted (s); the last epoch of a session may be shorter than the rest.
-MAX_EPOCH_S = 300.0
 
 _APPLICATION_ID = 0x42434756  # "BCGV": tells our file from another application's SQLite file
 _SCHEMA_VERSION = 1
@@ -81,7 +67,13 @@ _READ_PAGE = 4096  # rows per query when iterating, so no read transaction stays
 _PRUNE_HIGH, _PRUNE_LOW = 0.95, 0.92  # prune when used pages pass HIGH x budget, down to LOW
 _WAL_MAX_BYTES = 4 * 2**20
 
-_SCHEMA = """
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+# The epochs' and events' columns after id and session_id are their records' fields.
+_SCHEMA = f"""
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
@@ -95,80 +87,24 @@ CREATE TABLE sessions (
 CREATE TABLE epochs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id INTEGER NOT NULL,
-    t_utc REAL NOT NULL,
-    duration_s REAL NOT NULL,
-    state TEXT NOT NULL,
-    quality REAL NOT NULL,
-    hr_bpm REAL,
-    hrv_rmssd_ms REAL,
-    rr_bpm REAL,
-    motion REAL,
-    beats INTEGER NOT NULL,
-    hr_reason TEXT,
-    rr_reason TEXT
+{sql_columns(EPOCH_SCHEMA)}
 );
 CREATE INDEX epochs_by_session ON epochs(session_id);
 CREATE TABLE events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id INTEGER,       -- NULL between sessions, then the next session adopts it
-    t_utc REAL NOT NULL,
-    kind TEXT NOT NULL,
-    detail TEXT NOT NULL
+{sql_columns(EVENT_SCHEMA)}
 );
 CREATE INDEX events_by_session ON events(session_id);
 """
-
-
-@dataclass(frozen=True)
-class Epoch:
-    """One epoch of vitals. ``None`` means no trustworthy value; the reason says why.
-
-    Attributes:
-        t_utc: start of the epoch, Unix seconds UTC.
-        duration_s: its length (s), 0 < d <= 300 (default epochs are 30 s).
-        state: ``"empty"``, ``"motion"``, ``"poor"`` or ``"good"`` (:data:`STATES`).
-        quality: 0..1, mean probability of "good" over the epoch's gate windows.
-        hr_bpm, hrv_rmssd_ms, rr_bpm: heart rate, HRV (RMSSD) and breaths per minute.
-        motion: motion energy (``dsp_c.MotionMeter`` units), ``None`` without samples.
-        beats: heartbeats detected in the epoch.
-        hr_reason: why ``hr_bpm``/``hrv_rmssd_ms`` are None ("empty bed", "motion", ...).
-        rr_reason: why ``rr_bpm`` is None.
-    """
-
-    t_utc: float
-    duration_s: float
-    state: str
-    quality: float
-    hr_bpm: float | None
-    hrv_rmssd_ms: float | None
-    rr_bpm: float | None
-    motion: float | None
-    beats: int
-    hr_reason: str | None
-    rr_reason: str | None
-
-    @property
-    def in_bed(self) -> bool:
-        """Someone is in bed (any state but ``"empty"``)."""
-        return self.state != "empty"
-
-    def values(self) -> tuple:
-        """The fields in declaration order: the order of the store's epoch columns."""
-        return tuple(getattr(self, name) for name in EPOCH_FIELDS)
-
-
-#: The epoch fields, in the order of the store's ``epochs`` columns after id and session.
-EPOCH_FIELDS = tuple(f.name for f in fields(Epoch))
 _EPOCH_COLUMNS = ", ".join(EPOCH_FIELDS)
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something that happened at ``t_utc`` (Unix s UTC): ``kind`` from :data:`EVENT_KINDS`."""
-
-    t_utc: float
-    kind: str
-    detail: str = ""
+_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+_INSERT_EPOCH = (
+    f"INSERT INTO epochs (session_id, {_EPOCH_COLUMNS}) VALUES ({_marks(1 + len(EPOCH_FIELDS))})"
+)
+_INSERT_EVENT = (
+    f"INSERT INTO events (session_id, {_EVENT_COLUMNS}) VALUES ({_marks(1 + len(EVENT_FIELDS))})"
+)
 
 
 @dataclass(frozen=True)
@@ -234,7 +170,8 @@ class Store:
             self._conn = self._open_writer()
             if problem is not None:
                 detail = f"{problem}; moved aside to {self.recovered_to.name}, new store started"
-                self._events.append((None, time.time(), "store_recovered", detail))
+                recovered = Event(time.time(), "store_recovered", detail)
+                self._events.append((None, *_record_row("event", Event, EVENT_SCHEMA, recovered)))
                 self.commit()
         except BaseException:
             self._release()
@@ -283,10 +220,8 @@ class Store:
             sid = int(cur.lastrowid)
             conn.execute("UPDATE events SET session_id = ? WHERE session_id IS NULL", (sid,))
             if restart is not None:
-                conn.execute(
-                    "INSERT INTO events (session_id, t_utc, kind, detail) VALUES (?, ?, ?, ?)",
-                    (sid, t_utc, "restart", restart),
-                )
+                row = _record_row("event", Event, EVENT_SCHEMA, Event(t_utc, "restart", restart))
+                conn.execute(_INSERT_EVENT, (sid, *row))
         self._session_id = sid
         return sid
 
@@ -302,18 +237,14 @@ class Store:
         not finite, a missing value without a reason), E266 without an open session.
         """
         self._writer()
-        self._epochs.append((self._open_session(), *_epoch_row(epoch)))
+        row = _record_row("epoch", Epoch, EPOCH_SCHEMA, epoch)
+        self._epochs.append((self._open_session(), *row))
 
     def add_event(self, event: Event) -> None:
         """Buffer an event of the open session (or, between sessions, of the next one)."""
         self._writer()
-        if not isinstance(event, Event):
-            fail("E265", f"expected an Event, got {type(event).__name__}", "pass an Event")
-        if event.kind not in EVENT_KINDS:
-            fail("E265", f"event kind {event.kind!r} is unknown", f"use one of {EVENT_KINDS}")
-        self._events.append(
-            (self._session_id, _time("t_utc", event.t_utc), event.kind, str(event.detail))
-        )
+        row = _record_row("event", Event, EVENT_SCHEMA, event)
+        self._events.append((self._session_id, *row))
 
     @property
     def pending(self) -> int:
@@ -335,15 +266,8 @@ class Store:
                 with _transaction(conn, self.path):
                     before = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'epochs'")
                     last_committed = (before.fetchone() or (0,))[0]
-                    conn.executemany(
-                        f"INSERT INTO epochs (session_id, {_EPOCH_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        self._epochs,
-                    )
-                    conn.executemany(
-                        "INSERT INTO events (session_id, t_utc, kind, detail) VALUES (?, ?, ?, ?)",
-                        self._events,
-                    )
+                    conn.executemany(_INSERT_EPOCH, self._epochs)
+                    conn.executemany(_INSERT_EVENT, self._events)
                     pruned = self._used_pages() > _PRUNE_HIGH * self._budget_pages
                     if pruned:
                         self._prune(int(_PRUNE_LOW * self._budget_pages), last_committed)
@@ -435,7 +359,7 @@ class Store:
         self, *, session_id: int | None = None, since_id: int = 0
     ) -> Iterator[tuple[int, Event]]:
         """``(id, Event)`` of committed events with ``id > since_id``, in id order."""
-        for row in self._rows("events", "t_utc, kind, detail", session_id, since_id):
+        for row in self._rows("events", _EVENT_COLUMNS, session_id, since_id):
             yield row[0], Event(*row[1:])
 
     def integrity_check(self) -> str:
@@ -761,37 +685,51 @@ def _move_aside(path: Path) -> Path:
     return aside
 
 
-def _epoch_row(epoch: Epoch) -> tuple:
-    if not isinstance(epoch, Epoch):
-        fail("E265", f"expected an Epoch, got {type(epoch).__name__}", "pass an Epoch")
-    if epoch.state not in STATES:
-        fail("E265", f"epoch state {epoch.state!r} is unknown", f"use one of {STATES}")
-    duration = _positive("duration_s", epoch.duration_s)
-    if duration > MAX_EPOCH_S:
-        fail("E265", f"epoch duration_s {duration:g} s is above 300 s", "use shorter epochs")
-    quality = _number("quality", epoch.quality)
-    if not 0.0 <= quality <= 1.0:
-        fail("E265", f"epoch quality {quality:g} is outside 0..1", "pass a probability")
-    values = []
-    for name in ("hr_bpm", "hrv_rmssd_ms", "rr_bpm", "motion"):
-        value = getattr(epoch, name)
-        values.append(None if value is None else _number(name, value))
-    for name, reason in (("hr_bpm", epoch.hr_reason), ("rr_bpm", epoch.rr_reason)):
-        if getattr(epoch, name) is None and not reason:
-            fail("E265", f"epoch {name} is None without a reason", f"set {name[:2]}_reason")
-    beats = epoch.beats
-    if isinstance(beats, bool) or not isinstance(beats, int) or beats < 0:
-        fail("E265", f"epoch beats must be a whole number >= 0, got {beats!r}", "count beats")
-    return (
-        _time("t_utc", epoch.t_utc),
-        duration,
-        epoch.state,
-        quality,
-        *values,
-        int(beats),
-        None if epoch.hr_reason is None else str(epoch.hr_reason),
-        None if epoch.rr_reason is None else str(epoch.rr_reason),
-    )
+def _record_row(what: str, record_type: type, schema: tuple[Field, ...], record) -> tuple:
+    """The values of ``record`` (an Epoch or Event) as the store writes them, in column order,
+    each checked as its field asks (:mod:`edge.records`); E265 for one that breaks the contract."""
+    name = record_type.__name__
+    if not isinstance(record, record_type):
+        fail("E265", f"expected an {name}, got {type(record).__name__}", f"pass an {name}")
+    row = tuple(_field_value(what, f, getattr(record, f.name)) for f in schema)
+    for f, value in zip(schema, row, strict=True):
+        if f.reason is not None and value is None and not getattr(record, f.reason):
+            fail("E265", f"{what} {f.name} is None without a reason", f"set {f.reason}")
+    return row
+
+
+def _field_value(what: str, f: Field, value):
+    if value is None and f.nullable:
+        return None
+    if f.kind == "text":
+        if not f.choices:
+            return str(value)
+        if value not in f.choices:
+            fail("E265", f"{what} {f.name} {value!r} is unknown", f"use one of {f.choices}")
+        return value
+    if f.kind == "int":  # a count
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            fail(
+                "E265",
+                f"{what} {f.name} must be a whole number >= 0, got {value!r}",
+                f"count {f.name}",
+            )
+        return int(value)
+    if f.check == "time":
+        return _time(f.name, value)
+    if f.check == "duration":
+        duration = _positive(f.name, value)
+        if duration > MAX_EPOCH_S:
+            fail(
+                "E265",
+                f"{what} {f.name} {duration:g} s is above {MAX_EPOCH_S:g} s",
+                "use shorter epochs",
+            )
+        return duration
+    number = _number(f.name, value)
+    if f.check == "probability" and not 0.0 <= number <= 1.0:
+        fail("E265", f"{what} {f.name} {number:g} is outside 0..1", "pass a probability")
+    return number
 
 
 def _number(name: str, value) -> float:

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from .errors import fail
-from .store import Epoch, Event, Store
+from .records import Epoch, Event
+from .store import Store
 
 __all__ = ["NightSummary", "pick_session", "summarize", "summary_of_session"]
 

@@ -1,7 +1,7 @@
 """Per-epoch vitals from the streams of beats, breaths, motion and gate judgements.
 
 The pipeline feeds :class:`EpochVitals` what the DSP core and the quality gate produce, in
-stream sample indices; it hands back finished :class:`edge.store.Epoch` rows. The rules, which
+stream sample indices; it hands back finished :class:`edge.records.Epoch` rows. The rules, which
 never invent a value:
 
 - **state** of an epoch: the gate state covering most of it (each judged window weighted by
@@ -49,9 +49,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quality import STATES, WINDOW_S
+from .quality import WINDOW_S
+from .records import STATES, Epoch
 from .rhythm import AGREE_SHARE, MACHINE_RMSSD_MS, RhythmCheck
-from .store import Epoch
 
 __all__ = ["LAG_S", "EpochVitals"]
 
@@ -182,11 +182,14 @@ class EpochVitals:
                 [self._motion_history, np.stack([starts.astype(np.float64), energy])], axis=1
             )
 
-    def add_signal(self, start: int, beat_band: np.ndarray, raw: np.ndarray) -> None:
+    def add_signal(
+        self, start: int, beat_band: np.ndarray, raw: np.ndarray, *, checked: bool = False
+    ) -> None:
         """A chunk's beat band (the detector's input) and raw samples, from stream index
-        ``start``, for the rhythm checks."""
+        ``start``, for the rhythm checks (``checked``: as for
+        :meth:`edge.rhythm.RhythmCheck.add`)."""
         if self.rhythm is not None:
-            self.rhythm.add(start, beat_band, raw)
+            self.rhythm.add(start, beat_band, raw, checked=checked)
 
     def add_judgement(self, start: int, stop: int, state: str, quality: float) -> None:
         """A window the gate judged (in stream order)."""

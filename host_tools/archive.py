@@ -34,11 +34,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from edge.errors import BedsideError, fail
+from edge.log_pages import EPOCH_COLUMNS, EVENT_COLUMNS
+from edge.records import EPOCH_SCHEMA, EVENT_SCHEMA, sql_columns
 
 try:
     import fcntl
 
-    from edge.slots import fsync_dir  # needs fcntl too
+    from edge.files import fsync_dir  # POSIX only, like fcntl
 except ImportError:  # Windows: no flock, and a folder cannot be opened to fsync it
     fcntl = None
     fsync_dir = None
@@ -52,7 +54,9 @@ DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _APPLICATION_ID = 0x42434741  # "BCGA": tells an archive from another SQLite file
 _SCHEMA_VERSION = 1
 
-_SCHEMA = """
+# The epochs' and events' columns after the unit's id and session_id are their records'
+# fields (edge.records).
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE cursors (
     generation INTEGER NOT NULL,
@@ -80,26 +84,14 @@ CREATE TABLE epochs (
     generation INTEGER NOT NULL,
     id INTEGER NOT NULL,
     session_id INTEGER NOT NULL,
-    t_utc REAL NOT NULL,
-    duration_s REAL NOT NULL,
-    state TEXT NOT NULL,
-    quality REAL NOT NULL,
-    hr_bpm REAL,
-    hrv_rmssd_ms REAL,
-    rr_bpm REAL,
-    motion REAL,
-    beats INTEGER NOT NULL,
-    hr_reason TEXT,
-    rr_reason TEXT,
+{sql_columns(EPOCH_SCHEMA)},
     PRIMARY KEY (generation, id)
 );
 CREATE TABLE events (
     generation INTEGER NOT NULL,
     id INTEGER NOT NULL,
     session_id INTEGER NOT NULL,
-    t_utc REAL NOT NULL,
-    kind TEXT NOT NULL,
-    detail TEXT NOT NULL,
+{sql_columns(EVENT_SCHEMA)},
     PRIMARY KEY (generation, id)
 );
 CREATE TABLE log_files (
@@ -123,12 +115,13 @@ CREATE TABLE pulls (
     complete INTEGER NOT NULL DEFAULT 0
 );
 """
-EPOCH_FIELDS = (
-    "id, session_id, t_utc, duration_s, state, quality, hr_bpm, hrv_rmssd_ms, rr_bpm, motion, "
-    "beats, hr_reason, rr_reason"
-)
-EVENT_FIELDS = "id, session_id, t_utc, kind, detail"
-SESSION_FIELDS = "id, source, fs, epoch_s, software_version, started_utc, ended_utc, clean, person"
+#: The columns each table's rows are read and written with, after the generation: epochs and
+#: events as the unit's pages carry them (edge.log_pages).
+COLUMNS = {
+    "epochs": ", ".join(name for name, _ in EPOCH_COLUMNS),
+    "events": ", ".join(name for name, _ in EVENT_COLUMNS),
+    "sessions": "id, source, fs, epoch_s, software_version, started_utc, ended_utc, clean, person",
+}
 
 
 @dataclass(frozen=True)
@@ -280,9 +273,8 @@ class Archive:
     def rows(self, table: str) -> Iterator[tuple]:
         """Every row of ``table`` ("epochs", "events", "sessions") with its generation first,
         in (generation, id) order, read in slices so memory stays flat."""
-        fields = {"epochs": EPOCH_FIELDS, "events": EVENT_FIELDS, "sessions": SESSION_FIELDS}
         sql = (
-            f"SELECT generation, {fields[table]} FROM {table} "
+            f"SELECT generation, {COLUMNS[table]} FROM {table} "
             "WHERE (generation, id) > (?, ?) ORDER BY generation, id LIMIT 4096"
         )
         last = (0, 0)
@@ -341,11 +333,11 @@ class Archive:
 
     def add_epochs(self, generation: int, rows: Sequence[tuple]) -> None:
         """Store epoch rows (``EPOCH_COLUMNS`` order) and advance the cursor past them."""
-        self._add("epochs", EPOCH_FIELDS, generation, rows)
+        self._add("epochs", generation, rows)
 
     def add_events(self, generation: int, rows: Sequence[tuple]) -> None:
         """Store event rows (``EVENT_COLUMNS`` order) and advance the cursor past them."""
-        self._add("events", EVENT_FIELDS, generation, rows)
+        self._add("events", generation, rows)
 
     def add_log_chunk(self, ident: str, name: str, offset: int, data: bytes) -> None:
         """Store bytes of log file ``ident`` that start at ``offset``, the file's cursor."""
@@ -381,7 +373,7 @@ class Archive:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _add(self, table: str, fields: str, generation: int, rows: Sequence[tuple]) -> None:
+    def _add(self, table: str, generation: int, rows: Sequence[tuple]) -> None:
         if not rows:
             return
         with self._transaction() as conn:
@@ -397,9 +389,10 @@ class Archive:
                         f"of session {session_id}"
                     )
                 last_id, session_id = r[0], r[1]
-            marks = ", ".join("?" * (fields.count(",") + 2))
+            columns = COLUMNS[table]
+            marks = ", ".join("?" * (columns.count(",") + 2))
             conn.executemany(
-                f"INSERT INTO {table} (generation, {fields}) VALUES ({marks})",
+                f"INSERT INTO {table} (generation, {columns}) VALUES ({marks})",
                 [(generation, *r) for r in rows],
             )
             conn.execute(

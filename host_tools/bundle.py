@@ -6,8 +6,8 @@ Packs, from the project tree (``--root``, default the tree this package runs fro
 unit runtime ``edge`` (with the sensor firmware, ``edge/firmware``), ``dsp_c`` as source
 (the unit compiles it during the trial boot), and ``models`` (the quality model, its digest
 and golden vectors). Caches, compiled objects and tests are left out. The manifest
-(:mod:`edge.bundle`) lists every file with its SHA-256 and is signed with the release key
-(``bedside-host keys init --release``); the unit checks it against its ``release.pub``.
+(:mod:`edge.maint.bundle`) lists every file with its SHA-256 and is signed with the release
+key (``bedside-host keys init --release``); the unit checks it against its ``release.pub``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import click
 
-from edge import bundle as bundles
 from edge.errors import fail
+from edge.maint import bundle as bundles
 
 from .keys import ReleaseKey, default_keys_dir
 from .ui import emit, json_option, keys_option
@@ -57,7 +57,7 @@ class BuildResult:
 
 def default_root() -> Path:
     """The project tree this ``host_tools`` runs from."""
-    return Path(bundles.__file__).resolve().parent.parent
+    return Path(bundles.__file__).resolve().parents[2]  # edge/maint/bundle.py
 
 
 def bundle_files(root: Path) -> list[Path]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import BedsideError, fail
+from edge.records import EPOCH_SCHEMA, EVENT_SCHEMA
 
 from .archive import Archive, unit_archives
 
@@ -42,13 +43,13 @@ _KEY_BYTES = 32
 _PREFIX = {"device": "u", "person": "p"}
 _BATCH = 65536  # rows per Parquet row group and per read from the archive
 
-#: The exported tables: (column, type) in order; types "text", "int", "real", "bool".
+#: The columns every table starts with: which unit, participant and session a row is of.
+_KEYS = (("device", "text"), ("person", "text"), ("generation", "int"), ("session_id", "int"))
+#: The exported tables: (column, type) in order; types "text", "int", "real", "bool". Epochs
+#: and events: the keys, the unit's row id, then the record's fields (edge.records).
 TABLES = {
     "sessions": (
-        ("device", "text"),
-        ("person", "text"),
-        ("generation", "int"),
-        ("session_id", "int"),
+        *_KEYS,
         ("source_kind", "text"),
         ("fs", "real"),
         ("epoch_s", "real"),
@@ -57,34 +58,8 @@ TABLES = {
         ("ended_utc", "real"),
         ("clean", "bool"),
     ),
-    "epochs": (
-        ("device", "text"),
-        ("person", "text"),
-        ("generation", "int"),
-        ("session_id", "int"),
-        ("epoch_id", "int"),
-        ("t_utc", "real"),
-        ("duration_s", "real"),
-        ("state", "text"),
-        ("quality", "real"),
-        ("hr_bpm", "real"),
-        ("hrv_rmssd_ms", "real"),
-        ("rr_bpm", "real"),
-        ("motion", "real"),
-        ("beats", "int"),
-        ("hr_reason", "text"),
-        ("rr_reason", "text"),
-    ),
-    "events": (
-        ("device", "text"),
-        ("person", "text"),
-        ("generation", "int"),
-        ("session_id", "int"),
-        ("event_id", "int"),
-        ("t_utc", "real"),
-        ("kind", "text"),
-        ("detail", "text"),
-    ),
+    "epochs": (*_KEYS, ("epoch_id", "int"), *((f.name, f.kind) for f in EPOCH_SCHEMA)),
+    "events": (*_KEYS, ("event_id", "int"), *((f.name, f.kind) for f in EVENT_SCHEMA)),
 }
 
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import click
 
-from edge import bundle as bundles
 from edge.errors import BedsideError, fail
-from edge.link import Client, LinkError
+from edge.link import Client, Command, LinkError
+from edge.maint import bundle as bundles
 
 from .ui import connect, emit, json_option, keys_option, port_option, progress, trace_option
 
@@ -99,7 +99,7 @@ def flash_bundle(
                 with open_unit() as unit:
                     clients.append(unit)
                     if done is None:  # after finish, a reconnect only waits for the boot
-                        reply, _ = unit.call("flash.begin", begin, zlib.compress(raw, 9))
+                        reply, _ = unit.call(Command.FLASH_BEGIN, begin, zlib.compress(raw, 9))
                         offset = reply["offset"]
                         if bar is None:  # only once the unit accepted the bundle
                             label = f"flash {manifest.version}"
@@ -113,7 +113,7 @@ def flash_bundle(
                                 f.seek(offset)
                                 data = f.read(step)
                                 args = {"sha256": sha, "offset": offset}
-                                reply, _ = unit.call("flash.chunk", args, data)
+                                reply, _ = unit.call(Command.FLASH_CHUNK, args, data)
                                 sent += len(data)
                                 if reply["offset"] > offset:
                                     failures = 0  # progress: the reconnect budget starts again
@@ -124,7 +124,7 @@ def flash_bundle(
                                     on_chunk(offset)
                         upload_s = time.monotonic() - t_upload
                         args = {"sha256": sha, "force": force, "boot": boot}
-                        done, _ = unit.call("flash.finish", args, timeout_s=120.0)
+                        done, _ = unit.call(Command.FLASH_FINISH, args, timeout_s=120.0)
                     outcome = "trial pending"
                     if done.get("trial") is False:
                         outcome = "already confirmed"
@@ -163,7 +163,7 @@ def wait_for_trial(unit: Client, slot: str, sha: str, *, wait_s: float = TRIAL_W
     """
     deadline = time.monotonic() + wait_s
     while True:
-        state, _ = unit.call("slots.status")
+        state, _ = unit.call(Command.SLOTS_STATUS)
         info = state["slots"][slot]
         if info.get("sha256") == sha and state["confirmed"] == slot:
             return state
@@ -191,7 +191,7 @@ def wait_for_trial(unit: Client, slot: str, sha: str, *, wait_s: float = TRIAL_W
 
 def slot_info(unit: Client) -> dict[str, Any]:
     """The unit's slots (for ``status``): versions, statuses, confirmed, active."""
-    state, _ = unit.call("slots.status")
+    state, _ = unit.call(Command.SLOTS_STATUS)
     return state
 
 
@@ -220,7 +220,7 @@ def format_slots(state: dict[str, Any]) -> str:
 
 def rollback(unit: Client) -> dict[str, Any]:
     """Ask the unit to cancel its trial or go back to its previous slot."""
-    state, _ = unit.call("slots.rollback")
+    state, _ = unit.call(Command.SLOTS_ROLLBACK)
     return state
 
 

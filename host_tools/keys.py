@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.errors import fail
+from edge.files import atomic_write
 from edge.link.auth import PublicKey, raw_public, write_private_key
-from edge.slots import atomic_write
+from edge.link.codes import BAD_KEY_FILE, KEY_EXISTS, NO_KEY, UNIT_KEY_CHANGED
 
 __all__ = [
     "HostKey",
@@ -33,11 +34,6 @@ __all__ = [
     "ReleaseKey",
     "default_keys_dir",
 ]
-
-NO_KEY = "E324"
-BAD_KEY_FILE = "E325"
-KEY_EXISTS = "E327"
-UNIT_KEY_CHANGED = "E328"
 
 
 def default_keys_dir() -> Path:

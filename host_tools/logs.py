@@ -4,7 +4,7 @@
     print(result.summary())                            # "unit-0042: 1200 epochs, 3 events, ..."
     export("trial-logs/", "out/", fmt="parquet")       # pseudonymized, every unit of the archive
 
-A pull asks the unit (commands of :mod:`edge.agent_logs`) for the rows after the archive's
+A pull asks the unit (commands of :mod:`edge.maint.logs`) for the rows after the archive's
 cursors, page by page; each page is checked against the SHA-256 the unit sent with it,
 decoded, checked to follow the cursor, and written with the cursor in one transaction
 (:mod:`host_tools.archive`). A pull cut anywhere resumes at the last page written; a second
@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from edge.errors import BedsideError, fail
+from edge.link import Command
 from edge.log_pages import (
     EPOCH_COLUMNS,
     EVENT_COLUMNS,
@@ -50,6 +51,8 @@ __all__ = ["PullResult", "logs_group", "pull"]
 PAGE_ATTEMPTS = 3
 #: ``on_progress(stream, done, total)``: rows (or log bytes) copied of ``stream`` so far.
 Progress = Callable[[str, int, int], None]
+#: The command that pages each stream of rows.
+_PAGES = {"epochs": Command.LOGS_EPOCHS, "events": Command.LOGS_EVENTS}
 
 
 @dataclass
@@ -178,7 +181,7 @@ class _Puller:
         """Every session on the unit now (all of them: a handful of pages even for years)."""
         rows, since_id, more = [], 0, True
         while more:
-            reply, page = self._page("logs.sessions", SESSION_COLUMNS, {"since_id": since_id})
+            reply, page = self._page(Command.LOGS_SESSIONS, SESSION_COLUMNS, {"since_id": since_id})
             rows += page
             more = reply["more"] and bool(page)
             since_id = page[-1][0] if page else since_id
@@ -225,7 +228,7 @@ class _Puller:
             more = True
             while more:
                 args = {"session_id": session_id, "since_id": since_id}
-                reply, rows = self._page(f"logs.{stream}", columns, args)
+                reply, rows = self._page(_PAGES[stream], columns, args)
                 if rows and any(r[1] != session_id for r in rows):
                     fail("E363", f"{stream}: rows of another session came", _AGAIN)
                 add(generation, rows)
@@ -260,7 +263,7 @@ class _Puller:
     # --- log files --------------------------------------------------------------------------
 
     def _logs(self) -> None:
-        reply, _ = self.client.call("logs.files", {})
+        reply, _ = self.client.call(Command.LOGS_FILES, {})
         files = reply.get("files", [])
         total = sum(max(0, f["size"] - self.archive.log_offset(f["ident"])) for f in files)
         done = 0
@@ -285,7 +288,7 @@ class _Puller:
         """Whole lines of a log file from ``offset``: ``(bytes, next offset)``; None if gone."""
         request = {"name": name, "ident": ident, "offset": offset, "max_bytes": self.page_bytes}
         for attempt in range(PAGE_ATTEMPTS):
-            reply, blob = self.client.call("logs.read", request)
+            reply, blob = self.client.call(Command.LOGS_READ, request)
             if reply.get("gone"):
                 return None, offset
             if digest(blob) != reply.get("sha256"):

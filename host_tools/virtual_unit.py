@@ -2,9 +2,9 @@
 
 ``bedside-host sim --state DIR`` runs what a unit runs, with a state directory of its own:
 
-- the maintenance agent (:class:`edge.agent.Agent`, with every handler module installed) on a
-  local TCP socket; hosts connect with ``socket://127.0.0.1:PORT``, the same code path as a
-  cable;
+- the maintenance agent (:class:`edge.maint.agent.Agent`, with every handler module
+  installed) on a local TCP socket; hosts connect with ``socket://127.0.0.1:PORT``, the same
+  code path as a cable;
 - the unit's runtime in a child process: the boot manager (``bedside boot``) when the unit
   software has one, else ``bedside run --source sim:SEED`` writing ``DIR/vitals.db``.
 
@@ -24,8 +24,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from edge.agent import Agent
 from edge.errors import fail
+from edge.maint.agent import Agent
 from edge.store import STORE_NAME
 
 __all__ = ["VirtualUnit"]
@@ -86,7 +86,7 @@ class VirtualUnit:
         run = ["--source", source, "--speed", self.speed, "--db", str(self.state_dir / STORE_NAME)]
         run.append("--quiet")
         edge = [sys.executable, "-m", "edge"]
-        if importlib.util.find_spec("edge.boot") is not None:
+        if importlib.util.find_spec("edge.maint.boot") is not None:
             return [*edge, "boot", "--state", str(self.state_dir), "--source", source, "--", *run]
         return [*edge, "run", *run]
 

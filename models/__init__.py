@@ -6,7 +6,8 @@ benchmark's peer), ``golden.npz`` (fixed inputs and the outputs they must give),
 ``train_metrics.json`` (what the training run measured), ``MODEL_CARD.md``.
 Modules: :mod:`models.data` (labelled windows from the simulator), :mod:`models.train`
 (``make model``, needs the ``train`` extra), :mod:`models.evaluate` (the gate on the accuracy
-harness), :mod:`models.tflite_file` (what a .tflite file stores).
+harness). What a .tflite file stores is read by :mod:`edge.tflite_file` (the unit checks
+every model it loads with it).
 """
 
 from pathlib import Path

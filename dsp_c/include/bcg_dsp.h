@@ -3,10 +3,24 @@
  *
  * Conventions (after CMSIS-DSP and liquid-dsp):
  *  - every object is a state struct owned by the caller (stack, static or
- *    embedded); the library never allocates and keeps no globals;
+ *    embedded); the library never allocates and keeps no globals; the state
+ *    pointer is the first parameter of each of its functions and is named st;
  *  - bcg_<obj>_init() checks every argument once and returns a bcg_status;
  *    bcg_<obj>_process() only computes; bcg_<obj>_reset() returns the object
- *    to its state just after init;
+ *    to its state just after init (st == NULL: does nothing);
+ *  - every init, process and flush function returns a bcg_status, the first
+ *    failing check in this order: NULL pointers (st and the output counts,
+ *    which are then set to 0; then the input with n > 0 and output buffers
+ *    with a capacity > 0: a NULL buffer of capacity 0 is fine), parameters
+ *    (fs before the band edges that depend on it), output capacity
+ *    (BCG_ERR_CAPACITY), sample values (BCG_ERR_PARAM). A process or flush
+ *    call that fails consumes nothing and leaves the state unchanged;
+ *  - capacity queries (bcg_jpeak_max_beats, bcg_resp_max_out,
+ *    bcg_motion_max_windows) return SIZE_MAX for a NULL or not initialised
+ *    (zeroed) object. That is the safe answer: no buffer is that big, so a
+ *    process call on such an object fails (BCG_ERR_NULL or BCG_ERR_CAPACITY)
+ *    instead of running on a state without a design, and a caller sizing a
+ *    buffer from it fails to allocate; 0 would pass every capacity check;
  *  - samples are double, in whatever unit the caller uses (ADC counts, volts);
  *    sample indices are int64_t counted from the first sample since init/reset;
  *  - frequencies are in Hz, times in seconds, sampling rates in samples/s.
@@ -81,27 +95,27 @@ typedef struct bcg_sos_filter {
 } bcg_sos_filter;
 
 /* Copy n_sections rows of 6 coefficients; state starts at zero. */
-bcg_status bcg_sos_init(bcg_sos_filter *f, const double *sos, int n_sections);
+bcg_status bcg_sos_init(bcg_sos_filter *st, const double *sos, int n_sections);
 
 /*
  * Design a Butterworth band-pass (exactly as bcg_butter_bandpass) straight
- * into f, state zero. Errors as bcg_butter_bandpass.
+ * into st, state zero. Errors as bcg_butter_bandpass.
  */
-bcg_status bcg_sos_init_bandpass(bcg_sos_filter *f, int order, double low_hz, double high_hz,
+bcg_status bcg_sos_init_bandpass(bcg_sos_filter *st, int order, double low_hz, double high_hz,
                                  double fs);
 
-/* Zero the state (as after init). f == NULL: does nothing. */
-void bcg_sos_reset(bcg_sos_filter *f);
+/* Zero the state (as after init). st == NULL: does nothing. */
+void bcg_sos_reset(bcg_sos_filter *st);
 
 /*
  * Set the state to the steady state for a constant input x0 (as
  * scipy.signal.sosfilt_zi(sos) * x0), so a signal with a DC offset starts
  * without a step transient. Errors (the state is then unchanged):
- * BCG_ERR_NULL (f NULL), BCG_ERR_PARAM (x0 not finite or beyond +-1e15, the
+ * BCG_ERR_NULL (st NULL), BCG_ERR_PARAM (x0 not finite or beyond +-1e15, the
  * sample rule of bcg_sos_process), BCG_ERR_COEF (a section has no finite DC
  * gain, 1 + a1 + a2 == 0: a pole at z = 1, or the steady state overflows).
  */
-bcg_status bcg_sos_prime(bcg_sos_filter *f, double x0);
+bcg_status bcg_sos_prime(bcg_sos_filter *st, double x0);
 
 /*
  * Filter n samples from x into y (y may equal x, but must not overlap it
@@ -111,10 +125,10 @@ bcg_status bcg_sos_prime(bcg_sos_filter *f, double x0);
  * Samples must be finite and within +-1e15 (as for every streaming object
  * here): a NaN, infinity or larger value gives BCG_ERR_PARAM, nothing is
  * written and the state is unchanged (scipy instead lets a NaN poison the
- * state until reset). Other errors: BCG_ERR_NULL (f NULL, or x or y NULL
+ * state until reset). Other errors: BCG_ERR_NULL (st NULL, or x or y NULL
  * with n > 0). n == 0 is a no-op (x and y may then be NULL).
  */
-bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n);
+bcg_status bcg_sos_process(bcg_sos_filter *st, const double *x, double *y, size_t n);
 
 /* ---- J-peak (heartbeat) detector --------------------------------------- */
 
@@ -310,35 +324,40 @@ typedef struct bcg_jpeak {
     int64_t last_reported;  /* the last reported beat, -1: none */
 } bcg_jpeak;
 
-bcg_status bcg_jpeak_init(bcg_jpeak *d, double fs);
+bcg_status bcg_jpeak_init(bcg_jpeak *st, double fs);
 
-/* Back to the state just after init (sample index restarts at 0). */
-void bcg_jpeak_reset(bcg_jpeak *d);
+/* Back to the state just after init (sample index restarts at 0). st == NULL:
+ * does nothing. */
+void bcg_jpeak_reset(bcg_jpeak *st);
 
 /*
  * An upper bound on the beats that one call with n samples can report:
  * the size `beats` must have for bcg_jpeak_process and bcg_jpeak_flush
- * (with n = 0).
+ * (with n = 0). No overflow for any n; SIZE_MAX when st is NULL or not
+ * initialised.
  */
-size_t bcg_jpeak_max_beats(const bcg_jpeak *d, size_t n);
+size_t bcg_jpeak_max_beats(const bcg_jpeak *st, size_t n);
 
 /*
  * Feed n band-passed samples. Beats that became final are written to
  * beats[0..*n_beats) as absolute sample indices, increasing. Returns
- * BCG_ERR_CAPACITY, consuming nothing, when cap < bcg_jpeak_max_beats(d, n).
+ * BCG_ERR_CAPACITY, consuming nothing, when cap < bcg_jpeak_max_beats(st, n).
+ * Other errors: BCG_ERR_NULL (st or n_beats NULL, y NULL with n > 0, beats
+ * NULL with cap > 0), BCG_ERR_PARAM (a sample not finite or beyond +-1e15).
  */
-bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n,
+bcg_status bcg_jpeak_process(bcg_jpeak *st, const double *y, size_t n,
                              int64_t *beats, size_t cap, size_t *n_beats);
 
 /*
  * End of stream: report the beats still pending (a J-peak in the last
  * half window, a beat inside the latency bound), then reset the detector.
  * A tentative beat that its timer has not yet confirmed is dropped.
+ * Errors as bcg_jpeak_process (with n = 0); nothing is reset then.
  */
-bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_beats);
+bcg_status bcg_jpeak_flush(bcg_jpeak *st, int64_t *beats, size_t cap, size_t *n_beats);
 
 /* Current median beat interval in seconds, or 0 when not yet known. */
-double bcg_jpeak_interval(const bcg_jpeak *d);
+double bcg_jpeak_interval(const bcg_jpeak *st);
 
 /* ---- respiration ------------------------------------------------------- */
 
@@ -434,7 +453,8 @@ double bcg_resp_output_rate(const bcg_resp *st);
  * The number of output samples that one call with n input samples will
  * produce; it bounds the breaths of that call too, and is at most
  * n / M + 1 (integer division, M = floor(fs / BCG_RESP_TARGET_FS)).
- * Exact for every n (no overflow, even for n = SIZE_MAX); 0 when st is NULL.
+ * Exact for every n (no overflow, even for n = SIZE_MAX); SIZE_MAX when st
+ * is NULL or not initialised.
  */
 size_t bcg_resp_max_out(const bcg_resp *st, size_t n);
 
@@ -533,7 +553,7 @@ int64_t bcg_motion_window_len(const bcg_motion *st);
 /*
  * The number of windows that one call with n input samples will complete:
  * at most n / L + 1 (integer division). Exact for every n (no overflow, even
- * for n = SIZE_MAX); 0 when st is NULL.
+ * for n = SIZE_MAX); SIZE_MAX when st is NULL or not initialised.
  */
 size_t bcg_motion_max_windows(const bcg_motion *st, size_t n);
 

@@ -38,6 +38,6 @@ static inline int bcg_samples_valid(const double *x, size_t n)
  * bcg_sos_process without its argument checks (sos.c), for the objects that
  * run a filter on samples they have validated already (respiration, motion).
  */
-void bcg_sos_run(bcg_sos_filter *f, const double *x, double *y, size_t n);
+void bcg_sos_run(bcg_sos_filter *st, const double *x, double *y, size_t n);
 
 #endif /* BCG_INTERNAL_H */

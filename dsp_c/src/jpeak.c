@@ -72,62 +72,62 @@ typedef char window_cap_is_enough[(BCG_JPEAK_WINDOW_CAP >= 2 * BCG_JPEAK_MAX_FS 
                                       ? 1
                                       : -1];
 
-void bcg_jpeak_reset(bcg_jpeak *d)
+void bcg_jpeak_reset(bcg_jpeak *st)
 {
-    if (d == NULL)
+    if (st == NULL)
         return;
-    double fs = d->fs;
-    memset(d, 0, sizeof *d);
-    d->fs = fs;
-    d->half_window = ms_to_samples(fs, BCG_JPEAK_HALF_WINDOW_MS);
-    if (d->half_window < 1)
-        d->half_window = 1;
-    d->refractory = ms_to_samples(fs, BCG_JPEAK_REFRACTORY_MS);
-    d->learn = ms_to_samples(fs, BCG_JPEAK_LEARN_MS);
-    d->learn_max = ms_to_samples(fs, BCG_JPEAK_LEARN_MAX_MS);
-    d->max_ibi = ms_to_samples(fs, 2000);
-    d->silence = 3 * d->max_ibi / 2;
-    d->swing = ms_to_samples(fs, BCG_JPEAK_SWING_MS);
-    d->timing = ms_to_samples(fs, BCG_JPEAK_TIMING_MS);
-    d->learning = 1;
-    d->last_beat = -1;
-    d->prev_beat = -1;
-    d->pending = -1;
-    d->last_reported = -1;
+    double fs = st->fs;
+    memset(st, 0, sizeof *st);
+    st->fs = fs;
+    st->half_window = ms_to_samples(fs, BCG_JPEAK_HALF_WINDOW_MS);
+    if (st->half_window < 1)
+        st->half_window = 1;
+    st->refractory = ms_to_samples(fs, BCG_JPEAK_REFRACTORY_MS);
+    st->learn = ms_to_samples(fs, BCG_JPEAK_LEARN_MS);
+    st->learn_max = ms_to_samples(fs, BCG_JPEAK_LEARN_MAX_MS);
+    st->max_ibi = ms_to_samples(fs, 2000);
+    st->silence = 3 * st->max_ibi / 2;
+    st->swing = ms_to_samples(fs, BCG_JPEAK_SWING_MS);
+    st->timing = ms_to_samples(fs, BCG_JPEAK_TIMING_MS);
+    st->learning = 1;
+    st->last_beat = -1;
+    st->prev_beat = -1;
+    st->pending = -1;
+    st->last_reported = -1;
     /* Template points: every templ_step-th sample, as few steps as fit the cap. */
     int64_t before = ms_to_samples(fs, BCG_JPEAK_TEMPLATE_BEFORE_MS);
     int64_t after = ms_to_samples(fs, BCG_JPEAK_TEMPLATE_AFTER_MS);
     int64_t step = 1;
     while (before / step + after / step + 1 > BCG_JPEAK_TEMPLATE_CAP)
         step++;
-    d->templ_step = step;
-    d->templ_before = (int)(before / step);
-    d->templ_points = (int)(before / step + after / step + 1);
-    d->align = ms_to_samples(fs, BCG_JPEAK_ALIGN_MS);
-    d->lag_step = ms_to_samples(fs, LAG_STEP_MS);
-    if (d->lag_step < 1)
-        d->lag_step = 1;
+    st->templ_step = step;
+    st->templ_before = (int)(before / step);
+    st->templ_points = (int)(before / step + after / step + 1);
+    st->align = ms_to_samples(fs, BCG_JPEAK_ALIGN_MS);
+    st->lag_step = ms_to_samples(fs, LAG_STEP_MS);
+    if (st->lag_step < 1)
+        st->lag_step = 1;
 }
 
-bcg_status bcg_jpeak_init(bcg_jpeak *d, double fs)
+bcg_status bcg_jpeak_init(bcg_jpeak *st, double fs)
 {
-    if (d == NULL)
+    if (st == NULL)
         return BCG_ERR_NULL;
     if (!isfinite(fs) || fs < BCG_JPEAK_MIN_FS || fs > BCG_JPEAK_MAX_FS)
         return BCG_ERR_FS;
-    d->fs = fs;
-    bcg_jpeak_reset(d);
+    st->fs = fs;
+    bcg_jpeak_reset(st);
     return BCG_OK;
 }
 
-size_t bcg_jpeak_max_beats(const bcg_jpeak *d, size_t n)
+size_t bcg_jpeak_max_beats(const bcg_jpeak *st, size_t n)
 {
     /* Reported beats are at least BCG_JPEAK_MIN_SPACING_MS apart and at most
      * learn_max + 2 * max_ibi + refractory + half_window samples old. */
-    if (d == NULL || d->refractory < 1)
-        return SIZE_MAX; /* not initialised: no buffer is big enough */
-    size_t latency = (size_t)(d->learn_max + 2 * d->max_ibi + d->refractory + d->half_window);
-    size_t spacing = (size_t)ms_to_samples(d->fs, BCG_JPEAK_MIN_SPACING_MS);
+    if (st == NULL || st->refractory < 1)
+        return SIZE_MAX; /* NULL or not initialised: no buffer is big enough (bcg_dsp.h) */
+    size_t latency = (size_t)(st->learn_max + 2 * st->max_ibi + st->refractory + st->half_window);
+    size_t spacing = (size_t)ms_to_samples(st->fs, BCG_JPEAK_MIN_SPACING_MS);
     if (spacing < 1)
         spacing = 1;
     return n / spacing + latency / spacing + 4; /* no overflow for any n */
@@ -149,29 +149,29 @@ static double median_of(double *v, int n)
 }
 
 /* Recompute the cached median interval after the interval ring changed. */
-static void update_interval(bcg_jpeak *d)
+static void update_interval(bcg_jpeak *st)
 {
     double v[BCG_JPEAK_IBI_CAP];
-    int n = d->ibi_len;
+    int n = st->ibi_len;
     for (int i = 0; i < n; i++)
-        v[i] = (double)d->ibi[(d->ibi_head + i) % BCG_JPEAK_IBI_CAP];
-    d->interval = n == 0 ? 0.0 : median_of(v, n);
+        v[i] = (double)st->ibi[(st->ibi_head + i) % BCG_JPEAK_IBI_CAP];
+    st->interval = n == 0 ? 0.0 : median_of(v, n);
 }
 
-double bcg_jpeak_interval(const bcg_jpeak *d)
+double bcg_jpeak_interval(const bcg_jpeak *st)
 {
-    return (d == NULL || d->fs <= 0) ? 0.0 : d->interval / d->fs;
+    return (st == NULL || st->fs <= 0) ? 0.0 : st->interval / st->fs;
 }
 
 /* Median beat interval in samples, 0 when unknown. */
-static double interval_samples(const bcg_jpeak *d)
+static double interval_samples(const bcg_jpeak *st)
 {
-    return d->interval;
+    return st->interval;
 }
 
-static double threshold(const bcg_jpeak *d)
+static double threshold(const bcg_jpeak *st)
 {
-    return d->noise_level + THRESHOLD_FRACTION * (d->signal_level - d->noise_level);
+    return st->noise_level + THRESHOLD_FRACTION * (st->signal_level - st->noise_level);
 }
 
 /*
@@ -179,15 +179,15 @@ static double threshold(const bcg_jpeak *d)
  * huge peaks of a movement cannot inflate the levels (and the threshold)
  * for long after it. A noise peak counts at most as the signal level.
  */
-static double level_height(const bcg_jpeak *d, double height, double cap_ratio)
+static double level_height(const bcg_jpeak *st, double height, double cap_ratio)
 {
-    double cap = cap_ratio * d->signal_level;
-    return (d->signal_level > 0 && height > cap) ? cap : height;
+    double cap = cap_ratio * st->signal_level;
+    return (st->signal_level > 0 && height > cap) ? cap : height;
 }
 
-static void add_noise_peak(bcg_jpeak *d, double height)
+static void add_noise_peak(bcg_jpeak *st, double height)
 {
-    d->noise_level += LEVEL_RATE * (level_height(d, height, 1.0) - d->noise_level);
+    st->noise_level += LEVEL_RATE * (level_height(st, height, 1.0) - st->noise_level);
 }
 
 /*
@@ -196,26 +196,26 @@ static void add_noise_peak(bcg_jpeak *d, double height)
  * wave, or a re-lock that scales the remembered intervals, can step outside;
  * the median must not (the rate and every timer derive from it).
  */
-static int64_t rhythm_interval(const bcg_jpeak *d, int64_t ibi)
+static int64_t rhythm_interval(const bcg_jpeak *st, int64_t ibi)
 {
-    return ibi < d->refractory ? d->refractory : ibi > d->max_ibi ? d->max_ibi : ibi;
+    return ibi < st->refractory ? st->refractory : ibi > st->max_ibi ? st->max_ibi : ibi;
 }
 
-static void push_interval(bcg_jpeak *d, int64_t ibi)
+static void push_interval(bcg_jpeak *st, int64_t ibi)
 {
-    d->ibi[(d->ibi_head + d->ibi_len) % BCG_JPEAK_IBI_CAP] = rhythm_interval(d, ibi);
-    if (d->ibi_len < BCG_JPEAK_IBI_CAP)
-        d->ibi_len++;
+    st->ibi[(st->ibi_head + st->ibi_len) % BCG_JPEAK_IBI_CAP] = rhythm_interval(st, ibi);
+    if (st->ibi_len < BCG_JPEAK_IBI_CAP)
+        st->ibi_len++;
     else
-        d->ibi_head = (d->ibi_head + 1) % BCG_JPEAK_IBI_CAP;
-    update_interval(d);
+        st->ibi_head = (st->ibi_head + 1) % BCG_JPEAK_IBI_CAP;
+    update_interval(st);
 }
 
-static void pop_interval(bcg_jpeak *d)
+static void pop_interval(bcg_jpeak *st)
 {
-    if (d->ibi_len > 0)
-        d->ibi_len--;
-    update_interval(d);
+    if (st->ibi_len > 0)
+        st->ibi_len--;
+    update_interval(st);
 }
 
 /* Output buffer of one process/flush call. */
@@ -232,30 +232,30 @@ static void report(beat_sink *out, int64_t index)
 }
 
 /* True when the samples first..last have been seen and are still in the ring. */
-static int in_ring(const bcg_jpeak *d, int64_t first, int64_t last)
+static int in_ring(const bcg_jpeak *st, int64_t first, int64_t last)
 {
-    int64_t newest = d->n - 1;
+    int64_t newest = st->n - 1;
     return first >= 0 && first > newest - BCG_JPEAK_RECENT_CAP && last <= newest;
 }
 
 /* Samples of the template span before and after the beat. */
-static int64_t templ_span_before(const bcg_jpeak *d)
+static int64_t templ_span_before(const bcg_jpeak *st)
 {
-    return (int64_t)d->templ_before * d->templ_step;
+    return (int64_t)st->templ_before * st->templ_step;
 }
 
-static int64_t templ_span_after(const bcg_jpeak *d)
+static int64_t templ_span_after(const bcg_jpeak *st)
 {
-    return (int64_t)(d->templ_points - 1 - d->templ_before) * d->templ_step;
+    return (int64_t)(st->templ_points - 1 - st->templ_before) * st->templ_step;
 }
 
 /* The correlation of the template with the waveform whose template span
  * starts at seg[0]. */
-static double fit(const bcg_jpeak *d, const double *seg)
+static double fit(const bcg_jpeak *st, const double *seg)
 {
-    const int64_t step = d->templ_step;
-    const double *t = d->templ;
-    const int points = d->templ_points;
+    const int64_t step = st->templ_step;
+    const double *t = st->templ;
+    const int points = st->templ_points;
     /* Four partial sums: four independent chains of additions, not one long
      * one whose latency would bound the loop. */
     double sum0 = 0.0, sum1 = 0.0, sum2 = 0.0, sum3 = 0.0;
@@ -281,32 +281,32 @@ static double fit(const bcg_jpeak *d, const double *seg)
  * then the lags between the top and its neighbours are tried (the earliest
  * wins a tie): 5 to 7 fits for most beats instead of one per lag.
  */
-static int64_t best_alignment(const bcg_jpeak *d, int64_t lo, int64_t hi, int64_t start)
+static int64_t best_alignment(const bcg_jpeak *st, int64_t lo, int64_t hi, int64_t start)
 {
     const int64_t rmask = BCG_JPEAK_RECENT_CAP - 1;
-    const int64_t step = d->templ_step, lag_step = d->lag_step;
+    const int64_t step = st->templ_step, lag_step = st->lag_step;
     /* The samples read, in a straight line so the fit needs no ring
      * arithmetic: in place when they do not wrap around the ring's end
      * (most beats), else a copy; it fits, as the caller checked them with
      * in_ring(). */
     double copy[BCG_JPEAK_RECENT_CAP];
-    int64_t first = lo - templ_span_before(d);
-    int64_t n = hi - lo + (int64_t)(d->templ_points - 1) * step + 1;
-    const double *seg = d->recent + (first & rmask);
+    int64_t first = lo - templ_span_before(st);
+    int64_t n = hi - lo + (int64_t)(st->templ_points - 1) * step + 1;
+    const double *seg = st->recent + (first & rmask);
     if ((first & rmask) + n > BCG_JPEAK_RECENT_CAP) {
         for (int64_t q = 0; q < n; q++)
-            copy[q] = d->recent[(first + q) & rmask];
+            copy[q] = st->recent[(first + q) & rmask];
         seg = copy;
     }
     int64_t best = start < lo ? lo : start > hi ? hi : start;
-    double best_fit = fit(d, seg + (best - lo));
+    double best_fit = fit(st, seg + (best - lo));
     for (;;) { /* climb */
         int64_t next = best;
         double next_fit = best_fit;
         for (int64_t c = best - lag_step; c <= best + lag_step; c += 2 * lag_step) {
             if (c < lo || c > hi)
                 continue;
-            double f = fit(d, seg + (c - lo));
+            double f = fit(st, seg + (c - lo));
             if (f > next_fit) {
                 next_fit = f;
                 next = c;
@@ -321,7 +321,7 @@ static int64_t best_alignment(const bcg_jpeak *d, int64_t lo, int64_t hi, int64_
     int64_t from = top - lag_step + 1 > lo ? top - lag_step + 1 : lo;
     int64_t to = top + lag_step - 1 < hi ? top + lag_step - 1 : hi;
     for (int64_t c = from; c <= to; c++) {
-        double f = c == top ? best_fit : fit(d, seg + (c - lo));
+        double f = c == top ? best_fit : fit(st, seg + (c - lo));
         if (f > best_fit || (f == best_fit && c < best)) {
             best_fit = f;
             best = c;
@@ -332,18 +332,18 @@ static int64_t best_alignment(const bcg_jpeak *d, int64_t lo, int64_t hi, int64_
 
 /* The reported time of a beat decided at `index` (see bcg_dsp.h: template
  * alignment), never closer than the minimum spacing to the last one. */
-static int64_t aligned_time(const bcg_jpeak *d, int64_t index)
+static int64_t aligned_time(const bcg_jpeak *st, int64_t index)
 {
-    int64_t lo = index - d->align, hi = index + d->align;
-    if (d->last_reported >= 0) {
-        int64_t earliest = d->last_reported + ms_to_samples(d->fs, BCG_JPEAK_MIN_SPACING_MS);
+    int64_t lo = index - st->align, hi = index + st->align;
+    if (st->last_reported >= 0) {
+        int64_t earliest = st->last_reported + ms_to_samples(st->fs, BCG_JPEAK_MIN_SPACING_MS);
         lo = lo > earliest ? lo : earliest;
         hi = hi > lo ? hi : lo;
         index = index > earliest ? index : earliest;
     }
-    if (d->templ_beats == 0 || !in_ring(d, lo - templ_span_before(d), hi + templ_span_after(d)))
+    if (st->templ_beats == 0 || !in_ring(st, lo - templ_span_before(st), hi + templ_span_after(st)))
         return index;
-    return best_alignment(d, lo, hi, index);
+    return best_alignment(st, lo, hi, index);
 }
 
 /*
@@ -352,49 +352,49 @@ static int64_t aligned_time(const bcg_jpeak *d, int64_t index)
  * time: aligned waveforms would let the template (and every reported time
  * with it) wander off the J-wave, since nothing would tie it to the peaks.
  */
-static void learn_template(bcg_jpeak *d, int64_t index, int64_t at)
+static void learn_template(bcg_jpeak *st, int64_t index, int64_t at)
 {
-    double rr = interval_samples(d);
-    if (rr <= 0 || d->last_reported < 0 || d->last_was_artifact ||
-        fabs((double)(at - d->last_reported) - rr) > OFF_RHYTHM * rr ||
-        !in_ring(d, index - templ_span_before(d), index + templ_span_after(d)))
+    double rr = interval_samples(st);
+    if (rr <= 0 || st->last_reported < 0 || st->last_was_artifact ||
+        fabs((double)(at - st->last_reported) - rr) > OFF_RHYTHM * rr ||
+        !in_ring(st, index - templ_span_before(st), index + templ_span_after(st)))
         return;
     const int64_t rmask = BCG_JPEAK_RECENT_CAP - 1;
-    int64_t first = index - templ_span_before(d);
-    double rate = d->templ_beats == 0 ? 1.0 : TEMPLATE_RATE;
-    for (int k = 0; k < d->templ_points; k++) {
-        double v = d->recent[(first + k * d->templ_step) & rmask];
-        d->templ[k] += rate * (v - d->templ[k]);
+    int64_t first = index - templ_span_before(st);
+    double rate = st->templ_beats == 0 ? 1.0 : TEMPLATE_RATE;
+    for (int k = 0; k < st->templ_points; k++) {
+        double v = st->recent[(first + k * st->templ_step) & rmask];
+        st->templ[k] += rate * (v - st->templ[k]);
     }
-    if (d->templ_beats < 1000000)
-        d->templ_beats++;
+    if (st->templ_beats < 1000000)
+        st->templ_beats++;
 }
 
-/* Report the pending beat (d->pending, which is d->last_beat) at its aligned time. */
-static void report_pending(bcg_jpeak *d, beat_sink *out)
+/* Report the pending beat (st->pending, which is st->last_beat) at its aligned time. */
+static void report_pending(bcg_jpeak *st, beat_sink *out)
 {
-    int64_t at = aligned_time(d, d->pending);
+    int64_t at = aligned_time(st, st->pending);
     report(out, at);
-    learn_template(d, d->pending, at);
-    d->last_reported = at;
+    learn_template(st, st->pending, at);
+    st->last_reported = at;
 }
 
 /* Drop candidates at or before index (they can no longer become beats). */
-static void drop_candidates_until(bcg_jpeak *d, int64_t index)
+static void drop_candidates_until(bcg_jpeak *st, int64_t index)
 {
-    while (d->cand_len > 0 && d->cand[d->cand_head].index <= index) {
-        d->cand_head = (d->cand_head + 1) % BCG_JPEAK_CAND_CAP;
-        d->cand_len--;
+    while (st->cand_len > 0 && st->cand[st->cand_head].index <= index) {
+        st->cand_head = (st->cand_head + 1) % BCG_JPEAK_CAND_CAP;
+        st->cand_len--;
     }
 }
 
 /* True when the remembered beat heights alternate big-small throughout, each
  * small one below `ratio` x its neighbours. */
-static int heights_alternate(const bcg_jpeak *d, double ratio)
+static int heights_alternate(const bcg_jpeak *st, double ratio)
 {
-    if (d->n_heights < BCG_JPEAK_HEIGHT_CAP)
+    if (st->n_heights < BCG_JPEAK_HEIGHT_CAP)
         return 0;
-    const double *h = d->heights;
+    const double *h = st->heights;
     int small_first = h[0] < h[1];
     for (int k = 0; k < BCG_JPEAK_HEIGHT_CAP; k++) {
         int small = ((k % 2) == 0) == small_first;
@@ -416,14 +416,14 @@ static int heights_alternate(const bcg_jpeak *d, double ratio)
  * they do (J to D is not D to J); a true rhythm with beats that happen to
  * alternate in height does not also alternate in timing, beat after beat.
  */
-static int intervals_pair_up(const bcg_jpeak *d)
+static int intervals_pair_up(const bcg_jpeak *st)
 {
-    if (d->n_heights < BCG_JPEAK_HEIGHT_CAP)
+    if (st->n_heights < BCG_JPEAK_HEIGHT_CAP)
         return 0;
-    int small_first = d->heights[0] < d->heights[1];
+    int small_first = st->heights[0] < st->heights[1];
     double to_small_min = INFINITY, to_small_max = 0, to_big_min = INFINITY, to_big_max = 0;
     for (int k = 1; k < BCG_JPEAK_HEIGHT_CAP; k++) {
-        double ibi = (double)(d->beat_at[k] - d->beat_at[k - 1]);
+        double ibi = (double)(st->beat_at[k] - st->beat_at[k - 1]);
         int small = ((k % 2) == 0) == small_first;
         if (small) {
             to_small_min = fmin(to_small_min, ibi);
@@ -439,21 +439,21 @@ static int intervals_pair_up(const bcg_jpeak *d)
 
 /* Locked at double rate on the secondary waves: the heights alternate
  * clearly, or somewhat and the intervals pair up with them. */
-static int double_rate_lock(const bcg_jpeak *d)
+static int double_rate_lock(const bcg_jpeak *st)
 {
-    return heights_alternate(d, ALTERNATION_RATIO) ||
-           (heights_alternate(d, PAIRED_ALTERNATION_RATIO) && intervals_pair_up(d));
+    return heights_alternate(st, ALTERNATION_RATIO) ||
+           (heights_alternate(st, PAIRED_ALTERNATION_RATIO) && intervals_pair_up(st));
 }
 
-static void remember_height(bcg_jpeak *d, int64_t index, double height)
+static void remember_height(bcg_jpeak *st, int64_t index, double height)
 {
-    if (d->n_heights == BCG_JPEAK_HEIGHT_CAP) {
-        memmove(d->heights, d->heights + 1, sizeof(double) * (BCG_JPEAK_HEIGHT_CAP - 1));
-        memmove(d->beat_at, d->beat_at + 1, sizeof(int64_t) * (BCG_JPEAK_HEIGHT_CAP - 1));
-        d->n_heights--;
+    if (st->n_heights == BCG_JPEAK_HEIGHT_CAP) {
+        memmove(st->heights, st->heights + 1, sizeof(double) * (BCG_JPEAK_HEIGHT_CAP - 1));
+        memmove(st->beat_at, st->beat_at + 1, sizeof(int64_t) * (BCG_JPEAK_HEIGHT_CAP - 1));
+        st->n_heights--;
     }
-    d->heights[d->n_heights] = height;
-    d->beat_at[d->n_heights++] = index;
+    st->heights[st->n_heights] = height;
+    st->beat_at[st->n_heights++] = index;
 }
 
 /*
@@ -461,28 +461,28 @@ static void remember_height(bcg_jpeak *d, int64_t index, double height)
  * count intervals between the big beats, and drop the newest beat if it is
  * a small one (it is still pending).
  */
-static void relock_to_half_rate(bcg_jpeak *d)
+static void relock_to_half_rate(bcg_jpeak *st)
 {
-    const double *h = d->heights;
+    const double *h = st->heights;
     int newest_small = h[BCG_JPEAK_HEIGHT_CAP - 1] < h[BCG_JPEAK_HEIGHT_CAP - 2];
     for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
-        d->ibi[i] = rhythm_interval(d, 2 * d->ibi[i]);
-    update_interval(d);
-    if (newest_small && d->pending == d->last_beat && d->prev_beat >= 0) {
-        if (d->last_ibi_counted)
-            pop_interval(d); /* the doubled interval ending at the dropped beat */
-        d->pending = -1;
-        d->last_beat = d->prev_beat;
-        d->prev_beat = -1;
-        d->last_height = h[BCG_JPEAK_HEIGHT_CAP - 2];
-        d->last_ibi_counted = 0;
+        st->ibi[i] = rhythm_interval(st, 2 * st->ibi[i]);
+    update_interval(st);
+    if (newest_small && st->pending == st->last_beat && st->prev_beat >= 0) {
+        if (st->last_ibi_counted)
+            pop_interval(st); /* the doubled interval ending at the dropped beat */
+        st->pending = -1;
+        st->last_beat = st->prev_beat;
+        st->prev_beat = -1;
+        st->last_height = h[BCG_JPEAK_HEIGHT_CAP - 2];
+        st->last_ibi_counted = 0;
     }
-    d->n_heights = 0;
+    st->n_heights = 0;
 }
 
-static const bcg_jpeak_candidate *candidate_at(const bcg_jpeak *d, int i)
+static const bcg_jpeak_candidate *candidate_at(const bcg_jpeak *st, int i)
 {
-    return &d->cand[(d->cand_head + i) % BCG_JPEAK_CAND_CAP];
+    return &st->cand[(st->cand_head + i) % BCG_JPEAK_CAND_CAP];
 }
 
 /*
@@ -492,16 +492,16 @@ static const bcg_jpeak_candidate *candidate_at(const bcg_jpeak *d, int i)
  * the J-wave: an earlier candidate 100-200 ms before the accepted peak,
  * almost as high, and far enough from the last beat, replaces it.
  */
-static void prefer_earlier_wave(const bcg_jpeak *d, int64_t *index, double *height)
+static void prefer_earlier_wave(const bcg_jpeak *st, int64_t *index, double *height)
 {
-    int64_t lo = *index - ms_to_samples(d->fs, EARLIER_WAVE_MAX_MS);
-    int64_t hi = *index - ms_to_samples(d->fs, EARLIER_WAVE_MIN_MS);
-    double gap = fmax(EARLIER_WAVE_GAP * interval_samples(d),
-                      (double)ms_to_samples(d->fs, BCG_JPEAK_MIN_SPACING_MS));
-    for (int i = 0; i < d->cand_len; i++) { /* oldest first: the earliest wins */
-        const bcg_jpeak_candidate *c = candidate_at(d, i);
+    int64_t lo = *index - ms_to_samples(st->fs, EARLIER_WAVE_MAX_MS);
+    int64_t hi = *index - ms_to_samples(st->fs, EARLIER_WAVE_MIN_MS);
+    double gap = fmax(EARLIER_WAVE_GAP * interval_samples(st),
+                      (double)ms_to_samples(st->fs, BCG_JPEAK_MIN_SPACING_MS));
+    for (int i = 0; i < st->cand_len; i++) { /* oldest first: the earliest wins */
+        const bcg_jpeak_candidate *c = candidate_at(st, i);
         if (c->index >= lo && c->index <= hi && c->height >= EARLIER_WAVE_FRACTION * *height &&
-            (d->last_beat < 0 || (double)(c->index - d->last_beat) >= gap)) {
+            (st->last_beat < 0 || (double)(c->index - st->last_beat) >= gap)) {
             *index = c->index;
             *height = c->height;
             return;
@@ -520,89 +520,89 @@ static void prefer_earlier_wave(const bcg_jpeak *d, int64_t *index, double *heig
  * intervals): learn level and rhythm from the run at once. Returns 1 when it
  * did.
  */
-static int relearn_from_tall_run(bcg_jpeak *d, int64_t index, double height)
+static int relearn_from_tall_run(bcg_jpeak *st, int64_t index, double height)
 {
-    int n = d->tall_len;
+    int n = st->tall_len;
     if (n == BCG_JPEAK_TALL_RUN) { /* full: drop the oldest */
-        memmove(d->tall_at, d->tall_at + 1, (size_t)(n - 1) * sizeof d->tall_at[0]);
-        memmove(d->tall_height, d->tall_height + 1, (size_t)(n - 1) * sizeof d->tall_height[0]);
+        memmove(st->tall_at, st->tall_at + 1, (size_t)(n - 1) * sizeof st->tall_at[0]);
+        memmove(st->tall_height, st->tall_height + 1, (size_t)(n - 1) * sizeof st->tall_height[0]);
         n--;
     }
-    d->tall_at[n] = index;
-    d->tall_height[n] = height;
-    d->tall_len = ++n;
+    st->tall_at[n] = index;
+    st->tall_height[n] = height;
+    st->tall_len = ++n;
     if (n < BCG_JPEAK_TALL_RUN)
         return 0;
     double heights[BCG_JPEAK_TALL_RUN], ibis[BCG_JPEAK_TALL_RUN - 1];
     for (int i = 0; i < n; i++) {
-        heights[i] = d->tall_height[i];
+        heights[i] = st->tall_height[i];
         if (i > 0)
-            ibis[i - 1] = (double)(d->tall_at[i] - d->tall_at[i - 1]);
+            ibis[i - 1] = (double)(st->tall_at[i] - st->tall_at[i - 1]);
     }
     double height_median = median_of(heights, n); /* sorts: min first, max last */
     if (heights[0] < TALL_ALIKE * height_median || TALL_ALIKE * heights[n - 1] > height_median)
         return 0;
     double ibi_median = median_of(ibis, n - 1);
     if (ibis[0] < (1.0 - OFF_RHYTHM) * ibi_median ||
-        ibis[n - 2] > (1.0 + OFF_RHYTHM) * ibi_median || ibis[0] < (double)d->refractory ||
-        ibis[n - 2] > (double)d->max_ibi)
+        ibis[n - 2] > (1.0 + OFF_RHYTHM) * ibi_median || ibis[0] < (double)st->refractory ||
+        ibis[n - 2] > (double)st->max_ibi)
         return 0;
-    d->signal_level = height_median;
-    d->ibi_head = 0;
-    d->ibi_len = 0;
+    st->signal_level = height_median;
+    st->ibi_head = 0;
+    st->ibi_len = 0;
     for (int i = 1; i < n; i++)
-        d->ibi[d->ibi_len++] = d->tall_at[i] - d->tall_at[i - 1];
-    update_interval(d);
-    d->tall_len = 0;
-    d->n_heights = 0;
+        st->ibi[st->ibi_len++] = st->tall_at[i] - st->tall_at[i - 1];
+    update_interval(st);
+    st->tall_len = 0;
+    st->n_heights = 0;
     return 1;
 }
 
-static void accept(bcg_jpeak *d, beat_sink *out, int64_t index, double height, double rate)
+static void accept(bcg_jpeak *st, beat_sink *out, int64_t index, double height, double rate)
 {
-    prefer_earlier_wave(d, &index, &height);
-    if (d->pending >= 0)
-        report_pending(d, out);
+    prefer_earlier_wave(st, &index, &height);
+    if (st->pending >= 0)
+        report_pending(st, out);
     /* A peak far above the signal level is a movement artifact: intervals
      * from or to it would corrupt the rhythm that must hold after it. */
-    int artifact = d->signal_level > 0 && height > ARTIFACT_RATIO * d->signal_level;
-    if (artifact && relearn_from_tall_run(d, index, height))
+    int artifact = st->signal_level > 0 && height > ARTIFACT_RATIO * st->signal_level;
+    if (artifact && relearn_from_tall_run(st, index, height))
         artifact = 0; /* the level is the run's now; its intervals are the rhythm */
-    d->last_ibi_counted = 0;
-    if (d->last_beat >= 0 && index - d->last_beat <= d->max_ibi && !artifact &&
-        !d->last_was_artifact) {
-        push_interval(d, index - d->last_beat);
-        d->last_ibi_counted = 1;
+    st->last_ibi_counted = 0;
+    if (st->last_beat >= 0 && index - st->last_beat <= st->max_ibi && !artifact &&
+        !st->last_was_artifact) {
+        push_interval(st, index - st->last_beat);
+        st->last_ibi_counted = 1;
     }
-    d->last_was_artifact = artifact;
-    d->prev_beat = d->last_beat;
-    d->last_beat = index;
-    d->pending = index;
-    d->last_height = height;
+    st->last_was_artifact = artifact;
+    st->prev_beat = st->last_beat;
+    st->last_beat = index;
+    st->pending = index;
+    st->last_height = height;
     /* An artifact teaches the level slowly, so that a lasting change of
      * amplitude (a new posture) is still learned within some 20 beats. */
     if (artifact)
         rate = ARTIFACT_RATE;
-    d->signal_level += rate * (level_height(d, height, ARTIFACT_RATIO) - d->signal_level);
-    drop_candidates_until(d, index);
-    remember_height(d, index, height);
+    st->signal_level += rate * (level_height(st, height, ARTIFACT_RATIO) - st->signal_level);
+    drop_candidates_until(st, index);
+    remember_height(st, index, height);
     /* Never re-lock below 30 bpm: at low rates breathing can make every other
      * beat smaller, which must not halve the rate. */
-    if (double_rate_lock(d) && 2.0 * interval_samples(d) <= (double)d->max_ibi)
-        relock_to_half_rate(d);
+    if (double_rate_lock(st) && 2.0 * interval_samples(st) <= (double)st->max_ibi)
+        relock_to_half_rate(st);
 }
 
 /* A higher peak inside the refractory period takes the place of the last
  * beat, which is still pending (not yet reported) by construction. */
-static void replace_last(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+static void replace_last(bcg_jpeak *st, beat_sink *out, int64_t index, double height)
 {
-    if (d->last_ibi_counted)
-        pop_interval(d);
-    if (d->n_heights > 0)
-        d->n_heights--;
-    d->last_beat = d->prev_beat;
-    d->pending = -1;
-    accept(d, out, index, height, LEVEL_RATE);
+    if (st->last_ibi_counted)
+        pop_interval(st);
+    if (st->n_heights > 0)
+        st->n_heights--;
+    st->last_beat = st->prev_beat;
+    st->pending = -1;
+    accept(st, out, index, height, LEVEL_RATE);
 }
 
 /*
@@ -612,14 +612,14 @@ static void replace_last(bcg_jpeak *d, beat_sink *out, int64_t index, double hei
  * i.e. we are locked at half the rate. An implausible one is noise, and the
  * tentative beat waits for its timer (check_timers).
  */
-static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+static void judge_against_tentative(bcg_jpeak *st, beat_sink *out, int64_t index, double height)
 {
-    bcg_jpeak_candidate t = d->tentative;
-    if (height < PLAUSIBLE_FRACTION * t.height || height < 0.5 * threshold(d)) {
-        add_noise_peak(d, height);
+    bcg_jpeak_candidate t = st->tentative;
+    if (height < PLAUSIBLE_FRACTION * t.height || height < 0.5 * threshold(st)) {
+        add_noise_peak(st, height);
         return;
     }
-    d->has_tentative = 0;
+    st->has_tentative = 0;
     /* Evidence of a half-rate lock: mid-interval peaks about as high as the
      * beats, on average over the run (true beats vary with breathing; a
      * diastolic wave is clearly lower on average), and in the middle: two
@@ -627,7 +627,7 @@ static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index,
      * 0.4 of the interval and can be as high). Peaks a third of the way
      * (or two thirds) are the evidence of a lock at a third of the rate: the
      * tentative one is the higher of the two beats skipped. */
-    double mid = (double)(t.index - d->last_beat) / (double)(index - d->last_beat);
+    double mid = (double)(t.index - st->last_beat) / (double)(index - st->last_beat);
     double near = fmin(mid, 1.0 - mid);
     int parts = 0; /* the lock the evidence is of: 2 = half, 3 = a third of the rate */
     if (near >= HALF_RATE_NEAR)
@@ -635,97 +635,97 @@ static void judge_against_tentative(bcg_jpeak *d, beat_sink *out, int64_t index,
     else if (near >= THIRD_RATE_NEAR && near < THIRD_RATE_FAR)
         parts = 3;
     double ratio = t.height / height;
-    int on_grid = parts > 0 && ratio >= HALF_RATE_MIN_HEIGHT && index - t.index >= d->refractory;
-    if (on_grid && (d->half_rate_evidence == 0 || parts == d->sub_rate_parts)) {
-        d->half_rate_evidence++;
-        d->half_rate_ratio += (ratio - d->half_rate_ratio) / d->half_rate_evidence;
-        d->sub_rate_parts = parts;
+    int on_grid = parts > 0 && ratio >= HALF_RATE_MIN_HEIGHT && index - t.index >= st->refractory;
+    if (on_grid && (st->half_rate_evidence == 0 || parts == st->sub_rate_parts)) {
+        st->half_rate_evidence++;
+        st->half_rate_ratio += (ratio - st->half_rate_ratio) / st->half_rate_evidence;
+        st->sub_rate_parts = parts;
     } else {
-        d->half_rate_evidence = on_grid;
-        d->half_rate_ratio = on_grid ? ratio : 0.0;
-        d->sub_rate_parts = on_grid ? parts : 0;
+        st->half_rate_evidence = on_grid;
+        st->half_rate_ratio = on_grid ? ratio : 0.0;
+        st->sub_rate_parts = on_grid ? parts : 0;
     }
-    if (d->half_rate_evidence >= HALF_RATE_COUNT && d->half_rate_ratio >= HALF_RATE_HEIGHT &&
-        interval_samples(d) / d->sub_rate_parts >= (double)d->refractory) { /* <= 200 bpm */
+    if (st->half_rate_evidence >= HALF_RATE_COUNT && st->half_rate_ratio >= HALF_RATE_HEIGHT &&
+        interval_samples(st) / st->sub_rate_parts >= (double)st->refractory) { /* <= 200 bpm */
         for (int i = 0; i < BCG_JPEAK_IBI_CAP; i++)
-            d->ibi[i] = rhythm_interval(d, d->ibi[i] / d->sub_rate_parts);
-        d->half_rate_evidence = 0;
-        d->half_rate_ratio = 0.0;
-        d->sub_rate_parts = 0;
-        update_interval(d);
-        accept(d, out, t.index, t.height, LEVEL_RATE);
+            st->ibi[i] = rhythm_interval(st, st->ibi[i] / st->sub_rate_parts);
+        st->half_rate_evidence = 0;
+        st->half_rate_ratio = 0.0;
+        st->sub_rate_parts = 0;
+        update_interval(st);
+        accept(st, out, t.index, t.height, LEVEL_RATE);
     } else {
-        add_noise_peak(d, t.height);
+        add_noise_peak(st, t.height);
     }
-    accept(d, out, index, height, LEVEL_RATE);
+    accept(st, out, index, height, LEVEL_RATE);
 }
 
 /* Decide on one confirmed candidate (a local maximum over +-half_window). */
-static void judge(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+static void judge(bcg_jpeak *st, beat_sink *out, int64_t index, double height)
 {
-    if (d->last_beat >= 0 && index - d->last_beat < d->refractory) {
-        if (height > REPLACE_RATIO * d->last_height && d->pending == d->last_beat)
-            replace_last(d, out, index, height);
+    if (st->last_beat >= 0 && index - st->last_beat < st->refractory) {
+        if (height > REPLACE_RATIO * st->last_height && st->pending == st->last_beat)
+            replace_last(st, out, index, height);
         else
-            add_noise_peak(d, height);
+            add_noise_peak(st, height);
         return;
     }
-    double rr = interval_samples(d);
+    double rr = interval_samples(st);
     /* Tentative: early, or a weak peak somewhat early (noise before a beat). */
-    double since = (double)(index - d->last_beat);
-    if (rr > 0 && d->last_beat >= 0 &&
+    double since = (double)(index - st->last_beat);
+    if (rr > 0 && st->last_beat >= 0 &&
         (since < EARLY_FRACTION * rr ||
-         (since < WEAK_LATE_FRACTION * rr && height < WEAK_FRACTION * d->signal_level))) {
-        if (height >= threshold(d) && (!d->has_tentative || height > d->tentative.height)) {
-            if (d->has_tentative)
-                add_noise_peak(d, d->tentative.height);
-            d->tentative.index = index;
-            d->tentative.height = height;
-            d->has_tentative = 1;
+         (since < WEAK_LATE_FRACTION * rr && height < WEAK_FRACTION * st->signal_level))) {
+        if (height >= threshold(st) && (!st->has_tentative || height > st->tentative.height)) {
+            if (st->has_tentative)
+                add_noise_peak(st, st->tentative.height);
+            st->tentative.index = index;
+            st->tentative.height = height;
+            st->has_tentative = 1;
         } else {
-            add_noise_peak(d, height);
+            add_noise_peak(st, height);
         }
         return;
     }
-    if (d->has_tentative) {
-        judge_against_tentative(d, out, index, height);
+    if (st->has_tentative) {
+        judge_against_tentative(st, out, index, height);
         return;
     }
-    if (height >= threshold(d))
-        accept(d, out, index, height, LEVEL_RATE);
+    if (height >= threshold(st))
+        accept(st, out, index, height, LEVEL_RATE);
     else
-        add_noise_peak(d, height);
+        add_noise_peak(st, height);
 }
 
-static void remember_candidate(bcg_jpeak *d, int64_t index, double height)
+static void remember_candidate(bcg_jpeak *st, int64_t index, double height)
 {
-    if (d->cand_len == BCG_JPEAK_CAND_CAP) { /* forget the oldest */
-        d->cand_head = (d->cand_head + 1) % BCG_JPEAK_CAND_CAP;
-        d->cand_len--;
+    if (st->cand_len == BCG_JPEAK_CAND_CAP) { /* forget the oldest */
+        st->cand_head = (st->cand_head + 1) % BCG_JPEAK_CAND_CAP;
+        st->cand_len--;
     }
-    bcg_jpeak_candidate *c = &d->cand[(d->cand_head + d->cand_len) % BCG_JPEAK_CAND_CAP];
+    bcg_jpeak_candidate *c = &st->cand[(st->cand_head + st->cand_len) % BCG_JPEAK_CAND_CAP];
     c->index = index;
     c->height = height;
-    d->cand_len++;
+    st->cand_len++;
 }
 
-static void new_candidate(bcg_jpeak *d, beat_sink *out, int64_t index, double height)
+static void new_candidate(bcg_jpeak *st, beat_sink *out, int64_t index, double height)
 {
     if (height < MIN_SWING)
         return; /* the band-pass's rounding noise on a flat input, never a beat */
-    remember_candidate(d, index, height);
-    if (!d->learning)
-        judge(d, out, index, height);
+    remember_candidate(st, index, height);
+    if (!st->learning)
+        judge(st, out, index, height);
 }
 
-static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
+static void check_timers(bcg_jpeak *st, beat_sink *out, int64_t now);
 
 /* The candidates' heights, sorted ascending, into sorted[]; returns their number. */
-static int sorted_heights(const bcg_jpeak *d, double *sorted)
+static int sorted_heights(const bcg_jpeak *st, double *sorted)
 {
-    int n = d->cand_len;
+    int n = st->cand_len;
     for (int i = 0; i < n; i++) { /* insertion sort of at most BCG_JPEAK_CAND_CAP */
-        double v = candidate_at(d, i)->height;
+        double v = candidate_at(st, i)->height;
         int j = i;
         while (j > 0 && sorted[j - 1] > v) {
             sorted[j] = sorted[j - 1];
@@ -742,21 +742,22 @@ static int sorted_heights(const bcg_jpeak *d, double *sorted)
  * than two. Seeding lets the secondary waves of the learning period be
  * judged as early from the start instead of locking at double rate.
  */
-static int64_t learning_seed(const bcg_jpeak *d)
+static int64_t learning_seed(const bcg_jpeak *st)
 {
     double sorted[BCG_JPEAK_CAND_CAP] = {0};
-    int n = sorted_heights(d, sorted);
+    int n = sorted_heights(st, sorted);
     if (n == 0)
         return 0;
     double dominant = sorted[n - 1];
     int64_t seed = 0, previous = -1;
-    for (int i = 0; i < d->cand_len; i++) {
-        const bcg_jpeak_candidate *c = candidate_at(d, i);
+    for (int i = 0; i < st->cand_len; i++) {
+        const bcg_jpeak_candidate *c = candidate_at(st, i);
         if (c->height < SEED_FRACTION * dominant)
             continue;
         if (previous >= 0) {
             int64_t spacing = c->index - previous;
-            if (spacing >= d->refractory && spacing <= d->max_ibi && (seed == 0 || spacing < seed))
+            if (spacing >= st->refractory && spacing <= st->max_ibi &&
+                (seed == 0 || spacing < seed))
                 seed = spacing;
         }
         previous = c->index;
@@ -764,7 +765,7 @@ static int64_t learning_seed(const bcg_jpeak *d)
     return seed;
 }
 
-static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
+static void check_timers(bcg_jpeak *st, beat_sink *out, int64_t now);
 
 /*
  * The stream may start inside a beat: its late waves then make the first
@@ -773,14 +774,14 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now);
  * that one) follows sooner than EARLY_FRACTION x the seeded interval (but
  * after the refractory period). Returns its position in learned[], or -1.
  */
-static int first_wave_before_beat(const bcg_jpeak *d, const bcg_jpeak_candidate *learned, int n,
+static int first_wave_before_beat(const bcg_jpeak *st, const bcg_jpeak_candidate *learned, int n,
                                   int64_t seed)
 {
     if (seed <= 0)
         return -1;
     int first = -1;
     for (int i = 0; i < n && first < 0; i++)
-        if (learned[i].height >= threshold(d))
+        if (learned[i].height >= threshold(st))
             first = i;
     if (first < 0)
         return -1;
@@ -788,7 +789,7 @@ static int first_wave_before_beat(const bcg_jpeak *d, const bcg_jpeak_candidate 
         int64_t spacing = learned[j].index - learned[first].index;
         if ((double)spacing >= EARLY_FRACTION * (double)seed)
             break;
-        if (spacing >= d->refractory && learned[first].height < WEAK_FRACTION * learned[j].height)
+        if (spacing >= st->refractory && learned[first].height < WEAK_FRACTION * learned[j].height)
             return first;
     }
     return -1;
@@ -797,30 +798,30 @@ static int first_wave_before_beat(const bcg_jpeak *d, const bcg_jpeak_candidate 
 /* Levels and rhythm seed from the learning period, then judge its
  * candidates in order, with the timers run as they would have run had the
  * levels been known. */
-static void end_learning(bcg_jpeak *d, beat_sink *out)
+static void end_learning(bcg_jpeak *st, beat_sink *out)
 {
     double sorted[BCG_JPEAK_CAND_CAP] = {0};
-    int n = sorted_heights(d, sorted);
-    d->learning = 0;
+    int n = sorted_heights(st, sorted);
+    st->learning = 0;
     if (n == 0)
         return;
     double median = median_of(sorted, n); /* sorted already */
-    d->signal_level = 0.6 * sorted[n - 1];
-    d->noise_level = 0.5 * median;
-    int64_t seed = learning_seed(d);
+    st->signal_level = 0.6 * sorted[n - 1];
+    st->noise_level = 0.5 * median;
+    int64_t seed = learning_seed(st);
     if (seed > 0)
-        push_interval(d, seed);
+        push_interval(st, seed);
     bcg_jpeak_candidate learned[BCG_JPEAK_CAND_CAP];
     for (int i = 0; i < n; i++)
-        learned[i] = *candidate_at(d, i);
-    d->cand_len = 0;
-    int skip = first_wave_before_beat(d, learned, n, seed);
+        learned[i] = *candidate_at(st, i);
+    st->cand_len = 0;
+    int skip = first_wave_before_beat(st, learned, n, seed);
     for (int i = 0; i < n; i++) {
-        check_timers(d, out, learned[i].index + d->half_window + 1);
+        check_timers(st, out, learned[i].index + st->half_window + 1);
         if (i == skip)
-            add_noise_peak(d, learned[i].height);
+            add_noise_peak(st, learned[i].height);
         else
-            new_candidate(d, out, learned[i].index, learned[i].height);
+            new_candidate(st, out, learned[i].index, learned[i].height);
     }
 }
 
@@ -833,45 +834,45 @@ static int64_t deadline(int64_t from, double after)
 /*
  * Time-driven decisions; `now` is the number of samples seen (earlier while
  * the learning period is replayed). Runs when a candidate was judged or at
- * d->next_check, the earliest time one of them can fire; in between, nothing
+ * st->next_check, the earliest time one of them can fire; in between, nothing
  * they read changes. A search-back that finds nothing is retried only after
  * the next candidate, since only a candidate can change its result.
  */
-static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
+static void check_timers(bcg_jpeak *st, beat_sink *out, int64_t now)
 {
-    double rr = interval_samples(d);
+    double rr = interval_samples(st);
     int searched_in_vain = 0;
-    if (rr > 0 && d->last_beat >= 0) {
-        if (d->has_tentative &&
-            (double)(now - d->last_beat) > LATE_FRACTION * rr + (double)d->half_window) {
-            d->has_tentative = 0;
-            d->half_rate_evidence = 0;
-            d->half_rate_ratio = 0.0;
-            accept(d, out, d->tentative.index, d->tentative.height, LEVEL_RATE);
+    if (rr > 0 && st->last_beat >= 0) {
+        if (st->has_tentative &&
+            (double)(now - st->last_beat) > LATE_FRACTION * rr + (double)st->half_window) {
+            st->has_tentative = 0;
+            st->half_rate_evidence = 0;
+            st->half_rate_ratio = 0.0;
+            accept(st, out, st->tentative.index, st->tentative.height, LEVEL_RATE);
         }
-        if ((double)(now - d->last_beat) > SEARCHBACK_FRACTION * rr) {
-            double floor_height = 0.5 * threshold(d);
-            int64_t earliest = d->last_beat + d->refractory;
-            if ((double)earliest < (double)d->last_beat + 0.5 * rr)
-                earliest = d->last_beat + (int64_t)(0.5 * rr);
+        if ((double)(now - st->last_beat) > SEARCHBACK_FRACTION * rr) {
+            double floor_height = 0.5 * threshold(st);
+            int64_t earliest = st->last_beat + st->refractory;
+            if ((double)earliest < (double)st->last_beat + 0.5 * rr)
+                earliest = st->last_beat + (int64_t)(0.5 * rr);
             /* Look back at most 2 x the longest interval: after a long silence
              * an old candidate is no beat to report now (and the reporting
              * latency, hence bcg_jpeak_max_beats, stays bounded). */
-            if (earliest < now - 2 * d->max_ibi)
-                earliest = now - 2 * d->max_ibi;
+            if (earliest < now - 2 * st->max_ibi)
+                earliest = now - 2 * st->max_ibi;
             int best = -1;
-            for (int i = 0; i < d->cand_len; i++) {
-                const bcg_jpeak_candidate *c = candidate_at(d, i);
+            for (int i = 0; i < st->cand_len; i++) {
+                const bcg_jpeak_candidate *c = candidate_at(st, i);
                 if (c->index >= earliest && c->height > floor_height &&
-                    (best < 0 || c->height > candidate_at(d, best)->height))
+                    (best < 0 || c->height > candidate_at(st, best)->height))
                     best = i;
             }
             if (best >= 0) {
-                bcg_jpeak_candidate c = *candidate_at(d, best);
-                d->has_tentative = 0;
-                d->half_rate_evidence = 0;
-                d->half_rate_ratio = 0.0;
-                accept(d, out, c.index, c.height, SEARCHBACK_RATE);
+                bcg_jpeak_candidate c = *candidate_at(st, best);
+                st->has_tentative = 0;
+                st->half_rate_evidence = 0;
+                st->half_rate_ratio = 0.0;
+                accept(st, out, c.index, c.height, SEARCHBACK_RATE);
             } else {
                 searched_in_vain = 1;
             }
@@ -880,44 +881,44 @@ static void check_timers(bcg_jpeak *d, beat_sink *out, int64_t now)
     /* A long silence (no beat for 1.5 x the longest interval) means the
      * levels are too high for the signal now (a weaker posture, a quieter
      * sensor): halve the signal level, down to twice the noise level. */
-    int64_t silent_since = d->last_beat > d->last_decay ? d->last_beat : d->last_decay;
-    if (now - silent_since > d->silence) {
-        d->signal_level = fmax(SILENCE_DECAY * d->signal_level, 2.0 * d->noise_level);
-        d->last_decay = now;
+    int64_t silent_since = st->last_beat > st->last_decay ? st->last_beat : st->last_decay;
+    if (now - silent_since > st->silence) {
+        st->signal_level = fmax(SILENCE_DECAY * st->signal_level, 2.0 * st->noise_level);
+        st->last_decay = now;
         silent_since = now;
     }
-    if (d->pending >= 0 && now - d->pending > d->refractory + d->half_window) {
-        report_pending(d, out);
-        d->pending = -1;
+    if (st->pending >= 0 && now - st->pending > st->refractory + st->half_window) {
+        report_pending(st, out);
+        st->pending = -1;
     }
-    rr = interval_samples(d); /* may have changed above */
-    int64_t next = silent_since + d->silence + 1;
-    if (d->pending >= 0) {
-        int64_t t = deadline(d->pending, (double)(d->refractory + d->half_window));
+    rr = interval_samples(st); /* may have changed above */
+    int64_t next = silent_since + st->silence + 1;
+    if (st->pending >= 0) {
+        int64_t t = deadline(st->pending, (double)(st->refractory + st->half_window));
         next = t < next ? t : next;
     }
-    if (rr > 0 && d->last_beat >= 0) {
-        if (d->has_tentative) {
-            int64_t t = deadline(d->last_beat, LATE_FRACTION * rr + (double)d->half_window);
+    if (rr > 0 && st->last_beat >= 0) {
+        if (st->has_tentative) {
+            int64_t t = deadline(st->last_beat, LATE_FRACTION * rr + (double)st->half_window);
             next = t < next ? t : next;
         }
         if (!searched_in_vain) {
-            int64_t t = deadline(d->last_beat, SEARCHBACK_FRACTION * rr);
+            int64_t t = deadline(st->last_beat, SEARCHBACK_FRACTION * rr);
             next = t < next ? t : next;
         }
     }
-    d->next_check = next;
+    st->next_check = next;
 }
 
 /* A candidate's height: the peak at `peak` minus the lowest sample in the
  * swing window after it, among those seen (up to `newest`). */
-static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
+static double swing(const bcg_jpeak *st, int64_t peak, int64_t newest)
 {
     const int mask = BCG_JPEAK_RECENT_CAP - 1;
-    double top = d->recent[peak & mask], trough = top;
-    int64_t last = peak + d->swing < newest ? peak + d->swing : newest;
+    double top = st->recent[peak & mask], trough = top;
+    int64_t last = peak + st->swing < newest ? peak + st->swing : newest;
     for (int64_t q = peak + 1; q <= last; q++) { /* samples are finite: no fmin call */
-        double v = d->recent[q & mask];
+        double v = st->recent[q & mask];
         trough = v < trough ? v : trough;
     }
     return top - trough;
@@ -929,10 +930,10 @@ static double swing(const bcg_jpeak *d, int64_t peak, int64_t newest)
  * seen (up to `newest`). Noise moves the single highest sample more than it
  * moves that stretch: beat intervals jitter less.
  */
-static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
+static int64_t timing(const bcg_jpeak *st, int64_t peak, int64_t newest)
 {
     const int mask = BCG_JPEAK_RECENT_CAP - 1;
-    int64_t half = d->timing / 2;
+    int64_t half = st->timing / 2;
     /* The stretches centred on peak - half .. peak + half, each [c - half, c + half],
      * as far as the ring holds them and they have been seen. */
     int64_t first = peak - half, last = peak + half;
@@ -946,11 +947,11 @@ static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
         return peak;
     double sum = 0.0;
     for (int64_t q = first - half; q <= first + half; q++)
-        sum += d->recent[q & mask];
+        sum += st->recent[q & mask];
     int64_t best = first;
     double best_sum = sum;
     for (int64_t c = first + 1; c <= last; c++) { /* slide by one sample */
-        sum += d->recent[(c + half) & mask] - d->recent[(c - half - 1) & mask];
+        sum += st->recent[(c + half) & mask] - st->recent[(c - half - 1) & mask];
         if (sum > best_sum) {
             best_sum = sum;
             best = c;
@@ -964,11 +965,11 @@ static int64_t timing(const bcg_jpeak *d, int64_t peak, int64_t newest)
  * deque can be judged (a local maximum at e is judged at e + half window,
  * when the window centred on it is complete), INT64_MAX when none can.
  */
-static int64_t next_judgement(const bcg_jpeak *d, int64_t i)
+static int64_t next_judgement(const bcg_jpeak *st, int64_t i)
 {
     const int mask = BCG_JPEAK_WINDOW_CAP - 1;
-    for (int k = 0; k < d->win_len; k++) { /* by index, oldest first: the first in time wins */
-        int64_t at = d->win_index[(d->win_head + k) & mask] + d->half_window;
+    for (int k = 0; k < st->win_len; k++) { /* by index, oldest first: the first in time wins */
+        int64_t at = st->win_index[(st->win_head + k) & mask] + st->half_window;
         if (at >= i)
             return at;
     }
@@ -976,22 +977,22 @@ static int64_t next_judgement(const bcg_jpeak *d, int64_t i)
 }
 
 /* Drop the samples before the window ending at sample i from the deque's front. */
-static void trim_window(bcg_jpeak *d, int64_t i)
+static void trim_window(bcg_jpeak *st, int64_t i)
 {
     const int mask = BCG_JPEAK_WINDOW_CAP - 1;
-    while (d->win_len > 0 && d->win_index[d->win_head] < i - 2 * d->half_window) {
-        d->win_head = (d->win_head + 1) & mask;
-        d->win_len--;
+    while (st->win_len > 0 && st->win_index[st->win_head] < i - 2 * st->half_window) {
+        st->win_head = (st->win_head + 1) & mask;
+        st->win_len--;
     }
 }
 
 /* The sample i at which the slow path of push_samples() is next due: sample
  * count i + 1 reaches next_check or, while learning, its end may come. */
-static int64_t slow_path_due(const bcg_jpeak *d, int64_t i)
+static int64_t slow_path_due(const bcg_jpeak *st, int64_t i)
 {
-    if (!d->learning)
-        return d->next_check - 1;
-    return d->learn - 1 > i ? d->learn - 1 : i;
+    if (!st->learning)
+        return st->next_check - 1;
+    return st->learn - 1 > i ? st->learn - 1 : i;
 }
 
 /*
@@ -1001,52 +1002,52 @@ static int64_t slow_path_due(const bcg_jpeak *d, int64_t i)
  * Returns the next event. A function of its own, so the hot loop keeps its
  * few values in registers.
  */
-static int64_t rare_sample(bcg_jpeak *d, beat_sink *out, int64_t i, double v, double top,
+static int64_t rare_sample(bcg_jpeak *st, beat_sink *out, int64_t i, double v, double top,
                            int peak, int64_t *judge_at)
 {
     const int mask = BCG_JPEAK_WINDOW_CAP - 1;
-    const int64_t half = d->half_window, span = 2 * half;
+    const int64_t half = st->half_window, span = 2 * half;
     if (peak && i >= 2) {
-        while (d->win_len > 0 && d->win_value[(d->win_head + d->win_len - 1) & mask] <= top)
-            d->win_len--;
+        while (st->win_len > 0 && st->win_value[(st->win_head + st->win_len - 1) & mask] <= top)
+            st->win_len--;
         /* The front may hold samples already out of the window (it is
          * trimmed only here and at events), so the deque never outgrows it. */
-        trim_window(d, i);
-        int tail = (d->win_head + d->win_len) & mask;
-        d->win_index[tail] = i - 1;
-        d->win_value[tail] = top;
-        d->win_len++;
+        trim_window(st, i);
+        int tail = (st->win_head + st->win_len) & mask;
+        st->win_index[tail] = i - 1;
+        st->win_value[tail] = top;
+        st->win_len++;
         /* Its time is the next judgement unless an earlier one is pending. */
         if (*judge_at < i || *judge_at > i - 1 + half)
             *judge_at = i - 1 + half;
     }
-    if (i >= *judge_at || i >= slow_path_due(d, i)) {
-        trim_window(d, i);
+    if (i >= *judge_at || i >= slow_path_due(st, i)) {
+        trim_window(st, i);
         int64_t centre = i - half;
-        int head = d->win_head;
+        int head = st->win_head;
         /* A candidate: the largest in [centre - half, centre + half], later
          * equal samples winning, as the deque's front beats both edges. */
-        int judged = centre >= half && d->win_len > 0 && d->win_index[head] == centre &&
-                     v < d->win_value[head] &&
-                     d->recent[(i - span) & (BCG_JPEAK_RECENT_CAP - 1)] <= d->win_value[head];
+        int judged = centre >= half && st->win_len > 0 && st->win_index[head] == centre &&
+                     v < st->win_value[head] &&
+                     st->recent[(i - span) & (BCG_JPEAK_RECENT_CAP - 1)] <= st->win_value[head];
         int64_t seen = i + 1;
-        d->n = seen;
+        st->n = seen;
         if (judged)
-            new_candidate(d, out, timing(d, centre, i), swing(d, centre, i));
+            new_candidate(st, out, timing(st, centre, i), swing(st, centre, i));
         /* Learning lasts BCG_JPEAK_LEARN_MS, longer (up to
          * BCG_JPEAK_LEARN_MAX_MS) until two dominant peaks set the seed. */
-        if (d->learning && seen >= d->learn && (seen >= d->learn_max || learning_seed(d) > 0)) {
-            end_learning(d, out);
+        if (st->learning && seen >= st->learn && (seen >= st->learn_max || learning_seed(st) > 0)) {
+            end_learning(st, out);
             judged = 1;
         }
-        if (!d->learning && (judged || seen >= d->next_check))
-            check_timers(d, out, seen);
+        if (!st->learning && (judged || seen >= st->next_check))
+            check_timers(st, out, seen);
         if (*judge_at <= i)
-            *judge_at = next_judgement(d, i + 1);
-        int64_t due = slow_path_due(d, i + 1);
+            *judge_at = next_judgement(st, i + 1);
+        int64_t due = slow_path_due(st, i + 1);
         return *judge_at < due ? *judge_at : due;
     }
-    int64_t due = slow_path_due(d, i);
+    int64_t due = slow_path_due(st, i);
     return *judge_at < due ? *judge_at : due;
 }
 
@@ -1058,22 +1059,22 @@ static int64_t rare_sample(bcg_jpeak *d, beat_sink *out, int64_t i, double v, do
  * and the local-maximum test; the deque, the candidate test and the decision
  * logic run (rare_sample) only at a local maximum or at an event, a sample
  * count where they can change something: a local maximum's judgement time,
- * a timer (d->next_check), the end of learning. In between, testing every
+ * a timer (st->next_check), the end of learning. In between, testing every
  * sample would find nothing (a candidate is the deque's front at its centre,
  * a local maximum whose time has come): the beats are the same bit for bit.
  */
-static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n)
+static void push_samples(bcg_jpeak *st, beat_sink *out, const double *y, size_t n)
 {
     const int rmask = BCG_JPEAK_RECENT_CAP - 1;
-    double *recent = d->recent;
-    int64_t i = d->n;
+    double *recent = st->recent;
+    int64_t i = st->n;
     if (n == 0)
         return;
     /* The two samples before i, in registers rather than read from the ring. */
     double prev = i >= 1 ? recent[(i - 1) & rmask] : 0.0;
     double prev2 = i >= 2 ? recent[(i - 2) & rmask] : 0.0;
-    int64_t judge_at = next_judgement(d, i);
-    int64_t due = slow_path_due(d, i);
+    int64_t judge_at = next_judgement(st, i);
+    int64_t due = slow_path_due(st, i);
     /* One counter in the loop: sample i is base + k, events are counted in k. */
     const int64_t base = i;
     int64_t event = (judge_at < due ? judge_at : due) - base;
@@ -1089,61 +1090,61 @@ static void push_samples(bcg_jpeak *d, beat_sink *out, const double *y, size_t n
         prev2 = prev;
         prev = v;
         if (peak | (k >= event))
-            event = rare_sample(d, out, base + k, v, top, peak, &judge_at) - base;
+            event = rare_sample(st, out, base + k, v, top, peak, &judge_at) - base;
     }
     i = base + (int64_t)n;
     /* The front trimmed as testing every sample would have left it. */
-    trim_window(d, i - 1);
-    d->n = i;
+    trim_window(st, i - 1);
+    st->n = i;
 }
 
-bcg_status bcg_jpeak_process(bcg_jpeak *d, const double *y, size_t n, int64_t *beats,
+bcg_status bcg_jpeak_process(bcg_jpeak *st, const double *y, size_t n, int64_t *beats,
                              size_t cap, size_t *n_beats)
 {
-    if (d == NULL || n_beats == NULL || (n > 0 && y == NULL))
+    if (st == NULL || n_beats == NULL)
         return BCG_ERR_NULL;
     *n_beats = 0;
-    if (cap < bcg_jpeak_max_beats(d, n))
-        return BCG_ERR_CAPACITY;
-    if (beats == NULL)
+    if ((y == NULL && n > 0) || (beats == NULL && cap > 0))
         return BCG_ERR_NULL;
+    if (cap < bcg_jpeak_max_beats(st, n))
+        return BCG_ERR_CAPACITY;
     if (!bcg_samples_valid(y, n))
         return BCG_ERR_PARAM;
     beat_sink out = {beats, 0, cap};
-    push_samples(d, &out, y, n);
+    push_samples(st, &out, y, n);
     *n_beats = out.n;
     return BCG_OK;
 }
 
-bcg_status bcg_jpeak_flush(bcg_jpeak *d, int64_t *beats, size_t cap, size_t *n_beats)
+bcg_status bcg_jpeak_flush(bcg_jpeak *st, int64_t *beats, size_t cap, size_t *n_beats)
 {
-    if (d == NULL || n_beats == NULL)
+    if (st == NULL || n_beats == NULL)
         return BCG_ERR_NULL;
     *n_beats = 0;
-    if (cap < bcg_jpeak_max_beats(d, 0))
-        return BCG_ERR_CAPACITY;
-    if (beats == NULL)
+    if (beats == NULL && cap > 0)
         return BCG_ERR_NULL;
+    if (cap < bcg_jpeak_max_beats(st, 0))
+        return BCG_ERR_CAPACITY;
     beat_sink out = {beats, 0, cap};
     /* The window maximum, if it lies in the unconfirmed last half window
      * and is not the last sample (a rising edge), is the last candidate. */
-    if (d->win_len > 0) {
+    if (st->win_len > 0) {
         const int mask = BCG_JPEAK_RECENT_CAP - 1;
-        int64_t idx = d->win_index[d->win_head], newest = d->n - 1;
-        double top = d->win_value[d->win_head];
-        int64_t oldest = newest - 2 * d->half_window;
-        if (idx >= d->n - d->half_window && idx < newest && idx >= d->half_window &&
-            top > d->recent[newest & mask] && (oldest < 0 || d->recent[oldest & mask] <= top))
-            new_candidate(d, &out, timing(d, idx, newest), swing(d, idx, newest));
+        int64_t idx = st->win_index[st->win_head], newest = st->n - 1;
+        double top = st->win_value[st->win_head];
+        int64_t oldest = newest - 2 * st->half_window;
+        if (idx >= st->n - st->half_window && idx < newest && idx >= st->half_window &&
+            top > st->recent[newest & mask] && (oldest < 0 || st->recent[oldest & mask] <= top))
+            new_candidate(st, &out, timing(st, idx, newest), swing(st, idx, newest));
     }
-    if (d->learning)
-        end_learning(d, &out);
-    check_timers(d, &out, d->n);
+    if (st->learning)
+        end_learning(st, &out);
+    check_timers(st, &out, st->n);
     /* A tentative (early) beat still waiting for its timer is dropped: the
      * stream ended before it could be told from a secondary wave. */
-    if (d->pending >= 0)
-        report_pending(d, &out);
+    if (st->pending >= 0)
+        report_pending(st, &out);
     *n_beats = out.n;
-    bcg_jpeak_reset(d);
+    bcg_jpeak_reset(st);
     return BCG_OK;
 }

@@ -71,7 +71,7 @@ size_t bcg_motion_max_windows(const bcg_motion *st, size_t n)
     size_t len;
 
     if (st == NULL || st->win_len < 1) {
-        return 0;
+        return SIZE_MAX; /* NULL or not initialised: no buffer is big enough (bcg_dsp.h) */
     }
     /* (phase + n) / L without overflow for any n: phase + n % L < 2L */
     len = (size_t)st->win_len;

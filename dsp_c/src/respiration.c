@@ -82,7 +82,7 @@ size_t bcg_resp_max_out(const bcg_resp *st, size_t n)
     size_t m;
 
     if (st == NULL || st->decim < 1) {
-        return 0;
+        return SIZE_MAX; /* NULL or not initialised: no buffer is big enough (bcg_dsp.h) */
     }
     /* (phase + n) / M without overflow for any n: phase + n % M < 2M */
     m = (size_t)st->decim;

@@ -22,11 +22,11 @@
 #include "bcg_dsp.h"
 #include "internal.h"
 
-bcg_status bcg_sos_init(bcg_sos_filter *f, const double *sos, int n_sections)
+bcg_status bcg_sos_init(bcg_sos_filter *st, const double *sos, int n_sections)
 {
     int s, c;
 
-    if (f == NULL || sos == NULL) {
+    if (st == NULL || sos == NULL) {
         return BCG_ERR_NULL;
     }
     if (n_sections < 1 || n_sections > BCG_MAX_SECTIONS) {
@@ -42,38 +42,38 @@ bcg_status bcg_sos_init(bcg_sos_filter *f, const double *sos, int n_sections)
             return BCG_ERR_COEF;
         }
     }
-    memset(f, 0, sizeof *f);
-    f->n_sections = n_sections;
+    memset(st, 0, sizeof *st);
+    st->n_sections = n_sections;
     for (s = 0; s < n_sections; s++) {
         for (c = 0; c < 6; c++) {
-            f->sos[s][c] = sos[6 * s + c];
+            st->sos[s][c] = sos[6 * s + c];
         }
     }
     return BCG_OK;
 }
 
-bcg_status bcg_sos_init_bandpass(bcg_sos_filter *f, int order, double low_hz, double high_hz,
+bcg_status bcg_sos_init_bandpass(bcg_sos_filter *st, int order, double low_hz, double high_hz,
                                  double fs)
 {
     double sos[6 * BCG_MAX_ORDER];
     int n_sections = 0;
-    if (f == NULL)
+    if (st == NULL)
         return BCG_ERR_NULL;
     bcg_status rc = bcg_butter_bandpass(order, low_hz, high_hz, fs, sos, &n_sections);
     if (rc != BCG_OK)
         return rc;
-    return bcg_sos_init(f, sos, n_sections);
+    return bcg_sos_init(st, sos, n_sections);
 }
 
-void bcg_sos_reset(bcg_sos_filter *f)
+void bcg_sos_reset(bcg_sos_filter *st)
 {
     int s;
-    if (f == NULL) {
+    if (st == NULL) {
         return;
     }
     for (s = 0; s < BCG_MAX_SECTIONS; s++) {
-        f->zi[s][0] = 0.0;
-        f->zi[s][1] = 0.0;
+        st->zi[s][0] = 0.0;
+        st->zi[s][1] = 0.0;
     }
 }
 
@@ -87,20 +87,20 @@ void bcg_sos_reset(bcg_sos_filter *f)
  * overflow. The new state is computed aside and stored only when all of it is
  * finite, so on any error the filter is unchanged.
  */
-bcg_status bcg_sos_prime(bcg_sos_filter *f, double x0)
+bcg_status bcg_sos_prime(bcg_sos_filter *st, double x0)
 {
     double zi[BCG_MAX_SECTIONS][2];
     double scale = 1.0;
     int s;
 
-    if (f == NULL) {
+    if (st == NULL) {
         return BCG_ERR_NULL;
     }
     if (!bcg_samples_valid(&x0, 1)) {
         return BCG_ERR_PARAM;
     }
-    for (s = 0; s < f->n_sections; s++) {
-        const double *c = f->sos[s];
+    for (s = 0; s < st->n_sections; s++) {
+        const double *c = st->sos[s];
         double b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[4], a2 = c[5];
         double den = 1.0 + a1 + a2;
         double r0 = b1 - a1 * b0;
@@ -118,7 +118,7 @@ bcg_status bcg_sos_prime(bcg_sos_filter *f, double x0)
         }
         scale *= (b0 + b1 + b2) / den;
     }
-    memcpy(f->zi, zi, (size_t)f->n_sections * sizeof zi[0]);
+    memcpy(st->zi, zi, (size_t)st->n_sections * sizeof zi[0]);
     return BCG_OK;
 }
 
@@ -163,31 +163,31 @@ static void section_pair_process(const double *c, double *zc, const double *d, d
     zd[1] = w1;
 }
 
-void bcg_sos_run(bcg_sos_filter *f, const double *x, double *y, size_t n)
+void bcg_sos_run(bcg_sos_filter *st, const double *x, double *y, size_t n)
 {
     /* Section by section (in pairs) over the whole block: each section sees
      * the same inputs and does the same arithmetic as in scipy's
      * sample-by-sample loop, so the output bits are unchanged. */
     const double *in = x;
     int s = 0;
-    for (; s + 1 < f->n_sections; s += 2) {
-        section_pair_process(f->sos[s], f->zi[s], f->sos[s + 1], f->zi[s + 1], in, y, n);
+    for (; s + 1 < st->n_sections; s += 2) {
+        section_pair_process(st->sos[s], st->zi[s], st->sos[s + 1], st->zi[s + 1], in, y, n);
         in = y;
     }
-    if (s < f->n_sections)
-        section_process(f->sos[s], f->zi[s], in, y, n);
+    if (s < st->n_sections)
+        section_process(st->sos[s], st->zi[s], in, y, n);
 }
 
-bcg_status bcg_sos_process(bcg_sos_filter *f, const double *x, double *y, size_t n)
+bcg_status bcg_sos_process(bcg_sos_filter *st, const double *x, double *y, size_t n)
 {
-    if (f == NULL || ((x == NULL || y == NULL) && n > 0)) {
+    if (st == NULL || ((x == NULL || y == NULL) && n > 0)) {
         return BCG_ERR_NULL;
     }
     if (!bcg_samples_valid(x, n)) {
         return BCG_ERR_PARAM;
     }
     if (n > 0) {
-        bcg_sos_run(f, x, y, n);
+        bcg_sos_run(st, x, y, n);
     }
     return BCG_OK;
 }

@@ -217,6 +217,15 @@ static void test_bounds_and_null_safety(void)
     CHECK(bcg_jpeak_max_beats(&d, SIZE_MAX) >= SIZE_MAX / (size_t)d.refractory);
     CHECK(bcg_jpeak_max_beats(NULL, 10) == SIZE_MAX);
     CHECK(bcg_jpeak_process(&d, signal_buf, 10, NULL, 0, &got) == BCG_ERR_CAPACITY);
+    /* the check order of bcg_dsp.h: NULL pointers before the capacity */
+    CHECK(bcg_jpeak_process(&d, signal_buf, 10, NULL, 1, &got) == BCG_ERR_NULL && got == 0);
+    CHECK(bcg_jpeak_process(&d, NULL, 10, NULL, 0, &got) == BCG_ERR_NULL && got == 0);
+    CHECK(bcg_jpeak_flush(&d, NULL, 1, &got) == BCG_ERR_NULL && got == 0);
+    CHECK(bcg_jpeak_flush(&d, NULL, 0, &got) == BCG_ERR_CAPACITY && got == 0);
+    /* not initialised (zeroed): SIZE_MAX, so no process call can run */
+    memset(&d, 0, sizeof d);
+    CHECK(bcg_jpeak_max_beats(&d, 0) == SIZE_MAX);
+    CHECK(bcg_jpeak_process(&d, signal_buf, 10, scratch, MAX_BEATS, &got) == BCG_ERR_CAPACITY);
     bcg_jpeak_reset(NULL); /* does nothing */
     CHECK(bcg_jpeak_interval(NULL) == 0.0);
 }

@@ -232,7 +232,11 @@ static void test_bound_for_huge_n(void)
     uint8_t m[1];
     size_t nw;
 
-    CHECK(bcg_motion_max_windows(NULL, 100) == 0);
+    /* NULL or not initialised: SIZE_MAX, so no process call can run (bcg_dsp.h) */
+    CHECK(bcg_motion_max_windows(NULL, 100) == SIZE_MAX);
+    memset(&st, 0, sizeof st);
+    CHECK(bcg_motion_max_windows(&st, 0) == SIZE_MAX);
+    CHECK(bcg_motion_process(&st, x, 10, e, m, 1, &nw) == BCG_ERR_CAPACITY && nw == 0);
     bcg_motion_init(&st, 100.0, 0.25); /* 25-sample windows */
     CHECK(bcg_motion_max_windows(&st, SIZE_MAX) == SIZE_MAX / 25);
     CHECK(bcg_motion_process(&st, x, 10, e, m, 1, &nw) == BCG_OK && nw == 0);

@@ -255,7 +255,11 @@ static void test_bound_for_huge_n(void)
     int64_t b[1];
     size_t nr, nb;
 
-    CHECK(bcg_resp_max_out(NULL, 100) == 0);
+    /* NULL or not initialised: SIZE_MAX, so no process call can run (bcg_dsp.h) */
+    CHECK(bcg_resp_max_out(NULL, 100) == SIZE_MAX);
+    memset(&st, 0, sizeof st);
+    CHECK(bcg_resp_max_out(&st, 0) == SIZE_MAX);
+    CHECK(bcg_resp_process(&st, x, 24, y, 1, &nr, b, 1, &nb) == BCG_ERR_CAPACITY && nr == 0);
     bcg_resp_init(&st, 250.0); /* decim 25 */
     CHECK(bcg_resp_max_out(&st, SIZE_MAX) == SIZE_MAX / 25);
     CHECK(bcg_resp_process(&st, x, 24, y, 1, &nr, b, 1, &nb) == BCG_OK && nr == 0);

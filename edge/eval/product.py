@@ -43,9 +43,10 @@ import numpy as np
 from edge.config import Config
 from edge.errors import BedsideError
 from edge.readers import read_recording
+from edge.records import STATES
 from edge.sim import Night
 from edge.sim.recordings import heldout_like_night
-from edge.store import STATES, Store
+from edge.store import Store
 from edge.vitals import HR_SPAN_S, RR_SPAN_S
 
 from .epochs import Reference, StoredRun, compare_runs, score_run, span_rates, span_rmssd

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import BedsideError, fail
-from ..slots import atomic_write
+from ..files import atomic_write
+from .codes import BAD_KEY_LINE
 
 __all__ = [
     "CHALLENGE_TTL_S",
@@ -46,7 +47,6 @@ __all__ = [
 ]
 
 CHALLENGE_TTL_S = 60.0
-BAD_KEY_LINE = "E326"
 _TAG = b"bedside-link-auth-v2\x00"
 _UNIT_TAG = b"bedside-link-unit-v2\x00"
 UNIT_KEY_FILE = "unit_key"

@@ -9,14 +9,15 @@ same retry budget, and the host re-authenticates before resending.
 Login also agrees on session keys (:mod:`edge.link.session`); from the unit's answer on,
 every frame both ways is sealed, a resent request is sealed again (a new counter, the same
 seq), and a frame that does not open, or comes unsealed, is dropped and counted
-(``stats["refused"]``, E312 once the retries run out with nothing but such frames).
+(``stats["refused"]``, E312 once the retries run out with nothing but such frames). Frames in
+and out, sealed or plain, and what is refused go through :class:`edge.link.endpoint.Endpoint`,
+the same code the unit's agent runs.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
-import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -26,39 +27,25 @@ import serial
 
 from ..errors import BedsideError, fail
 from .auth import PublicKey, challenge_message, unit_message
-from .frame import (
-    FRAME_OVERHEAD,
-    MIN_FRAME,
-    Channel,
-    Frame,
-    FrameDecoder,
-    FrameError,
-    Kind,
-    Sealed,
-    body_size,
-    encode_frame,
-    trace_frame,
+from .codes import (
+    BAD_REPLY,
+    BAD_SEAL,
+    CLOSED,
+    NOT_SEALED,
+    NOT_THE_UNIT,
+    TIMED_OUT,
+    TOO_LARGE,
+    VERSION_MISMATCH,
 )
-from .protocol import (
-    DEFAULT_MAX_FRAME,
-    HEADER_RESERVE,
-    PROTOCOL_VERSION,
-    SUPPORTED_VERSIONS,
-    LinkError,
-)
-from .session import KeyExchange, SealError, SessionCipher
-from .transport import CLOSED, open_port
+from .commands import Command
+from .endpoint import Endpoint
+from .frame import MIN_FRAME, Channel, Frame, Kind, Sealed, body_size, max_data
+from .protocol import DEFAULT_MAX_FRAME, PROTOCOL_VERSION, SUPPORTED_VERSIONS, LinkError
+from .session import KeyExchange, SessionCipher
+from .transport import open_port
 
 __all__ = ["Client", "Signer", "UnitKeys"]
 
-log = logging.getLogger(__name__)
-
-TIMED_OUT = "E301"
-TOO_LARGE = "E304"
-BAD_REPLY = "E308"
-NOT_SEALED = "E311"
-BAD_SEAL = "E312"
-NOT_THE_UNIT = "E313"
 # The port's read timeout: how long one read waits for more bytes. Short, because a read
 # returns only when it times out or fills its buffer (pyserial), and that wait is latency.
 _READ_WAIT_S = 0.005
@@ -101,7 +88,6 @@ class Client:
         self.url = url
         self.timeout_s = timeout_s
         self.retries = retries
-        self.trace = trace
         self.baudrate = baudrate
         self._want_frame = max_frame
         self.max_frame = MIN_FRAME
@@ -109,7 +95,7 @@ class Client:
         self.session: str | None = None
         self.device_id: str | None = None
         self._port = None
-        self._decoder = FrameDecoder(max_frame)
+        self._link = Endpoint(max_frame=max_frame, trace=trace)
         self._seq = secrets.randbits(31)  # a fresh range: no stale reply can match
         self._key: Signer | None = None
         self._unit_keys: UnitKeys | None = None
@@ -123,8 +109,8 @@ class Client:
         self.on_log: Callable[[dict], None] | None = None
         #: Damaged frames dropped, frames refused (their seal failed, or unsealed after
         #: login) and requests resent, for tests and ``status --json``.
-        self.stats = {"bad_frames": 0, "refused": 0, "resent": 0, "reconnects": 0}
-        self._warned = False
+        self.stats = self._link.stats
+        self.stats.update(resent=0, reconnects=0)
         self._last_byte = 0.0
 
     @classmethod
@@ -157,9 +143,14 @@ class Client:
         self.close()
 
     @property
+    def trace(self) -> TextIO | None:
+        """Where ``--trace`` prints every frame (None: nowhere)."""
+        return self._link.trace
+
+    @property
     def max_data(self) -> int:
         """The largest ``data`` one :meth:`call` may carry, after negotiation."""
-        return self.max_frame - FRAME_OVERHEAD - HEADER_RESERVE
+        return max_data(self.max_frame)
 
     @property
     def authenticated(self) -> bool:
@@ -175,7 +166,7 @@ class Client:
     def identify(self) -> dict:
         """The unit's identity (needs no authentication): device_id, hardware,
         software_version, protocol, max_frame, whether this link is authenticated."""
-        info, _ = self.call("identify")
+        info, _ = self.call(Command.IDENTIFY)
         return info
 
     def authenticate(self, key: Signer, *, unit_keys: UnitKeys | None = None) -> None:
@@ -186,7 +177,7 @@ class Client:
         ``unit_keys`` checks the key the unit proved itself with before anything is signed
         for it, and pins it once the login passed; again at each reconnect."""
         self._unit_keys = unit_keys
-        self._answer_challenge("auth.response", key, {})
+        self._answer_challenge(Command.AUTH_RESPONSE, key, {})
         self._key = key
 
     def authorize(self, key: Signer, name: str, *, unit_keys: UnitKeys | None = None) -> dict:
@@ -196,13 +187,13 @@ class Client:
         docs/hardware-engineer.md), for a key the unit has already, or on a link already
         authenticated by another key. ``unit_keys`` as for :meth:`authenticate`."""
         self._unit_keys = unit_keys
-        reply = self._answer_challenge("keys.authorize", key, {"name": name})
+        reply = self._answer_challenge(Command.KEYS_AUTHORIZE, key, {"name": name})
         self._key = key
         return reply
 
     def subscribe_logs(self, level: str = "INFO") -> None:
         """Have the unit stream its log records (level and above) on this link."""
-        self.call("logs.subscribe", {"level": level})
+        self.call(Command.LOGS_SUBSCRIBE, {"level": level})
 
     def pump(self, seconds: float) -> None:
         """Read the link for ``seconds`` (log records go to ``logs``/``on_log``)."""
@@ -255,16 +246,16 @@ class Client:
         return self._seq
 
     def _hello(self) -> None:
-        self._decoder = FrameDecoder(self._want_frame)
+        self._link.restart()
         self.max_frame = MIN_FRAME
         self._cipher = self._pending = None  # hello starts a new, unsealed session
         args = {"protocol": list(SUPPORTED_VERSIONS), "max_frame": self._want_frame}
-        frame = Frame(Kind.REQUEST, self._next_seq(), {"cmd": "hello", "args": args})
+        frame = Frame(Kind.REQUEST, self._next_seq(), {"cmd": Command.HELLO, "args": args})
         reply = self._exchange(frame, self.timeout_s, reconnect=False).header
         version, max_frame = reply.get("protocol"), reply.get("max_frame")
         if version not in SUPPORTED_VERSIONS or not isinstance(max_frame, int):
             fail(
-                "E303",
+                VERSION_MISMATCH,
                 f"the unit speaks link protocol {version}, this host {PROTOCOL_VERSION}",
                 "update bedside-host (or the unit) so both speak the same version",
                 error=LinkError,
@@ -277,7 +268,7 @@ class Client:
     def _answer_challenge(self, command: str, key: Signer, args: dict) -> dict:
         exchange = KeyExchange()
         ours = base64.b64encode(exchange.public).decode()
-        challenge, _ = self.call("auth.challenge", {"ephemeral": ours})
+        challenge, _ = self.call(Command.AUTH_CHALLENGE, {"ephemeral": ours})
         try:
             nonce = bytes.fromhex(challenge["nonce"])
             device_id = str(challenge["device_id"])
@@ -345,9 +336,7 @@ class Client:
 
     def _write(self, frame: Frame) -> int:
         # Sealed afresh on every try: a resent request is a new counter, the same seq.
-        wire = encode_frame(frame) if self._cipher is None else self._cipher.seal(frame)
-        if self.trace is not None:
-            trace_frame(self.trace, ">", frame, wire, sealed=self._cipher is not None)
+        wire = self._link.wire(frame, self._cipher)
         try:
             self._port.write(wire)
         except (serial.SerialException, OSError) as exc:
@@ -362,17 +351,11 @@ class Client:
         except (serial.SerialException, OSError) as exc:
             raise _CutError(str(exc)) from None
         frames = []
-        for item in self._decoder.feed(chunk):
-            if isinstance(item, FrameError):
-                self.stats["bad_frames"] += 1
-                log.debug("dropped a frame: %s", item)
-                continue
+        for item, wire in self._link.receive(chunk):
             frame = self._open(item)
             if frame is None:
                 continue
-            if self.trace is not None:
-                sealed = isinstance(item, Sealed)
-                trace_frame(self.trace, "<", frame, self._decoder.last_wire, sealed=sealed)
+            self._link.traced(frame, wire, sealed=isinstance(item, Sealed))
             frames.append(frame)
         if chunk:
             self._last_byte = time.monotonic()
@@ -383,27 +366,17 @@ class Client:
         if isinstance(item, Frame):
             if self._cipher is None:
                 return item  # before login: the handshake is plain
-            return self._refuse(f"an unsealed {item.kind.name} frame after login")
-        problem = "a sealed frame before login"
-        for session in (self._cipher, self._pending):
-            if session is None:
-                continue
-            try:
-                frame = session.open(item)
-            except SealError as exc:
-                problem = str(exc)
-                continue
-            if session is self._pending:
-                self._cipher, self._pending = session, None  # the login's sealed answer
-            return frame
-        return self._refuse(problem)
-
-    def _refuse(self, problem: str) -> None:
-        self.stats["refused"] += 1
-        if not self._warned:
-            self._warned = True
-            log.warning("%s: refused %s; further ones are only counted", BAD_SEAL, problem)
-        return None
+            self._link.refuse(f"an unsealed {item.kind.name} frame after login")
+            return None
+        opened = self._link.open(
+            item, self._cipher, self._pending, unsealed="a sealed frame before login"
+        )
+        if opened is None:
+            return None
+        frame, session = opened
+        if session is self._pending:
+            self._cipher, self._pending = session, None  # the login's sealed answer
+        return frame
 
     def _dispatch_log(self, frame: Frame) -> bool:
         if frame.channel != Channel.LOGS:

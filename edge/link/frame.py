@@ -1,7 +1,8 @@
 """Frames of the maintenance link: layout, CRC-32, COBS, and a streaming decoder.
 
 One frame on the wire is ``COBS(body) + b"\\x00"``; the zero byte never occurs inside COBS
-output, so a receiver that lost bytes re-synchronises at the next zero. A plain ``body``
+output, so a receiver that lost bytes re-synchronises at the next zero (the COBS stream is
+:mod:`edge.wire`, the same for the sensor's frames). A plain ``body``
 (before login: ``hello``, ``identify``, the challenge) is::
 
     offset  size  field
@@ -39,9 +40,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from cobs import cobs
-
-from .protocol import LinkError
+from ..wire import CobsError, CobsStream, cobs_decode, cobs_frame, max_encoded
+from .codes import BAD_FRAME
+from .protocol import HEADER_RESERVE, LinkError
 
 __all__ = [
     "FRAME_OVERHEAD",
@@ -60,6 +61,7 @@ __all__ = [
     "encode_payload",
     "encode_sealed",
     "hexdump",
+    "max_data",
     "sealed_head",
     "trace_frame",
 ]
@@ -80,7 +82,6 @@ _PLAIN_OVERHEAD = _PREFIX.size + _CRC.size
 FRAME_OVERHEAD = _SEALED_HEAD.size + _HLEN.size + TAG_SIZE + _CRC.size
 # Every unit accepts frames of this size before negotiation (the hello exchange fits in it).
 MIN_FRAME = 1024
-BAD_FRAME = "E305"
 
 
 class Kind(enum.IntEnum):
@@ -157,7 +158,7 @@ def decode_payload(kind: Kind, channel: Channel, seq: int, payload: bytes) -> Fr
 
 def _wire(body: bytes) -> bytes:
     """CRC-32 appended, COBS-encoded, delimited: a body as it goes on the wire."""
-    return cobs.encode(body + _CRC.pack(zlib.crc32(body))) + b"\x00"
+    return cobs_frame(body + _CRC.pack(zlib.crc32(body)))
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -181,6 +182,12 @@ def encode_sealed(head: bytes, box: bytes) -> bytes:
 def body_size(frame: Frame) -> int:
     """The size of ``frame``'s body, sealed (what the negotiated max_frame bounds)."""
     return FRAME_OVERHEAD + len(json.dumps(frame.header, separators=(",", ":"))) + len(frame.data)
+
+
+def max_data(max_frame: int) -> int:
+    """The most data one request or reply may carry in frames of ``max_frame`` bytes (room
+    kept for the frame's own bytes and its JSON header)."""
+    return max_frame - FRAME_OVERHEAD - HEADER_RESERVE
 
 
 def _kind_channel(kind: int, channel: int) -> tuple[Kind, Channel]:
@@ -213,19 +220,19 @@ def decode_body(body: bytes) -> Frame | Sealed:
     return decode_payload(kind, channel, seq, body[_HEAD.size : -_CRC.size])
 
 
-class FrameDecoder:
+class FrameDecoder(CobsStream):
     """Splits a byte stream into frames; bytes may arrive in any chunking.
 
     ``feed`` yields a :class:`Frame`, a :class:`Sealed` or a :class:`FrameError` per
     delimited frame (errors are yielded, not raised, so the caller counts them and goes on).
     A run of bytes longer than an encoded ``max_frame`` without a delimiter is discarded up
-    to the next delimiter: the buffer never grows beyond that bound, whatever arrives.
+    to the next delimiter: the buffer (:attr:`buffered`) never grows beyond that bound
+    (:attr:`max_encoded`), whatever arrives. The stream is :class:`edge.wire.CobsStream`.
     """
 
     def __init__(self, max_frame: int = MIN_FRAME) -> None:
+        super().__init__(max_encoded(max_frame))
         self.max_frame = max_frame
-        self._buffer = bytearray()
-        self._overflow = False
         #: The wire bytes of the frame (or error) yielded last, for ``--trace``.
         self.last_wire = b""
 
@@ -236,49 +243,27 @@ class FrameDecoder:
     @max_frame.setter
     def max_frame(self, value: int) -> None:
         self._max_frame = value
-        # COBS adds one byte per 254 and one at the start.
-        self._max_encoded = value + value // 254 + 2
+        self.max_encoded = max_encoded(value)
 
     def feed(self, chunk: bytes) -> Iterator[Frame | Sealed | FrameError]:
         """Take ``chunk``; yield every frame (or error) it completes."""
-        start = 0
-        while start < len(chunk):
-            end = chunk.find(b"\x00", start)
-            if end < 0:
-                self._take(chunk[start:])
-                return
-            self._take(chunk[start:end])
-            start = end + 1
-            yield from self._finish()
-
-    def _take(self, piece: bytes) -> None:
-        if self._overflow:
-            return
-        if len(self._buffer) + len(piece) > self._max_encoded:
-            self._buffer.clear()
-            self._overflow = True
-            return
-        self._buffer += piece
-
-    def _finish(self) -> Iterator[Frame | Sealed | FrameError]:
-        overflow, encoded = self._overflow, bytes(self._buffer)
-        self._buffer.clear()
-        self._overflow = False
-        self.last_wire = encoded + b"\x00"
-        if overflow:
-            yield FrameError(f"frame longer than {self._max_frame} bytes")
-            return
-        if not encoded:  # an empty frame: a delimiter sent to resynchronise
-            return
-        try:
-            body = cobs.decode(encoded)
-        except cobs.DecodeError:
-            yield FrameError("frame is not valid COBS")
-            return
-        try:
-            yield decode_body(body)
-        except FrameError as exc:
-            yield exc
+        for encoded in self.split(chunk):
+            if encoded is None or len(encoded) > self.max_encoded:
+                self.last_wire = b"\x00"  # its bytes were dropped
+                yield FrameError(f"frame longer than {self._max_frame} bytes")
+                continue
+            self.last_wire = encoded + b"\x00"
+            if not encoded:  # an empty frame: a delimiter sent to resynchronise
+                continue
+            try:
+                body = cobs_decode(encoded)
+            except CobsError:
+                yield FrameError("frame is not valid COBS")
+                continue
+            try:
+                yield decode_body(body)
+            except FrameError as exc:
+                yield exc
 
 
 def hexdump(data: bytes, limit: int = 256) -> str:

@@ -1,4 +1,5 @@
-"""Constants and the error class of the link protocol, shared by the unit and the host."""
+"""Constants and the error class of the link protocol, shared by the unit and the host
+(its command names: :mod:`edge.link.commands`; its error codes: :mod:`edge.link.codes`)."""
 
 from __future__ import annotations
 
@@ -29,4 +30,5 @@ HEADER_RESERVE = 1024
 class LinkError(BedsideError):
     """The link failed: no reply after the retries (E301), port closed or cut (E302),
     could not open (E300), incompatible unit (E303), request too large (E304), login without
-    session keys (E310, E311), frames that fail their seal (E312)."""
+    session keys (E310, E311), frames that fail their seal (E312). Every code of the link is
+    in :mod:`edge.link.codes`."""

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import fail
+from .codes import BAD_SEAL
 from .frame import (
     Frame,
     FrameError,
@@ -46,7 +47,6 @@ from .protocol import LinkError
 __all__ = ["KEY_SIZE", "KeyExchange", "SealError", "SessionCipher", "session_keys"]
 
 KEY_SIZE = 32
-BAD_SEAL = "E312"
 _INFO = b"bedside-link-v2 session keys"
 _NONCE = struct.Struct(">IQ")  # direction, counter
 #: Nonce directions: each side seals with its own, and opens with the other's.

@@ -1,9 +1,11 @@
-"""Byte transports under the link: any pyserial port or URL, plus a listening socket.
+"""Byte transports: any pyserial port or URL, plus a listening socket; the one way ports open.
 
 The host always opens a port with pyserial (a device path, ``socket://``, ``loop://``...), so
 the simulator and the tests take the same code path as a cable. The unit side opens the same
 kinds of port, and one more: ``listen://HOST:PORT`` accepts TCP connections one at a time
 (the virtual unit), and looks to the agent like a serial port whose cable gets replugged.
+The sensor's serial source (:mod:`edge.sources.serial`) opens its port with
+:func:`open_port` too, and turns a :class:`PortError` into its own error (E240).
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from typing import Protocol
 
 import serial
 
-from ..errors import fail
+from .codes import OPEN_FAILED
 from .protocol import LinkError
 
-__all__ = ["BytePort", "ListeningPort", "open_port", "OPEN_FAILED", "CLOSED"]
+__all__ = ["BytePort", "ListeningPort", "PortError", "open_port"]
 
-OPEN_FAILED = "E300"
-CLOSED = "E302"
+
+class PortError(LinkError):
+    """A port that cannot be opened (E300); ``reason`` is the exception that stopped it."""
+
+    def __init__(self, message: str, reason: BaseException) -> None:
+        super().__init__(OPEN_FAILED, message)
+        self.reason = reason
 
 
 class BytePort(Protocol):
@@ -94,25 +101,41 @@ class ListeningPort:
         self._server.close()
 
 
-def open_port(url: str, *, baudrate: int = 921600, timeout: float = 0.05):
-    """Open ``url``: a device path, a pyserial URL, or ``listen://HOST:PORT`` (unit side)."""
-    if url.startswith("listen://"):
+def open_port(
+    url: str,
+    *,
+    baudrate: int = 921600,
+    timeout: float = 0.05,
+    write_timeout: float | None = None,
+    exclusive: bool | None = None,
+    listen: bool = True,
+):
+    """Open ``url``: a device path, a pyserial URL, or ``listen://HOST:PORT`` (unit side;
+    ``listen=False`` leaves that scheme to pyserial, which refuses it).
+
+    ``timeout`` is how long one read waits; ``write_timeout`` and ``exclusive`` go to pyserial
+    when given (``exclusive``: no other program may hold the device). Raises
+    :class:`PortError` (E300) when the port cannot be opened."""
+    if listen and url.startswith("listen://"):
         host, _, port = url.removeprefix("listen://").rpartition(":")
         try:
             return ListeningPort(host or "127.0.0.1", int(port), timeout=timeout)
         except (ValueError, OSError) as exc:
-            fail(
-                OPEN_FAILED,
-                f"cannot listen on {url}: {exc}",
-                "pick a free port, e.g. listen://127.0.0.1:0",
-                error=LinkError,
-            )
+            raise PortError(
+                f"cannot listen on {url}: {exc} — pick a free port, e.g. listen://127.0.0.1:0",
+                exc,
+            ) from exc
+    options = {"write_timeout": write_timeout, "exclusive": exclusive}
     try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout)
-    except (serial.SerialException, ValueError, OSError) as exc:
-        fail(
-            OPEN_FAILED,
-            f"cannot open port {url}: {exc}",
-            "check the cable and the path (bedside-host devices lists ports) or the URL",
-            error=LinkError,
+        return serial.serial_for_url(
+            url,
+            baudrate=baudrate,
+            timeout=timeout,
+            **{name: value for name, value in options.items() if value is not None},
         )
+    except (serial.SerialException, ValueError, OSError) as exc:
+        raise PortError(
+            f"cannot open port {url}: {exc} — check the cable and the path (bedside-host "
+            "devices lists ports) or the URL",
+            exc,
+        ) from exc

@@ -4,8 +4,10 @@ The format itself (COBS-delimited frames with a CRC-16, their bodies and constan
 once, in :mod:`edge.firmware.protocol`, which the firmware runs too; this module adds what
 only the unit needs: a streaming :class:`FrameDecoder` that resynchronises past garbage and
 counts what it threw away, typed frames, and :class:`Sequencer`, which turns sequence numbers
-into gaps. Decoding uses the ``cobs`` package and :func:`binascii.crc_hqx` (the same CRC), so
-both directions are checked against an independent implementation.
+into gaps. The COBS stream underneath (splitting at the delimiter, the bound on a frame
+without one, COBS itself) is the one both wires share, :mod:`edge.wire`; it and
+:func:`binascii.crc_hqx` (the same CRC) are independent of the firmware's own encoder, so both
+directions are checked against another implementation.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from cobs import cobs
 
 from edge.errors import BedsideError
 from edge.firmware import protocol as p
+from edge.wire import CobsError, CobsStream, cobs_decode
 
 __all__ = [
     "AckFrame",
@@ -106,8 +108,8 @@ def decode_frame(encoded: bytes) -> Frame:
     if len(encoded) > p.MAX_WIRE - 1:
         raise _malformed(f"{len(encoded)} bytes, more than a frame can hold")
     try:
-        body = cobs.decode(encoded)
-    except cobs.DecodeError:
+        body = cobs_decode(encoded)
+    except CobsError:
         raise _malformed("not a valid COBS block") from None
     if len(body) < 3:
         raise _malformed(f"{len(body)} bytes, too short")
@@ -154,49 +156,29 @@ def encode_command(command: int, tag: int, rate: int | None = None) -> bytes:
     return b"\x00" + p.frame(body)
 
 
-class FrameDecoder:
+class FrameDecoder(CobsStream):
     """Splits a byte stream into frames; never raises on bad input, counts it instead.
 
     ``feed(data)`` returns the valid frames completed by ``data``, in order. A frame that fails
     to decode is counted (``crc_errors`` / ``malformed``) and its bytes as ``garbage_bytes``;
     a run of bytes longer than any frame without a delimiter is dropped as it grows, so
-    memory stays bounded whatever arrives.
+    memory stays bounded whatever arrives (:attr:`buffered` stays below ``MAX_WIRE``). The
+    stream is :class:`edge.wire.CobsStream`; :meth:`reset` forgets a partial frame (after a
+    reconnect).
     """
 
     def __init__(self, counters: LinkCounters | None = None) -> None:
+        super().__init__(p.MAX_WIRE - 1)
         self.counters = counters if counters is not None else LinkCounters()
-        self._pending = bytearray()
-        self._overlong = False  # dropping bytes until the next delimiter
-
-    def reset(self) -> None:
-        """Forget a partial frame (after a reconnect)."""
-        self._pending.clear()
-        self._overlong = False
 
     def feed(self, data: bytes) -> list[Frame]:
         c = self.counters
         c.bytes_in += len(data)
+        dropped, overruns = self.dropped_bytes, self.overruns
         frames: list[Frame] = []
-        parts = bytes(data).split(b"\x00")
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if self._overlong:
-                c.garbage_bytes += len(part)
-                if not last:
-                    self._overlong = False
-                continue
-            if last:  # no delimiter yet: keep it for the next feed
-                self._pending += part
-                if len(self._pending) > p.MAX_WIRE - 1:
-                    c.garbage_bytes += len(self._pending)
-                    c.malformed += 1
-                    self._pending.clear()
-                    self._overlong = True
-                break
-            encoded = bytes(self._pending) + part if self._pending else part
-            self._pending.clear()
+        for encoded in self.split(data):
             if not encoded:
-                continue  # an empty frame: a flush, not an error
+                continue  # an empty frame is a flush, not an error; None: counted below
             try:
                 frames.append(decode_frame(encoded))
             except FrameError as error:
@@ -207,6 +189,8 @@ class FrameDecoder:
                     c.malformed += 1
                 continue
             c.frames += 1
+        c.garbage_bytes += self.dropped_bytes - dropped
+        c.malformed += self.overruns - overruns
         return frames
 
 

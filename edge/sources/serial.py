@@ -28,6 +28,7 @@ import serial
 from ..errors import BedsideError, fail
 from ..firmware import protocol as p
 from ..firmware.board import BAUDRATE
+from ..link.transport import PortError, open_port
 from .base import Chunk, SourceEvent
 from .frames import AckFrame, Frame, FrameDecoder, InfoFrame, LinkCounters, SampleFrame, Sequencer
 from .frames import encode_command as _command
@@ -165,17 +166,18 @@ class SerialSource:
     def _connect(self) -> None:
         try:
             # exclusive: a second reader (a monitor left running) would steal half the bytes
-            self._port = serial.serial_for_url(
+            self._port = open_port(
                 self.port,
                 baudrate=self._baudrate,
                 timeout=_READ_S,
                 write_timeout=1.0,
                 exclusive=True,
+                listen=False,  # a sensor is a port to open, never a server to run
             )
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except PortError as exc:
             fail(
                 "E240",
-                f"{self.name}: cannot open the port ({_reason(exc)})",
+                f"{self.name}: cannot open the port ({_reason(exc.reason)})",
                 "check the cable and the device name (ls /dev/serial/by-id lists them), that "
                 "no other program has the port open, and that the user is in the dialout group",
             )

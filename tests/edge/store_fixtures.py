@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.records import Epoch, Event
 from edge.sim import Night, State
-from edge.store import Epoch, Event
 
 T0 = 1_795_559_400.0  # 2026-11-24 22:30 UTC
 _REASON = {State.EMPTY: "empty bed", State.MOTION: "motion", State.POOR: "poor signal"}

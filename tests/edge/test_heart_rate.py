@@ -1,4 +1,4 @@
-"""Heart rate per window with reasons: never an invented number (edge.heart_rate)."""
+"""Heart rate per window with reasons: never an invented number (edge.eval.heart_rate)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dsp_c.metrics import rate_per_window
-from edge.heart_rate import heart_rate_windows
+from edge.eval.heart_rate import heart_rate_windows
 from edge.readers import read_recording
 from edge.sim import Night, Scenario, State
 
@@ -86,7 +86,7 @@ def test_empty_bed_and_the_unusable_channel_get_no_rate():
 
 
 def test_command_prints_windows_and_clear_errors(capsys):
-    from edge.heart_rate import main
+    from edge.eval.heart_rate import main
 
     assert main([str(DATA / "aydin_left1.npz"), "--channel", "imp_env"]) == 0
     out = capsys.readouterr().out

@@ -340,3 +340,33 @@ def test_a_full_disk_delays_commits_and_loses_nothing(tmp_path):
     assert result.store_errors == ["E261: disk full — free disk space"] * 3
     assert [e.t_utc - T0 for _, e in store.epochs()] == [30.0 * k for k in range(30)]
     store.close()
+
+
+class _OneChunk:
+    """A source whose only chunk is ``samples`` (from stream index 0)."""
+
+    name, fs = "one chunk", 250.0
+
+    def __init__(self, samples: np.ndarray) -> None:
+        self._chunks = [Chunk(0, samples, T0)]
+
+    def read(self, timeout_s=None):
+        return self._chunks.pop() if self._chunks else None
+
+    def drain_events(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def test_a_bad_first_chunk_gives_its_own_error(tmp_path):
+    """A sample out of range in the very first chunk: the error names it (not a failure of
+    the clean-up that follows), and the session is still closed."""
+    x = np.zeros(250)
+    x[3] = 1e20
+    with Store(tmp_path / "night.db") as store:
+        pipeline = Pipeline(_OneChunk(x), store, QualityGate(250.0), Settings())
+        with pytest.raises(ValueError, match="1e\\+20|out of range|finite"):
+            pipeline.run()
+        assert [e.kind for _, e in store.events()] == ["shutdown"]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.events import BedPresence, RangeWatch
-from edge.store import Epoch
+from edge.records import Epoch
 from edge.vitals import EpochVitals
 
 FS = 100.0

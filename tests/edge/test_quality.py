@@ -244,3 +244,32 @@ def test_the_gate_works_at_the_ends_of_the_rate_range(fs: float) -> None:
     first = [j.state for j in got[:11]]
     assert "good" not in first and "motion" not in first and first.count("empty") >= 7
     assert all(j.state == "good" for j in got if j.start_index >= 75 * fs)
+
+
+@pytest.mark.parametrize("origin_shift", [0, 1])
+def test_a_shared_beat_band_gives_the_gate_own_judgements(night: Night, origin_shift) -> None:
+    """The pipeline hands the gate the output of its J-peak band-pass (the same filter as
+    the gate's beat band): the judgements are those of the gate alone, across a gap, with a
+    chunk fed without the band mid-stretch, and when the band was not primed at the
+    stretch's start (``origin_shift``: then the gate filters the chunks itself)."""
+    from dsp_c.beats import beat_filter
+    from edge.quality import SharedBeatBand
+
+    x = night.samples().astype(np.float64)
+    gap = 40000  # 777 samples lost there
+    starts = list(range(0, gap, 2000)) + list(range(gap + 777, x.size, 2000))
+    alone, shared, band = QualityGate(night.fs), QualityGate(night.fs), None
+    want, got = [], []
+    for k, start in enumerate(starts):
+        chunk = x[start : min(start + 2000, gap if start < gap else x.size)]
+        want += alone.process(chunk, start_index=start)
+        if start in (0, gap + 777):  # a new stretch: the pipeline primes a new band-pass
+            band, origin = beat_filter(night.fs), start + origin_shift
+            band.reset(steady_input=float(chunk[0]))
+        if k in (3, 25):  # a direct call mid-stretch goes on through the shared band-pass
+            got += shared.process(chunk, start_index=start)
+            continue
+        beat = SharedBeatBand(band._process_checked(chunk), band, origin)
+        got += shared._process_checked(chunk, start, beat)
+    assert len(want) > 50 and {"empty", "good", "poor"} <= {j.state for j in want}
+    assert got == want

@@ -13,9 +13,10 @@ from edge.events import RangeWatch
 from edge.pipeline import OpenGate, Pipeline, Settings
 from edge.quality import QualityGate
 from edge.readers import Recording
+from edge.records import Epoch
 from edge.rhythm import RhythmCheck, acf_period, acf_prefers_period
 from edge.sources.replay import ReplaySource
-from edge.store import Epoch, Store
+from edge.store import Store
 from edge.vitals import NOT_A_PERSON, EpochVitals
 
 T0 = 1_750_000_000.0
@@ -93,36 +94,33 @@ def test_a_person_keeps_the_heart_rate(tmp_path: Path) -> None:
     assert not any(e.hr_reason == NOT_A_PERSON for e in epochs)
 
 
+def _vitals(band: np.ndarray, picks_s: np.ndarray, fs: float = 100.0) -> list[Epoch]:
+    """Epochs of EpochVitals fed ``band`` as the beat band, with breathing of its own in the
+    raw signal, every window good, and ``picks_s`` as the detector's beats."""
+    t = np.arange(band.size) / fs
+    raw = band + 0.5 * np.sin(2 * np.pi * 0.25 * t)
+    v = EpochVitals(fs, 10.0, lambda i: T0 + i / fs)
+    v.add_samples(0, t.size)
+    v.add_signal(0, band, raw)
+    v.add_beats(np.round(picks_s * fs).astype(np.int64))
+    for a in range(0, t.size - int(10 * fs) + 1, int(5 * fs)):
+        v.add_judgement(a, a + int(10 * fs), "good", 1.0)
+    return v.finish(t.size)
+
+
 def test_a_half_rate_pick_is_not_stored(tmp_path: Path) -> None:
     """The picker reports every other beat (as it does locked to half the rate): the
     envelope says twice that rate, so the epoch stores no rate, and says why."""
-    fs = 100.0
     seconds = 60.0
     jitter = np.random.default_rng(5).normal(0.0, 0.03, 200)
     beats_s = np.cumsum(0.8 + jitter)
     beats_s = beats_s[beats_s < seconds - 1]
-    t = np.arange(int(seconds * fs)) / fs
-    band = np.zeros(t.size)
-    for b in beats_s:
-        band += np.exp(-0.5 * ((t - b) / 0.03) ** 2)
-    raw = band + 0.5 * np.sin(2 * np.pi * 0.25 * t)  # breathing of its own
-    v = EpochVitals(fs, 10.0, lambda i: T0 + i / fs)
-    v.add_samples(0, t.size)
-    v.add_signal(0, band, raw)
-    v.add_beats(np.round(beats_s[::2] * fs).astype(np.int64))
-    for a in range(0, t.size - 1000 + 1, 500):
-        v.add_judgement(a, a + 1000, "good", 1.0)
-    epochs = v.finish(t.size)
+    band = _waves(beats_s, (0.0,), (1.0,), 100.0, seconds)
+    epochs = _vitals(band, beats_s[::2])
     assert all(e.hr_bpm is None for e in epochs)
     assert "rate uncertain" in {e.hr_reason for e in epochs}
     # The same beats, all of them, are confirmed.
-    v = EpochVitals(fs, 10.0, lambda i: T0 + i / fs)
-    v.add_samples(0, t.size)
-    v.add_signal(0, band, raw)
-    v.add_beats(np.round(beats_s * fs).astype(np.int64))
-    for a in range(0, t.size - 1000 + 1, 500):
-        v.add_judgement(a, a + 1000, "good", 1.0)
-    rates = [e.hr_bpm for e in v.finish(t.size)[1:]]
+    rates = [e.hr_bpm for e in _vitals(band, beats_s)[1:]]
     assert all(r is not None and r == pytest.approx(75.0, rel=0.08) for r in rates)
 
 
@@ -215,19 +213,8 @@ def test_true_beats_tall_and_short_by_turns_are_one_pick_a_beat() -> None:
 
 
 def _multiwave_vitals(picks_s: np.ndarray, beats_s: np.ndarray, seconds: float) -> list[Epoch]:
-    """Epochs of EpochVitals fed three comparable waves per beat (180 ms apart), breathing
-    of its own, every window good, and ``picks_s`` as the detector's beats."""
-    fs = 100.0
-    band = _waves(beats_s, (0.0, 0.18, 0.36), (0.9, 0.85, 1.0), fs, seconds)
-    t = np.arange(band.size) / fs
-    raw = band + 0.5 * np.sin(2 * np.pi * 0.25 * t)
-    v = EpochVitals(fs, 10.0, lambda i: T0 + i / fs)
-    v.add_samples(0, t.size)
-    v.add_signal(0, band, raw)
-    v.add_beats(np.round(picks_s * fs).astype(np.int64))
-    for a in range(0, t.size - 1000 + 1, 500):
-        v.add_judgement(a, a + 1000, "good", 1.0)
-    return v.finish(t.size)
+    """:func:`_vitals` of three comparable waves per beat, 180 ms apart."""
+    return _vitals(_waves(beats_s, (0.0, 0.18, 0.36), (0.9, 0.85, 1.0), 100.0, seconds), picks_s)
 
 
 def test_picks_on_two_waves_are_read_on_one() -> None:

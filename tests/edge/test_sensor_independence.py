@@ -16,8 +16,9 @@ import pytest
 from edge.pipeline import Pipeline, Settings
 from edge.quality import QualityGate
 from edge.readers import Recording
+from edge.records import Epoch
 from edge.sources.replay import ReplaySource
-from edge.store import Epoch, Store
+from edge.store import Store
 
 T0 = 1_750_000_000.0
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -13,6 +13,7 @@ from edge.errors import BedsideError
 from edge.firmware import protocol as p
 from edge.firmware.fake import FakeBoard
 from edge.firmware.sensor import Sensor
+from edge.link.frame import FrameDecoder as LinkFrameDecoder
 from edge.sources.frames import (
     AckFrame,
     FrameDecoder,
@@ -23,6 +24,7 @@ from edge.sources.frames import (
     decode_frame,
     encode_command,
 )
+from edge.wire import CobsStream
 
 
 def sample_wire(seq: int, samples: list[int]) -> bytes:
@@ -98,7 +100,7 @@ def test_fuzz_decoder_never_raises_and_stays_bounded(chunks):
     dec = FrameDecoder()
     for chunk in chunks:
         dec.feed(chunk)
-        assert len(dec._pending) < p.MAX_WIRE
+        assert dec.buffered < p.MAX_WIRE
     c = dec.counters
     assert c.bytes_in == sum(map(len, chunks))
 
@@ -145,6 +147,26 @@ def test_every_single_bit_error_is_caught():
         bad[bit // 8] ^= 1 << (bit % 8)
         assert [f.seq for f in dec.feed(f1 + bytes(bad) + f3)] == [0, 2], bit
     assert dec.counters.crc_errors > 0 and dec.counters.malformed > 0
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=60), max_size=10), st.integers(1, 40))
+def test_the_cobs_stream_splits_alike_in_any_chunking(chunks, bound):
+    # edge.wire.CobsStream, under both wires: the blocks do not depend on where the reads
+    # cut the stream, and it never holds more than its bound.
+    stream = b"".join(chunks)
+    whole, cut = CobsStream(bound), CobsStream(bound)
+    expected = whole.split(stream)
+    got = []
+    for chunk in chunks:
+        got += cut.split(chunk)
+        assert cut.buffered <= bound
+    over = [b is None or len(b) > bound for b in expected]
+    assert [b is None or len(b) > bound for b in got] == over
+    assert [b for b in got if b is not None and len(b) <= bound] == [
+        b for b in expected if b is not None and len(b) <= bound
+    ]
+    assert issubclass(FrameDecoder, CobsStream) and issubclass(LinkFrameDecoder, CobsStream)
 
 
 def test_overlong_run_without_delimiter_is_dropped():

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import BedsideError
+from edge.records import EVENT_KINDS, STATES, Epoch, Event
 from edge.sim import State
-from edge.store import EVENT_KINDS, STATES, Epoch, Event, Store
+from edge.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store_fixtures import T0  # noqa: E402

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from edge.errors import BedsideError
-from edge.store import Event, Store
+from edge.records import Event
+from edge.store import Store
 from edge.summary import NightSummary, pick_session, summarize, summary_of_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

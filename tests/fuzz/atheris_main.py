@@ -23,11 +23,11 @@ with atheris.instrument_imports(include=["edge", "host_tools", "cobs", "targets"
     import cobs.cobs  # noqa: F401
     import targets
 
-    import edge.agent  # noqa: F401
-    import edge.bundle  # noqa: F401
     import edge.config  # noqa: F401
     import edge.link.frame  # noqa: F401
     import edge.log_pages  # noqa: F401
+    import edge.maint.agent  # noqa: F401
+    import edge.maint.bundle  # noqa: F401
     import edge.readers  # noqa: F401
     import edge.sources.frames  # noqa: F401
     import host_tools.keys  # noqa: F401

@@ -25,11 +25,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from edge import bundle as bundles  # noqa: E402
 from edge import log_pages as lp  # noqa: E402
 from edge.firmware import protocol as p  # noqa: E402
 from edge.link.frame import Channel, Frame, Kind, encode_frame  # noqa: E402
 from edge.link.session import SessionCipher  # noqa: E402
+from edge.maint import bundle as bundles  # noqa: E402
 from edge.sources.frames import encode_command  # noqa: E402
 
 

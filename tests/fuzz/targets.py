@@ -81,7 +81,7 @@ def sensor_frames(data: bytes) -> None:
     got = []
     for chunk in _chunks(payload, sizes):
         got += [_sensor_key(x) for x in chunked.feed(chunk)]
-        assert len(chunked._pending) <= MAX_WIRE, len(chunked._pending)
+        assert chunked.buffered <= MAX_WIRE, chunked.buffered
     assert got == expected
     assert chunked.counters.frames == whole.counters.frames == len(expected)
 
@@ -116,11 +116,11 @@ def link_frames(data: bytes) -> None:
     got = []
     for chunk in _chunks(payload, sizes):
         got += [_link_key(x) for x in chunked.feed(chunk)]
-        assert len(chunked._buffer) <= chunked._max_encoded
+        assert chunked.buffered <= chunked.max_encoded
     assert got == expected
 
 
-# --- the agent's unauthenticated commands (edge.agent): what a rogue host can send ----------
+# --- the agent's unauthenticated commands (edge.maint.agent): what a rogue host can send ----
 
 _COMMANDS = (
     "hello",
@@ -136,7 +136,7 @@ _COMMANDS = (
 
 @functools.cache
 def _agent():
-    from edge.agent import Agent
+    from edge.maint.agent import Agent
 
     state = _scratch("fuzz-agent-")
     agent = Agent("listen://127.0.0.1:0", state_dir=state, modules=())
@@ -162,8 +162,8 @@ def agent_handshake(data: bytes) -> None:
     A first byte below 0x80 picks a command, the rest is its JSON arguments (after a pending
     challenge). From 0x80 on, the rest is raw link bytes, sealed frames included, fed
     through the agent's own receive path (they must be refused without a crash)."""
-    from edge.agent import HANDLER_FAILED
     from edge.link.frame import Frame, FrameDecoder, FrameError, Kind
+    from edge.maint.agent import HANDLER_FAILED
 
     agent, sent = _agent()
     if not data:
@@ -218,7 +218,7 @@ def log_pages(data: bytes) -> None:
     assert all(len(row) == len(columns) for row in rows)
 
 
-# --- bundles (edge.bundle) -------------------------------------------------------------------
+# --- bundles (edge.maint.bundle) -------------------------------------------------------------
 
 
 @functools.cache
@@ -238,7 +238,7 @@ def _signed_bundle(spec: bytes) -> bytes:
     so the checks behind the signature (paths, links, sizes, hashes) are fuzzed too."""
     import tarfile
 
-    from edge import bundle as b
+    from edge.maint import bundle as b
 
     raw, *members = spec.split(b"\n--\n")
     out = io.BytesIO()
@@ -256,7 +256,7 @@ def bundle(data: bytes) -> None:
     temporary folder) raise only E340-E348, a failed unpack leaves nothing behind, and a
     successful one holds exactly the manifest's files. The first byte picks what the rest
     is: 0 a bundle file, 1 a manifest, 2 a manifest and members signed here."""
-    from edge import bundle as b
+    from edge.maint import bundle as b
 
     if not data:
         return

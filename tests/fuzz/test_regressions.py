@@ -109,8 +109,8 @@ def test_a_damaged_recording_is_a_recording_error(finding: str, name: str, code:
 def test_deeply_nested_bundle_manifest_is_not_a_bundle() -> None:
     """Manifest.parse let RecursionError out of json.loads; host_tools/flash.py parses a
     bundle's manifest before any signature check, so a crafted file gave a traceback."""
-    from edge.bundle import Manifest
     from edge.errors import BedsideError
+    from edge.maint.bundle import Manifest
 
     with pytest.raises(BedsideError) as info:
         Manifest.parse(b"[" * 100_000)

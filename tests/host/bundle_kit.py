@@ -13,7 +13,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from edge import bundle as bundles
+from edge.maint import bundle as bundles
 from host_tools.bundle import PACKAGES, build_bundle, default_root
 from host_tools.keys import ReleaseKey
 

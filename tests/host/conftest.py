@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.agent import Agent
 from edge.link import Client
 from edge.link.auth import add_authorized
+from edge.maint.agent import Agent
 from host_tools.keys import HostKey
 
 # Test modules here import the proxy as `from faultproxy import FaultProxy, Faults`.

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.link import Client
-from edge.store import Epoch, Event, Store
+from edge.records import Epoch, Event
+from edge.store import Store
 from host_tools.archive import Archive, unit_archives
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.agent import HANDLER_MODULES, Agent
 from edge.errors import BedsideError
 from edge.link import Client
+from edge.maint.agent import HANDLER_MODULES, Agent
 from host_tools.virtual_unit import VirtualUnit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def test_installed_handler_modules_are_registered(tmp_path) -> None:
         if importlib.util.find_spec(module) is None:
             continue
         # Each module adds commands under its own prefix, all behind authentication.
-        prefix = {"edge.agent_flash": "flash.", "edge.agent_logs": "logs."}[module]
+        prefix = {"edge.maint.flash": "flash.", "edge.maint.logs": "logs."}[module]
         names = [n for n in agent._handlers if n.startswith(prefix)]
         assert names, module
         assert all(agent._handlers[n][1] for n in names), module

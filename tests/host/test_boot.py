@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from edge import bundle as bundles
-from edge.boot import BUILT_MARK, _build_dsp, boot
 from edge.errors import BedsideError
-from edge.slots import MAX_TRIAL_BOOTS, Slots, atomic_write
+from edge.files import atomic_write
+from edge.maint import bundle as bundles
+from edge.maint.boot import BUILT_MARK, _build_dsp, boot
+from edge.maint.slots import MAX_TRIAL_BOOTS, Slots
 from edge.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -197,7 +198,7 @@ def test_the_lock_refuses_a_second_writer(tmp_path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from edge.slots import Slots\n"
+            "import sys, time; from edge.maint.slots import Slots\n"
             f"with Slots({str(tmp_path)!r}).locked():\n"
             "    print('locked', flush=True); time.sleep(30)",
         ],
@@ -225,7 +226,7 @@ def test_atomic_write_survives_kill_minus_9(tmp_path) -> None:
         [
             sys.executable,
             "-c",
-            "import json, sys\nfrom pathlib import Path\nfrom edge.slots import atomic_write\n"
+            "import json, sys\nfrom pathlib import Path\nfrom edge.files import atomic_write\n"
             "n = 0\nwhile True:\n    n += 1\n"
             f"    atomic_write(Path({str(path)!r}), json.dumps({{'n': n, 'pad': 'x' * 100_000}})"
             ".encode())",

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge import bundle as bundles
 from edge.errors import BedsideError
+from edge.maint import bundle as bundles
 from host_tools.bundle import bundle_files, default_root
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,7 +54,7 @@ def test_build_round_trip_of_the_project_tree(tmp_path, key, slot) -> None:
     manifest = bundles.unpack(bundle, slot, key.public)
     packed = {p.as_posix() for p in bundle_files(default_root())}
     assert {f.path for f in manifest.files} == packed
-    assert "edge/boot.py" in packed and "dsp_c/src/sos.c" in packed
+    assert "edge/maint/boot.py" in packed and "dsp_c/src/sos.c" in packed
     assert "models/bcg_quality.tflite" in packed and "edge/firmware/sensor.py" in packed
     assert not any("__pycache__" in p or p.endswith((".so", ".o")) for p in packed)
     for entry in manifest.files:  # byte-identical to the tree

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from edge import bundle as bundles
-from edge.agent_flash import Flasher
 from edge.errors import BedsideError
 from edge.link import Client
-from edge.slots import Slots
+from edge.maint import bundle as bundles
+from edge.maint.flash import Flasher
+from edge.maint.slots import Slots
 from host_tools.cli import main as host_main
 from host_tools.flash import flash_bundle
 
@@ -235,7 +235,7 @@ def test_flashing_again_is_idempotent(tmp_path, flash_unit, rkey) -> None:
 CRASH_SCRIPT = """
 import os, sys
 from pathlib import Path
-from edge import agent_flash, bundle, slots
+from edge.maint import bundle, flash, slots
 
 state, bundle_path, point = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
@@ -255,7 +255,7 @@ targets = {"begin_install": (slots.Slots, "begin_install"), "mark_trial": (slots
     "mark_trial"), "replace": (bundle, "_replace_dir"), "fsync": (bundle, "fsync_tree")}
 if point in targets:
     setattr(*targets[point], die)
-f = agent_flash.Flasher(state, hardware="sim", factory_version="0.1.0")
+f = flash.Flasher(state, hardware="sim", factory_version="0.1.0")
 data = bundle_path.read_bytes()
 import hashlib, zlib
 sha = hashlib.sha256(data).hexdigest()

@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from edge.agent import Agent
 from edge.errors import BedsideError
 from edge.link import Client
 from edge.link.auth import PublicKey, add_authorized, challenge_message, read_authorized
 from edge.link.frame import Frame, Kind
 from edge.link.session import KeyExchange, SessionCipher
+from edge.maint.agent import Agent
 from host_tools.keys import HostKey, KnownUnits, ReleaseKey
 
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.agent import Agent
 from edge.errors import BedsideError, fail
-from edge.link import PROTOCOL_VERSION, Client, LinkError, open_port
+from edge.link import PROTOCOL_VERSION, Client, LinkError, codes, open_port
 from edge.link.auth import add_authorized
+from edge.link.commands import PUBLIC, Command
 from edge.link.frame import (
     FRAME_OVERHEAD,
     Channel,
@@ -29,6 +31,7 @@ from edge.link.frame import (
     decode_body,
     encode_frame,
 )
+from edge.maint.agent import Agent
 
 # --- frames ---------------------------------------------------------------------------------
 
@@ -81,7 +84,7 @@ def test_decoder_survives_random_bytes(noise: bytes) -> None:
     decoder = FrameDecoder(1024)
     for item in decoder.feed(noise):
         assert isinstance(item, Frame | Sealed | FrameError)
-    assert len(decoder._buffer) <= 1024 + 1024 // 254 + 2  # bounded, whatever arrives
+    assert decoder.buffered <= 1024 + 1024 // 254 + 2  # bounded, whatever arrives
 
 
 @given(frames, st.data())
@@ -288,6 +291,26 @@ def test_port_that_cannot_open_is_e300() -> None:
     with pytest.raises(LinkError) as info:
         Client.open("/dev/does-not-exist-bedside")
     assert info.value.code == "E300" and "\n" not in str(info.value)
+
+
+def test_every_link_code_is_in_errors_md_with_its_table_row() -> None:
+    # One table of the link's codes (edge.link.codes); docs/errors.md explains each one.
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text("utf-8")
+    rows = set(re.findall(r"^\| (E3[0-3][0-9]) \|", docs, re.MULTILINE))
+    assert set(codes.MEANINGS) == rows
+    names = {v for k, v in vars(codes).items() if k.isupper() and k != "MEANINGS"}
+    assert names == set(codes.MEANINGS)
+
+
+def test_the_agent_serves_the_command_table(tmp_path) -> None:
+    # Every command of edge.link.commands is served by the agent with its handler modules,
+    # and only those of PUBLIC before authentication.
+    agent = Agent("listen://127.0.0.1:0", state_dir=tmp_path / "unit")
+    try:
+        assert set(agent._handlers) == set(Command)
+        assert {name for name, (_, auth) in agent._handlers.items() if not auth} == PUBLIC
+    finally:
+        agent.port.close()
 
 
 def test_over_a_real_tty_device_path(tmp_path, host_key, tty_pair) -> None:

@@ -22,7 +22,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inline import InlineProxy, rewrite
 
-from edge.agent import Agent
 from edge.errors import BedsideError
 from edge.link import Client
 from edge.link.auth import add_authorized, challenge_message, raw_public, unit_message
@@ -38,6 +37,7 @@ from edge.link.frame import (
     encode_payload,
 )
 from edge.link.session import KeyExchange, SealError, SessionCipher, session_keys
+from edge.maint.agent import Agent
 from host_tools.keys import KnownUnits
 from host_tools.logs import pull
 

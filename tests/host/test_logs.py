@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.agent_logs import LogSource
 from edge.errors import BedsideError
 from edge.link import Client
 from edge.log_pages import (
@@ -30,7 +29,9 @@ from edge.log_pages import (
     encode_fitting,
     encode_page,
 )
-from edge.store import Event, Store
+from edge.maint.logs import LogSource
+from edge.records import Event
+from edge.store import Store
 from host_tools.archive import Archive, unit_archives
 from host_tools.export import KEY_NAME, export, pseudonym
 from host_tools.logs import pull
@@ -458,6 +459,6 @@ def test_the_page_layout_of_epochs_follows_the_store_fields() -> None:
     """The wire layout spells the columns with their kinds; it must name the store's
     epoch fields, in order, after id and session_id (rows are built from Epoch.values())."""
     from edge.log_pages import EPOCH_COLUMNS
-    from edge.store import EPOCH_FIELDS
+    from edge.records import EPOCH_FIELDS
 
     assert tuple(name for name, _ in EPOCH_COLUMNS) == ("id", "session_id", *EPOCH_FIELDS)

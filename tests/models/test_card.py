@@ -11,8 +11,8 @@ import pytest
 
 from edge.model import QualityModel
 from edge.quality import FEATURE_NAMES, STATES
+from edge.tflite_file import FULLY_CONNECTED, constant_tensors, verify, weight_sparsity
 from models import CARD_PATH, FLOAT_MODEL_PATH, METRICS_PATH, MODEL_PATH
-from models.tflite_file import FULLY_CONNECTED, constant_tensors, verify, weight_sparsity
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_training_figures_meet_the_targets(card: str, metrics: dict) -> None:
 
 
 def test_the_file_reader_agrees_with_the_interpreter() -> None:
-    # models.tflite_file parses the flatbuffer itself; the TFLite runtime must see the same
+    # edge.tflite_file parses the flatbuffer itself; the TFLite runtime must see the same
     # constant values under the same names.
     content = MODEL_PATH.read_bytes()
     verify(content)

@@ -58,11 +58,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "host")]
 from bundle_kit import build, install_release_key, release_key  # noqa: E402
 from logs_fixtures import archive_rows, record, unit_rows, write_log  # noqa: E402
 
-from edge import boot  # noqa: E402
-from edge import bundle as bundles  # noqa: E402
-from edge.agent_flash import Flasher  # noqa: E402
 from edge.link.auth import add_authorized  # noqa: E402
-from edge.slots import Slots, slot_is_factory  # noqa: E402
+from edge.maint import boot  # noqa: E402
+from edge.maint import bundle as bundles  # noqa: E402
+from edge.maint.flash import Flasher  # noqa: E402
+from edge.maint.slots import Slots, slot_is_factory  # noqa: E402
 from edge.store import Store  # noqa: E402
 from host_tools.archive import unit_archives  # noqa: E402
 from host_tools.keys import HostKey  # noqa: E402

@@ -8,7 +8,7 @@ Operations (the unit's real code, through its public entry points):
 - ``record --state S --seed K``: ``bedside run`` on the simulator at max speed into
   ``S/vitals.db``, small commit batches (phase ``record``);
 - ``flash --state S --bundle B [--boot]``: the agent's flashing handlers
-  (:class:`edge.agent_flash.Flasher`) upload B in 16 KiB chunks (phase ``upload``), verify
+  (:class:`edge.maint.flash.Flasher`) upload B in 16 KiB chunks (phase ``upload``), verify
   and unpack it into the inactive slot and mark it for a trial (phase ``install``); with
   ``--boot`` the boot manager then runs the trial (phase ``boot``: health check, confirm);
 - ``pull --state S --archive A --keys K``: the agent (a virtual unit, in a thread) serves a
@@ -61,9 +61,9 @@ def record(cut: cutpoints.Cutter, args: argparse.Namespace) -> None:
 
 
 def flash(cut: cutpoints.Cutter, args: argparse.Namespace) -> None:
-    from edge import boot
-    from edge import bundle as bundles
-    from edge.agent_flash import Flasher
+    from edge.maint import boot
+    from edge.maint import bundle as bundles
+    from edge.maint.flash import Flasher
 
     data = args.bundle.read_bytes()
     sha = hashlib.sha256(data).hexdigest()

@@ -1,6 +1,6 @@
 """The maintenance agent's log commands: the unit's vitals, events and log files, in pages.
 
-``register(agent)`` adds them to an :class:`edge.agent.Agent`; every one needs an
+``register(agent)`` adds them to an :class:`edge.maint.agent.Agent`; every one needs an
 authenticated host. Each answer fits the frame the host asks for (``max_bytes``, the link's
 negotiated ``max_data``) and carries the SHA-256 of its data, which the host checks.
 
@@ -36,17 +36,17 @@ import stat
 import zlib
 from pathlib import Path
 
-from .errors import fail
-from .link.frame import FRAME_OVERHEAD
-from .link.protocol import HEADER_RESERVE
-from .log_pages import (
+from ..errors import fail
+from ..link.commands import Command
+from ..link.frame import max_data
+from ..log_pages import (
     EPOCH_COLUMNS,
     EVENT_COLUMNS,
     SESSION_COLUMNS,
     digest,
     encode_fitting,
 )
-from .store import STORE_NAME, Store
+from ..store import STORE_NAME, Store
 
 __all__ = ["LOG_DIR", "STORE_NAME", "LogSource", "register"]
 
@@ -225,15 +225,16 @@ class LogSource:
 
 
 def register(agent) -> LogSource:
-    """Add the ``logs.*`` commands (all authenticated) to ``agent``, an ``edge.agent.Agent``."""
+    """Add the ``logs.*`` commands (all authenticated) to ``agent``, an
+    ``edge.maint.agent.Agent``."""
     # The agent's own frame bounds a page too, whatever size a host asks for.
-    source = LogSource(agent.state_dir, max_page=agent.max_frame - FRAME_OVERHEAD - HEADER_RESERVE)
+    source = LogSource(agent.state_dir, max_page=max_data(agent.max_frame))
     for name, handler in (
-        ("logs.sessions", source.sessions),
-        ("logs.epochs", source.epochs),
-        ("logs.events", source.events),
-        ("logs.files", source.files),
-        ("logs.read", source.read),
+        (Command.LOGS_SESSIONS, source.sessions),
+        (Command.LOGS_EPOCHS, source.epochs),
+        (Command.LOGS_EVENTS, source.events),
+        (Command.LOGS_FILES, source.files),
+        (Command.LOGS_READ, source.read),
     ):
         agent.command(name, auth=True)(handler)
     return source

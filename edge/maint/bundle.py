@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, NoReturn
 
-from .errors import BedsideError, fail
-from .link.auth import PublicKey
-from .slots import fsync_dir, fsync_tree
+from ..errors import BedsideError, fail
+from ..files import fsync_dir, fsync_tree
+from ..link.auth import PublicKey
 
 __all__ = [
     "MANIFEST_NAME",

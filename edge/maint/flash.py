@@ -6,7 +6,7 @@ Commands (all need an authenticated host; ``register(agent)`` adds them)::
     flash.chunk   {sha256, offset}                  data: bundle bytes -> {offset}
     flash.status  {sha256}                                             -> {offset, size}
     flash.finish  {sha256, force, boot}                                -> {slot, version}
-    slots.status  {}                                                   -> the slots (edge.slots)
+    slots.status  {}                                                   -> the slots (slots.summary)
     slots.rollback {}                                                  -> the slots after it
     slots.boot    {}                                                   -> {started}
 
@@ -16,7 +16,7 @@ was cut, or whose agent was killed, resends only the rest. ``begin`` checks the 
 manifest first (signature, hardware, version), so a bundle the unit would refuse is refused
 before it is sent. ``finish`` checks the whole file's SHA-256, verifies every file of the
 bundle once without writing, then unpacks it into the slot that is not confirmed and marks
-that slot for a trial boot. Nothing is confirmed here: the boot manager (:mod:`edge.boot`)
+that slot for a trial boot. Nothing is confirmed here: the boot manager (:mod:`edge.maint.boot`)
 confirms the trial after its health check or rolls back; ``boot`` asks it to run now.
 """
 
@@ -33,9 +33,11 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from ..errors import BedsideError, fail
+from ..files import atomic_write, fsync_dir
+from ..link.commands import Command
 from . import bundle as bundles
-from .errors import BedsideError, fail
-from .slots import Slots, atomic_write, fsync_dir, summary
+from .slots import Slots, summary
 
 __all__ = ["Flasher", "register"]
 
@@ -47,7 +49,7 @@ BAD_REQUEST = "E354"
 NO_ROOM = "E355"
 
 #: A bundle file larger than this is refused at ``begin`` (compressed; the unpacked limit
-#: is :data:`edge.bundle.MAX_TOTAL_BYTES`).
+#: is :data:`edge.maint.bundle.MAX_TOTAL_BYTES`).
 MAX_BUNDLE_BYTES = 128 * 2**20
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -326,7 +328,7 @@ def _inflate(data: bytes) -> bytes:
 
 
 def register(agent) -> Flasher:
-    """Add the flashing and slot commands to ``agent`` (an :class:`edge.agent.Agent`)."""
+    """Add the flashing and slot commands to ``agent`` (an :class:`edge.maint.agent.Agent`)."""
     flasher = Flasher(
         agent.state_dir,
         hardware=agent.identity["hardware"],
@@ -337,11 +339,11 @@ def register(agent) -> Flasher:
         flasher._noted(flasher.slots.load())
     except BedsideError as exc:  # a damaged state: the agent still serves (status says E351)
         log.error("slot state: %s", exc)
-    agent.command("flash.begin")(flasher.begin)
-    agent.command("flash.chunk")(flasher.chunk)
-    agent.command("flash.status")(flasher.status)
-    agent.command("flash.finish")(flasher.finish)
-    agent.command("slots.status")(flasher.slot_status)
-    agent.command("slots.rollback")(flasher.rollback)
-    agent.command("slots.boot")(flasher.boot)
+    agent.command(Command.FLASH_BEGIN)(flasher.begin)
+    agent.command(Command.FLASH_CHUNK)(flasher.chunk)
+    agent.command(Command.FLASH_STATUS)(flasher.status)
+    agent.command(Command.FLASH_FINISH)(flasher.finish)
+    agent.command(Command.SLOTS_STATUS)(flasher.slot_status)
+    agent.command(Command.SLOTS_ROLLBACK)(flasher.rollback)
+    agent.command(Command.SLOTS_BOOT)(flasher.boot)
     return flasher

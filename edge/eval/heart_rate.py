@@ -152,7 +152,7 @@ def heart_rate_windows(x: np.ndarray, fs: float, window_s: float = 10.0) -> Wind
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.heart_rate PATH``: heart rate per window of a recording file."""
+    """``python -m edge.eval.heart_rate PATH``: heart rate per window of a recording file."""
     import argparse
     import json
     import sys
@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     from edge.readers import RecordingError, read_recording
 
     parser = argparse.ArgumentParser(
-        prog="python -m edge.heart_rate",
+        prog="python -m edge.eval.heart_rate",
         description="Heart rate per window of a recording, or why there is none.",
-        epilog="example: python -m edge.heart_rate night.csv --fs 250 --channel bcg",
+        epilog="example: python -m edge.eval.heart_rate night.csv --fs 250 --channel bcg",
     )
     parser.add_argument("path", help="a recording: .mat .csv .txt .npy .npz .edf .bdf .hea")
     parser.add_argument("--channel", help="the signal channel (default: the file's BCG)")

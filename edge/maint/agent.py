@@ -12,7 +12,9 @@ successful login on, every frame both ways is sealed; a frame that fails its sea
 an old counter, or comes unsealed is refused: dropped, counted in :attr:`Agent.stats`, and
 logged once per link (E312). Two unsealed requests are still heard after login: ``hello``
 (a host that restarted starts a new session: a serial line gives no other sign of it), and
-a repeat of the login request itself, answered again from the reply cache, sealed.
+a repeat of the login request itself, answered again from the reply cache, sealed. Frames in
+and out, sealed or plain, and the refusals go through :class:`edge.link.endpoint.Endpoint`,
+the same code the host's client runs.
 
 Pairing (installing a first host key) needs physical access: it is accepted only while the
 pairing window is open, that is while ``DIR/pairing`` exists and is younger than
@@ -20,7 +22,8 @@ pairing window is open, that is while ``DIR/pairing`` exists and is younger than
 file; a successful pairing deletes it. See docs/hardware-engineer.md.
 
 Commands come from modules: the agent imports each of :data:`HANDLER_MODULES` that exists
-and calls its ``register(agent)``, which adds handlers with :meth:`Agent.command`.
+and calls its ``register(agent)``, which adds handlers with :meth:`Agent.command`. Their
+names are :class:`edge.link.commands.Command`; the error codes :mod:`edge.link.codes`.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import BedsideError, fail
-from .link.auth import (
+from ..errors import BedsideError, fail
+from ..files import atomic_write
+from ..link.auth import (
     CHALLENGE_TTL_S,
     PublicKey,
     add_authorized,
@@ -53,22 +57,25 @@ from .link.auth import (
     read_authorized,
     unit_message,
 )
-from .link.frame import (
-    MIN_FRAME,
-    Channel,
-    Frame,
-    FrameDecoder,
-    FrameError,
-    Kind,
-    Sealed,
-    body_size,
-    encode_frame,
-    trace_frame,
+from ..link.codes import (
+    BAD_ARGS,
+    HANDLER_FAILED,
+    KEY_REFUSED,
+    NO_CHALLENGE,
+    NO_SESSION_KEY,
+    NOT_AUTHENTICATED,
+    PAIRING_CLOSED,
+    TOO_LARGE,
+    UNKNOWN_COMMAND,
+    VERSION_MISMATCH,
 )
-from .link.protocol import DEFAULT_MAX_FRAME, PROTOCOL_VERSION, SUPPORTED_VERSIONS
-from .link.session import KeyExchange, SealError, SessionCipher
-from .link.transport import open_port
-from .slots import atomic_write
+from ..link.commands import PUBLIC, Command
+from ..link.endpoint import Endpoint
+from ..link.frame import MIN_FRAME, Channel, Frame, Kind, Sealed, body_size
+from ..link.protocol import DEFAULT_MAX_FRAME, PROTOCOL_VERSION, SUPPORTED_VERSIONS
+from ..link.session import KeyExchange, SessionCipher
+from ..link.transport import open_port
+from ..version import software_version
 
 __all__ = ["Agent", "Handler", "HANDLER_MODULES", "PAIRING_WINDOW_S", "add_parser", "run_command"]
 
@@ -77,7 +84,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict, bytes], tuple[dict, bytes]]
 
 #: Modules that add commands (``register(agent)``); those not installed are skipped.
-HANDLER_MODULES = ("edge.agent_flash", "edge.agent_logs")
+HANDLER_MODULES = ("edge.maint.flash", "edge.maint.logs")
 #: How long a pairing window stays open after DIR/pairing is created.
 PAIRING_WINDOW_S = 600.0
 #: A running handler tells the host it is alive this often (a BUSY frame).
@@ -85,17 +92,6 @@ BUSY_INTERVAL_S = 0.2
 #: Replies kept for repeated requests (a host that missed a reply asks again, same seq).
 REPLY_CACHE = 8
 
-VERSION_MISMATCH = "E303"
-TOO_LARGE = "E304"
-UNKNOWN_COMMAND = "E306"
-HANDLER_FAILED = "E307"
-BAD_ARGS = "E309"
-NO_SESSION_KEY = "E310"
-BAD_SEAL = "E312"
-NOT_AUTHENTICATED = "E320"
-KEY_REFUSED = "E321"
-NO_CHALLENGE = "E322"
-PAIRING_CLOSED = "E323"
 STATE_DIR = "E384"
 
 
@@ -120,7 +116,6 @@ class _Session:
         # old way (its answer was lost) is answered again from the cache.
         self.login_seq: int | None = None
         self.before_login: SessionCipher | None = None
-        self.warned = False
 
 
 class Agent:
@@ -139,7 +134,6 @@ class Agent:
         self.state_dir = Path(state_dir)
         self.keys_dir = self.state_dir / "keys"
         self.max_frame = max_frame
-        self.trace = trace
         self.identity = self._load_identity(hardware)
         try:  # the unit's own key: it signs each challenge, so a host knows it is this unit
             self._unit_key = load_unit_key(self.keys_dir)
@@ -150,8 +144,10 @@ class Agent:
         self._replies: collections.OrderedDict[int, tuple[Frame, bytes | None]] = (
             collections.OrderedDict()
         )
-        #: Frames refused since start (failed seal, replayed, unsealed after login).
-        self.stats = {"refused": 0}
+        self._link = Endpoint(max_frame=max(max_frame, MIN_FRAME), trace=trace)
+        #: Frames refused since start (failed seal, replayed, unsealed after login), and
+        #: damaged frames dropped.
+        self.stats = self._link.stats
         self._session = _Session()
         self._generation = 0
         self._stop = threading.Event()
@@ -172,16 +168,18 @@ class Agent:
 
     # --- the API for handler modules ---------------------------------------------------
 
-    def command(self, name: str, *, auth: bool = True) -> Callable[[Handler], Handler]:
+    def command(self, name: str, *, auth: bool | None = None) -> Callable[[Handler], Handler]:
         """Decorator: ``handler(args, data) -> (reply, data)`` answers command ``name``.
 
-        ``auth=False`` serves it before authentication (only identification and pairing
-        should). A handler raises BedsideError for a clean error that reaches the host."""
+        ``auth=False`` serves it before authentication; by default only the commands of
+        :data:`edge.link.commands.PUBLIC` are (identification, login and pairing). A handler
+        raises BedsideError for a clean error that reaches the host."""
+        needs_auth = name not in PUBLIC if auth is None else auth
 
         def add(handler: Handler) -> Handler:
             if name in self._handlers:
                 raise ValueError(f"command {name!r} registered twice")
-            self._handlers[name] = (handler, auth)
+            self._handlers[name] = (handler, needs_auth)
             return handler
 
         return add
@@ -193,7 +191,6 @@ class Agent:
 
     def serve_forever(self) -> None:
         """Serve requests until :meth:`stop` (from another thread or a signal handler)."""
-        decoder = FrameDecoder(max(self.max_frame, MIN_FRAME))
         edge_log = logging.getLogger("edge")
         edge_log.addHandler(self._log_handler)
         if edge_log.getEffectiveLevel() > logging.INFO:  # INFO records feed the log stream
@@ -211,12 +208,9 @@ class Agent:
                 if generation != self._generation:  # a new peer: it starts from nothing
                     self._generation = generation
                     self._session = _Session()
-                    decoder = FrameDecoder(max(self.max_frame, MIN_FRAME))
-                for item in decoder.feed(chunk):
-                    if isinstance(item, FrameError):
-                        log.debug("dropped a frame: %s", item)
-                    else:
-                        self._receive(item, decoder.last_wire)
+                    self._link.restart()
+                for item, wire in self._link.receive(chunk):
+                    self._receive(item, wire)
         finally:
             logging.getLogger("edge").removeHandler(self._log_handler)
             self.port.close()
@@ -239,46 +233,34 @@ class Agent:
             frame = item
         if frame.kind != Kind.REQUEST or frame.channel != Channel.COMMANDS:
             return
-        if self.trace is not None:
-            trace_frame(self.trace, "<", frame, wire, sealed=isinstance(item, Sealed))
+        self._link.traced(frame, wire, sealed=isinstance(item, Sealed))
         if isinstance(item, Frame) and session.cipher is not None:
-            if frame.header.get("cmd") == "hello":
+            if frame.header.get("cmd") == Command.HELLO:
                 pass  # a host that restarted: hello starts a new session
             elif frame.seq == session.login_seq and session.before_login is None:
                 current = False
             else:
-                self._refuse(session, "an unsealed request after login")
+                self._link.refuse("an unsealed request after login")
                 return
         if not current:  # the login's request sent again: its answer, nothing runs
             if frame.seq in self._replies:
                 self._send(self._replies[frame.seq][0])
             else:
-                self._refuse(session, "a repeat of a login whose answer is forgotten")
+                self._link.refuse("a repeat of a login whose answer is forgotten")
             return
         self._serve(frame)
 
     def _open(self, session: _Session, sealed: Sealed) -> tuple[Frame | None, bool]:
-        """The frame in ``sealed`` and whether the session's current seals opened it."""
-        if session.cipher is None:
-            self._refuse(session, "a sealed frame on a link not logged in")
+        """The frame in ``sealed`` and whether the session's current seals opened it (the
+        seals before the login open only a repeat of the login's request)."""
+        before = session.before_login if sealed.seq == session.login_seq else None
+        opened = self._link.open(
+            sealed, session.cipher, before, unsealed="a sealed frame on a link not logged in"
+        )
+        if opened is None:
             return None, False
-        try:
-            return session.cipher.open(sealed), True
-        except SealError as exc:
-            problem = str(exc)
-        if session.before_login is not None and sealed.seq == session.login_seq:
-            try:
-                return session.before_login.open(sealed), False
-            except SealError:
-                pass
-        self._refuse(session, problem)
-        return None, False
-
-    def _refuse(self, session: _Session, problem: str) -> None:
-        self.stats["refused"] += 1
-        if not session.warned:  # once per link: a flood must not flood the log too
-            session.warned = True
-            log.warning("%s: refused %s; further ones on this link are counted", BAD_SEAL, problem)
+        frame, seal = opened
+        return frame, seal is session.cipher
 
     def _serve(self, request: Frame) -> None:
         cached = self._replies.get(request.seq)
@@ -343,11 +325,7 @@ class Agent:
     def _send(self, frame: Frame) -> None:
         # Sealed under the lock: counters must reach the wire in the order they were taken.
         with self._write_lock:
-            cipher = self._session.cipher
-            wire = encode_frame(frame) if cipher is None else cipher.seal(frame)
-            if self.trace is not None:
-                trace_frame(self.trace, ">", frame, wire, sealed=cipher is not None)
-            self._send_wire(wire)
+            self._send_wire(self._link.wire(frame, self._session.cipher))
 
     def _send_wire(self, wire: bytes) -> None:
         try:
@@ -385,7 +363,7 @@ class Agent:
             fail(STATE_DIR, f"state directory unusable: {exc}", "check --state and permissions")
         if not isinstance(identity, dict) or "device_id" not in identity:
             fail(STATE_DIR, "device.json has no device_id", "restore it or delete it")
-        identity.setdefault("software_version", _software_version())
+        identity.setdefault("software_version", software_version())
         return identity
 
     def _pairing_open(self) -> bool:
@@ -417,7 +395,7 @@ class Agent:
         return key, exchange.cipher(theirs, message, role="unit", code=NO_SESSION_KEY)
 
     def _add_builtin_commands(self) -> None:
-        @self.command("hello", auth=False)
+        @self.command(Command.HELLO)
         def hello(args: dict, data: bytes) -> tuple[dict, bytes]:
             offered = args.get("protocol")
             common = [v for v in SUPPORTED_VERSIONS if isinstance(offered, list) and v in offered]
@@ -431,6 +409,7 @@ class Agent:
             wanted = args.get("max_frame")
             wanted = wanted if isinstance(wanted, int) else MIN_FRAME
             self._session = _Session()  # a new host session: authenticate again
+            self._link.new_session()
             self._session.max_frame = max(MIN_FRAME, min(wanted, self.max_frame))
             return {
                 "protocol": max(common),
@@ -439,7 +418,7 @@ class Agent:
                 "device_id": self.identity["device_id"],
             }, b""
 
-        @self.command("identify", auth=False)
+        @self.command(Command.IDENTIFY)
         def identify(args: dict, data: bytes) -> tuple[dict, bytes]:
             return {
                 **self.identity,
@@ -450,7 +429,7 @@ class Agent:
                 "pairing_open": self._pairing_open(),
             }, b""
 
-        @self.command("auth.challenge", auth=False)
+        @self.command(Command.AUTH_CHALLENGE)
         def challenge(args: dict, data: bytes) -> tuple[dict, bytes]:
             try:
                 theirs = base64.b64decode(args["ephemeral"], validate=True)
@@ -476,7 +455,7 @@ class Agent:
                 "unit_signature": base64.b64encode(signature).decode(),
             }, b""
 
-        @self.command("auth.response", auth=False)
+        @self.command(Command.AUTH_RESPONSE)
         def response(args: dict, data: bytes) -> tuple[dict, bytes]:
             key, cipher = self._check_challenge(args)
             known = read_authorized(self.keys_dir / "authorized_hosts")
@@ -492,7 +471,7 @@ class Agent:
             log.info("host %s (%s) authenticated", match.name or "?", match.fingerprint)
             return {"fingerprint": match.fingerprint}, b""
 
-        @self.command("keys.authorize", auth=False)
+        @self.command(Command.KEYS_AUTHORIZE)
         def authorize(args: dict, data: bytes) -> tuple[dict, bytes]:
             # The challenge proves the host holds the key it installs.
             key, cipher = self._check_challenge(args)
@@ -514,7 +493,7 @@ class Agent:
             log.info("host %s (%s) authorized", key.name, key.fingerprint)
             return {"fingerprint": key.fingerprint, "added": added}, b""
 
-        @self.command("logs.subscribe")
+        @self.command(Command.LOGS_SUBSCRIBE)
         def subscribe(args: dict, data: bytes) -> tuple[dict, bytes]:
             level = logging.getLevelName(str(args.get("level", "INFO")).upper())
             if not isinstance(level, int):
@@ -522,7 +501,7 @@ class Agent:
             self._session.log_level = level
             return {"level": logging.getLevelName(level)}, b""
 
-        @self.command("ping")
+        @self.command(Command.PING)
         def ping(args: dict, data: bytes) -> tuple[dict, bytes]:
             # Echoes the data only when asked: a bulk upload test gets a small reply.
             return {"args": args, "received": len(data)}, data if args.get("echo") else b""
@@ -574,15 +553,6 @@ class _LinkLogHandler(logging.Handler):
             self.handleError(record)
         finally:
             self._busy.on = False
-
-
-def _software_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("bedside-bcg")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # --- bedside agent ---------------------------------------------------------------------

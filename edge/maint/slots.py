@@ -10,12 +10,12 @@ The rules that keep the unit bootable:
 
 * ``confirmed`` names the slot that passed a health check; flashing only ever writes into the
   other one (:meth:`Slots.install_target`), never into the confirmed slot.
-* A flashed slot becomes ``trial``; only the boot manager (:mod:`edge.boot`) confirms it,
+* A flashed slot becomes ``trial``; only the boot manager (:mod:`edge.maint.boot`) confirms it,
   after its health check, or rolls back to the confirmed slot. Nothing is confirmed at upload.
 * ``trial_boots`` counts boot attempts of the trial, written *before* each attempt: a trial
   killed mid-check is retried once, then rolled back (:data:`MAX_TRIAL_BOOTS`).
-* Every write is atomic (temp file, fsync, rename, fsync of the folder): after a kill or a
-  power cut the file is either the old state or the new one.
+* Every write is atomic (:func:`edge.files.atomic_write`: temp file, fsync, rename, fsync of
+  the folder): after a kill or a power cut the file is either the old state or the new one.
 * One process at a time changes the state (:meth:`Slots.locked`, an ``flock``).
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import errno
 import fcntl
 import json
@@ -33,17 +32,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import fail
+from ..errors import fail
+from ..files import atomic_write
 
 __all__ = [
     "MAX_TRIAL_BOOTS",
     "SLOT_NAMES",
     "Slots",
     "active_slot",
-    "atomic_write",
     "factory_state",
-    "fsync_dir",
-    "fsync_tree",
     "other",
     "slot_is_factory",
     "summary",
@@ -58,67 +55,6 @@ STATE_FORMAT = 1
 
 STATE_DAMAGED = "E351"
 SLOTS_BUSY = "E358"
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a folder, so that a rename or a new file in it survives a power cut."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: str | os.PathLike) -> None:
-    """Make every file and folder under ``root`` durable, whoever wrote them (a compiler
-    never fsyncs its output): one ``syncfs`` of its filesystem on Linux (one journal commit
-    instead of one per file: ~100 fsyncs cost ~0.25 s on an SD card), else an fsync per
-    file and folder."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _syncfs is not None and _syncfs(fd) == 0:
-            return
-    finally:
-        os.close(fd)
-    for folder, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(folder))
-
-
-def _load_syncfs():
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):  # not Linux/glibc: the per-file fallback
-        return None
-
-
-_syncfs = _load_syncfs()
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that a crash (or a power cut) leaves either the old
-    or the new file, whole; the new one has ``mode`` from its first byte (0o600: never
-    readable by others, not even for a moment)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()  # left by a crash of an earlier process with this pid: its mode may differ
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
 
 
 def _empty_slot() -> dict[str, Any]:
