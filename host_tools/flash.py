@@ -26,6 +26,7 @@ import click
 from edge.errors import BedsideError, fail
 from edge.link import Client, Command, LinkError
 from edge.maint import bundle as bundles
+from edge.maint.flash import NO_UPLOAD
 
 from .ui import connect, emit, json_option, keys_option, port_option, progress, trace_option
 
@@ -37,7 +38,7 @@ GAVE_UP = "E357"
 MAX_RECONNECTS = 8
 #: How long to wait for the unit's trial boot (dsp_c build and health check) to decide.
 TRIAL_WAIT_S = 300.0
-_RESYNC = ("E350",)  # the unit holds another offset: ask it again with flash.begin
+_RESYNC = (NO_UPLOAD,)  # the unit holds another offset: ask it again with flash.begin
 
 Connect = Callable[[], contextlib.AbstractContextManager[Client]]
 
