@@ -33,7 +33,7 @@ from dsp_c.beats import beat_filter
 
 from .errors import BedsideError
 from .events import BedPresence, RangeWatch
-from .quality import HOP_S, WINDOW_S, Judgement, QualityGate, SharedBeatBand
+from .quality import HOP_S, WINDOW_S, Judgement, QualityGate
 from .records import Epoch, Event
 from .sources.base import Chunk, Source
 from .store import Store
@@ -373,8 +373,7 @@ class Pipeline:
             self.vitals.add_motion(s.origin + k * s.motion.window_len, energy)
             s.motion_windows += energy.size
         if type(self.gate).process is QualityGate.process:  # the real gate: share the band
-            shared = SharedBeatBand(band, s.band, s.origin)
-            judgements = self.gate._process_checked(x, chunk.start_index, shared)
+            judgements = self.gate._process_checked(x, chunk.start_index, band)
         else:
             judgements = self.gate.process(x, start_index=chunk.start_index)
         for j in judgements:

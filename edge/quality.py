@@ -40,12 +40,13 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 import dsp_c
 from dsp_c._checks import as_samples
+from dsp_c.beats import DEFAULT_BAND_HZ, beat_filter
 from edge.errors import fail
 from edge.records import STATES  # the model's classes, in its output order
 
@@ -83,7 +84,7 @@ FEATURE_NAMES = (
     "clipping",  # log10 of the seconds piled up at the window's extremes + 0.01
 )
 
-BEAT_BAND_HZ = (2.5, 12.0)  # the J-peak detector's band (dsp_c.beats.DEFAULT_BAND_HZ)
+BEAT_BAND_HZ = DEFAULT_BAND_HZ  # the J-peak detector's band: one filter serves both
 BREATH_BAND_HZ = (0.1, 0.8)
 HIGH_BAND_HZ = (14.0, 20.0)  # below 0.45 fs even at 50 Hz; above the J-wave's energy
 BEAT_LAGS_S = (0.33, 1.6)
@@ -295,23 +296,6 @@ def _checked_samples(samples: Any) -> np.ndarray:
         )
 
 
-class SharedBeatBand(NamedTuple):
-    """A chunk's beat band computed by the caller, so that the gate does not filter the chunk
-    again (the pipeline runs the J-peak detector's band-pass, the gate's beat band, anyway).
-
-    The gate uses it for a whole stretch when, at the stretch's first chunk, ``origin`` is
-    that chunk's start and ``filter`` has the gate's beat band design; otherwise it filters
-    the chunk itself. The caller primes ``filter`` with ``reset(steady_input=...)`` of the
-    sample at ``origin``, as the gate primes its own, and passes every later chunk of the
-    stretch through it. A chunk fed without it continues through ``filter``, so the stream
-    gives the same features either way.
-    """
-
-    samples: np.ndarray  #: the chunk through ``filter``
-    filter: dsp_c.SosFilter  #: the beat band-pass that made it, kept by the caller
-    origin: int  #: stream index of the sample ``filter`` was primed with (its stretch's first)
-
-
 class WindowFeatures:
     """Streaming feature extractor: raw ADC counts in, one feature vector per window out.
 
@@ -331,9 +315,11 @@ class WindowFeatures:
         self.fs = _check_fs(fs)
         self.hop = int(round(HOP_S * self.fs))
         self.window = int(round(WINDOW_S * self.fs))
-        self._filters = [
+        # The beat band is the J-peak detector's (dsp_c.beats.beat_filter; at 50 Hz and up
+        # exactly BEAT_BAND_HZ), so a caller that runs the detector can hand it over.
+        self._filters = [beat_filter(self.fs)] + [
             dsp_c.SosFilter(dsp_c.butter_bandpass(2, *band, self.fs))
-            for band in (BEAT_BAND_HZ, BREATH_BAND_HZ, HIGH_BAND_HZ)
+            for band in (BREATH_BAND_HZ, HIGH_BAND_HZ)
         ]
         self.levels = NightLevels()
         self.reset()
@@ -353,7 +339,7 @@ class WindowFeatures:
         self._buffer_start = self._origin
         self._next_window = self._origin  # start of the next window to report
         self._primed = False
-        self._beat_filter = self._filters[0]  # this stretch's: our own or a SharedBeatBand's
+        self._band_given: bool | None = None  # whether this stretch's caller hands the band
 
     @property
     def next_index(self) -> int:
@@ -370,18 +356,26 @@ class WindowFeatures:
         return self._process_checked(_checked_samples(samples))
 
     def _process_checked(
-        self, x: np.ndarray, shared: SharedBeatBand | None = None
+        self, x: np.ndarray, beat_band: np.ndarray | None = None
     ) -> list[tuple[int, int, np.ndarray]]:
         """:meth:`process` for a chunk checked already (a 1-D, C-contiguous float64 array of
-        finite samples), with the caller's beat band of it when it has one."""
+        finite samples). ``beat_band``: the chunk through ``dsp_c.beats.beat_filter(fs)``,
+        primed with ``reset(steady_input=...)`` of the stretch's first sample, as the J-peak
+        detector's band-pass is; then it is not filtered again. A stretch takes it with every
+        chunk or with none (ValueError otherwise: our own band-pass would have missed some)."""
         if x.size == 0:
             return []
+        if self._band_given is None:
+            self._band_given = beat_band is not None
+        elif self._band_given != (beat_band is not None):
+            raise ValueError("a stretch's beat band must come with every chunk or none")
         if not self._primed:
-            self._start_stretch(float(x[0]), shared)
-        if shared is not None and shared.filter is self._beat_filter:
-            beat_band = shared.samples
-        else:
-            beat_band = self._beat_filter._process_checked(x)
+            own = self._filters[1:] if self._band_given else self._filters
+            for f in own:  # the steady state of the ADC offset: no start-up ring
+                f.reset(steady_input=float(x[0]))
+            self._primed = True
+        if beat_band is None:
+            beat_band = self._filters[0]._process_checked(x)
         bands = [x, beat_band] + [f._process_checked(x) for f in self._filters[1:]]
         self._buffer = np.concatenate([self._buffer, np.stack(bands)], axis=1)
         self._next += x.size
@@ -399,23 +393,6 @@ class WindowFeatures:
             self._buffer = self._buffer[:, drop:]
             self._buffer_start += drop
         return out
-
-    def _start_stretch(self, first_sample: float, shared: SharedBeatBand | None) -> None:
-        """Prime the band-passes in the steady state of the ADC offset (no start-up ring).
-        The beat band-pass is the caller's when it is the same design, primed at this same
-        first sample (see :class:`SharedBeatBand`); ours otherwise."""
-        own = self._filters
-        if (
-            shared is not None
-            and shared.origin == self._origin
-            and np.array_equal(shared.filter.sos, own[0].sos)
-        ):
-            self._beat_filter, own = shared.filter, own[1:]
-        else:
-            self._beat_filter = own[0]
-        for f in own:
-            f.reset(steady_input=first_sample)
-        self._primed = True
 
 
 @dataclass(frozen=True)
@@ -470,11 +447,11 @@ class QualityGate:
         return self._process_checked(x, start_index)
 
     def _process_checked(
-        self, x: np.ndarray, start_index: int | None = None, shared: SharedBeatBand | None = None
+        self, x: np.ndarray, start_index: int | None = None, beat_band: np.ndarray | None = None
     ) -> list[Judgement]:
         """:meth:`process` for a chunk checked already (the pipeline's intake: a 1-D,
-        C-contiguous float64 array of finite samples), with the caller's beat band of it
-        when it has one (:class:`SharedBeatBand`)."""
+        C-contiguous float64 array of finite samples), with the J-peak detector's band of it
+        when the caller has one (see :meth:`WindowFeatures._process_checked`)."""
         expected = self._features.next_index
         if start_index is not None and int(start_index) != expected:
             if int(start_index) < expected:
@@ -486,7 +463,7 @@ class QualityGate:
                 )
             self._features.restart(int(start_index))
         out = []
-        for start, stop, features in self._features._process_checked(x, shared):
+        for start, stop, features in self._features._process_checked(x, beat_band):
             probs = self._model.predict(features)
             out.append(
                 Judgement(

@@ -246,30 +246,27 @@ def test_the_gate_works_at_the_ends_of_the_rate_range(fs: float) -> None:
     assert all(j.state == "good" for j in got if j.start_index >= 75 * fs)
 
 
-@pytest.mark.parametrize("origin_shift", [0, 1])
-def test_a_shared_beat_band_gives_the_gate_own_judgements(night: Night, origin_shift) -> None:
-    """The pipeline hands the gate the output of its J-peak band-pass (the same filter as
-    the gate's beat band): the judgements are those of the gate alone, across a gap, with a
-    chunk fed without the band mid-stretch, and when the band was not primed at the
-    stretch's start (``origin_shift``: then the gate filters the chunks itself)."""
+def test_a_shared_beat_band_gives_the_gate_own_judgements(night: Night) -> None:
+    """The pipeline hands the gate the output of its J-peak band-pass (the gate's own beat
+    band design, primed at each stretch's first sample): the judgements are those of the gate
+    alone, across a gap. A stretch that mixes chunks with and without the band is refused:
+    the gate's own band-pass would have missed samples."""
     from dsp_c.beats import beat_filter
-    from edge.quality import SharedBeatBand
 
     x = night.samples().astype(np.float64)
     gap = 40000  # 777 samples lost there
     starts = list(range(0, gap, 2000)) + list(range(gap + 777, x.size, 2000))
     alone, shared, band = QualityGate(night.fs), QualityGate(night.fs), None
     want, got = [], []
-    for k, start in enumerate(starts):
+    for start in starts:
         chunk = x[start : min(start + 2000, gap if start < gap else x.size)]
         want += alone.process(chunk, start_index=start)
         if start in (0, gap + 777):  # a new stretch: the pipeline primes a new band-pass
-            band, origin = beat_filter(night.fs), start + origin_shift
+            band = beat_filter(night.fs)
             band.reset(steady_input=float(chunk[0]))
-        if k in (3, 25):  # a direct call mid-stretch goes on through the shared band-pass
-            got += shared.process(chunk, start_index=start)
-            continue
-        beat = SharedBeatBand(band._process_checked(chunk), band, origin)
-        got += shared._process_checked(chunk, start, beat)
+        got += shared._process_checked(chunk, start, band._process_checked(chunk))
     assert len(want) > 50 and {"empty", "good", "poor"} <= {j.state for j in want}
     assert got == want
+    with pytest.raises(ValueError, match="every chunk or none"):
+        shared.process(x[:2000], start_index=x.size + 10)  # a new stretch, no band ...
+        shared._process_checked(x[2000:4000], None, x[2000:4000])  # ... then one
