@@ -134,8 +134,6 @@ class EpochVitals:
         self._rr_span = max(self.epoch_len, int(round(RR_SPAN_S * fs)))
         self._beats = _Events.empty()
         self._breaths = _Events.empty()
-        self._motion_start = np.empty(0, dtype=np.int64)
-        self._motion_energy = np.empty(0)
         # Judged windows: start, stop, state index, quality (lists; pruned).
         self._win: list[tuple[int, int, int, float]] = []
         self._stretches: list[list[int]] = []  # [start, stop) of received samples (pruned)
@@ -145,7 +143,8 @@ class EpochVitals:
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
         self.rhythm = RhythmCheck(self.fs) if check_rhythm else None
         self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))
-        # (start index, energy) of the motion windows of the last MOTION_MEMORY_S.
+        # (start index, energy) of the motion windows since MOTION_MEMORY_S before the next
+        # epoch: the night's usual level, and each epoch's own.
         self._motion_history = np.empty((2, 0))
 
     # --- input ---------------------------------------------------------------------------
@@ -176,8 +175,6 @@ class EpochVitals:
     def add_motion(self, starts: np.ndarray, energy: np.ndarray) -> None:
         """Motion energy of windows starting at ``starts`` (stream sample indices)."""
         if energy.size:
-            self._motion_start = np.concatenate([self._motion_start, starts.astype(np.int64)])
-            self._motion_energy = np.concatenate([self._motion_energy, energy])
             self._motion_history = np.concatenate(
                 [self._motion_history, np.stack([starts.astype(np.float64), energy])], axis=1
             )
@@ -227,8 +224,6 @@ class EpochVitals:
         keep = next_start - max(self._hr_span, self._rr_span) - self.epoch_len
         self._beats.prune(keep)
         self._breaths.prune(keep)
-        k = int(np.searchsorted(self._motion_start, next_start))
-        self._motion_start, self._motion_energy = self._motion_start[k:], self._motion_energy[k:]
         old = next_start - MOTION_MEMORY_S * self.fs - self.epoch_len
         k = int(np.searchsorted(self._motion_history[0], old))
         self._motion_history = self._motion_history[:, k:]
@@ -365,13 +360,13 @@ class EpochVitals:
 
     def _relative_motion(self, e0: int, e1: int) -> float | None:
         """The epoch's mean motion energy over the night's usual level up to its end."""
-        in_epoch = (self._motion_start >= e0) & (self._motion_start < e1)
+        starts, energy = self._motion_history
+        in_epoch = (starts >= e0) & (starts < e1)
         if not in_epoch.any():
             return None
-        starts, energy = self._motion_history
         usual = energy[(starts < e1) & (starts >= e1 - MOTION_MEMORY_S * self.fs)]
         level = float(np.median(usual)) if usual.size else 0.0
-        mean = float(np.mean(self._motion_energy[in_epoch]))
+        mean = float(np.mean(energy[in_epoch]))
         if level <= 0.0:  # a dead sensor, or nothing but zeros so far
             return 0.0 if mean <= 0.0 else None
         return mean / level
