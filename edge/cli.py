@@ -356,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     except BedsideError as exc:
         print(f"error {exc.code}: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # dsp_c.DspValueError (bad samples from a source: E108)
+        if not hasattr(exc, "code"):  # not imported here: `bedside --help` needs no numpy
+            raise
+        print(f"error {exc.code}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
