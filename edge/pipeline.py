@@ -33,6 +33,7 @@ from dsp_c.beats import beat_filter
 
 from .errors import BedsideError
 from .events import BedPresence, RangeWatch
+from .polarity import BeatPicker
 from .quality import HOP_S, WINDOW_S, Judgement, QualityGate
 from .records import Epoch, Event
 from .sources.base import Chunk, Source
@@ -169,7 +170,7 @@ class _Stretch:
         self.origin = origin
         self.band = beat_filter(fs)
         self.band.reset(steady_input=first_sample)  # no start-up ring from the ADC offset
-        self.detector = dsp_c.JPeakDetector(fs)
+        self.picker = BeatPicker(fs, origin)
         self.respiration = dsp_c.RespirationExtractor(fs)
         self.motion = dsp_c.MotionMeter(fs, MOTION_WINDOW_S)
         self.motion_windows = 0
@@ -364,7 +365,10 @@ class Pipeline:
         self.vitals.add_samples(chunk.start_index, chunk.stop_index)
         band = s.band._process_checked(x)
         self.vitals.add_signal(chunk.start_index, band, x, checked=True)
-        self.vitals.add_beats(s.detector._process_checked(band) + s.origin)
+        for picked in s.picker.process(band):
+            if picked.since is not None:  # the picker turned the band over: its beats replace
+                self.vitals.restart_beats(picked.since)
+            self.vitals.add_beats(picked.beats)
         _, breaths = s.respiration._process_checked(x)
         self.vitals.add_breaths(breaths + s.origin)
         energy, _ = s.motion._process_checked(x)
@@ -398,7 +402,7 @@ class Pipeline:
     def _flush_stretch(self) -> None:
         """The beats the detector still holds at the end of a stretch."""
         s = self._stretch
-        self.vitals.add_beats(s.detector.flush() + s.origin)
+        self.vitals.add_beats(s.picker.flush())
 
     # --- output --------------------------------------------------------------------------
 

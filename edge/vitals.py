@@ -100,6 +100,10 @@ class _Events:
             self.index = np.concatenate([self.index, index.astype(np.int64)])
             self.stretch = np.concatenate([self.stretch, np.full(index.size, stretch)])
 
+    def drop_from(self, since: int) -> None:
+        keep = int(np.searchsorted(self.index, since))
+        self.index, self.stretch = self.index[:keep], self.stretch[:keep]
+
     def prune(self, before: int) -> None:
         # Keep one event before the cut: it starts the first interval still needed.
         k = max(int(np.searchsorted(self.index, before)) - 1, 0)
@@ -138,6 +142,9 @@ class EpochVitals:
         self._win: list[tuple[int, int, int, float]] = []
         self._stretches: list[list[int]] = []  # [start, stop) of received samples (pruned)
         self._stretch = 0  # number of the current stretch: never reused, unlike list places
+        # Number of the current run of beats from one detector: a new one with each stretch
+        # and each time the picker turns over (restart_beats); intervals stay within a run.
+        self._beat_run = 0
         self._next_epoch: int | None = None  # index k of the next epoch to write
         # The rhythm check reads the signal (add_signal); without it (check_rhythm=False, for
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
@@ -158,6 +165,7 @@ class EpochVitals:
         else:
             self._stretches.append([start, stop])
             self._stretch += 1
+            self._beat_run += 1
 
     @property
     def stretch(self) -> int:
@@ -166,7 +174,14 @@ class EpochVitals:
 
     def add_beats(self, index: np.ndarray) -> None:
         """Beats (stream sample indices, increasing) of the current stretch."""
-        self._beats.add(index, self.stretch)
+        self._beats.add(index, self._beat_run)
+
+    def restart_beats(self, since: int) -> None:
+        """The beats from stream index ``since`` on are withdrawn: another detector's beats
+        replace them (:class:`edge.polarity.BeatPicker` turned over). No interval joins a
+        beat before ``since`` to one after it. Epochs already written keep what they read."""
+        self._beats.drop_from(since)
+        self._beat_run += 1
 
     def add_breaths(self, index: np.ndarray) -> None:
         """Breaths (stream sample indices, increasing) of the current stretch."""
