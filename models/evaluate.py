@@ -8,7 +8,7 @@
    seeds, 30 min each with bed exits, movement, poor signal): the J-peak detector's heart
    rate per 10 s window (``dsp_c.detect_beats`` + ``rate_per_window``) against the truth, on
    all in-bed windows vs on the windows the gate passes as good, with the coverage of each;
-   the rule-based gate of :mod:`edge.eval.heart_rate` is shown beside it as a peer.
+   the rule-based gate of :mod:`edge.eval.rule_gate` is shown beside it as a peer.
 3. **Rejection**: of the windows with an empty bed, and of those with movement, how many the
    gate passes as good (a heart rate would be reported for them).
 4. **Real recordings** (tests/data): the gate's verdicts, and on the Sadek recording the
@@ -27,7 +27,7 @@ import numpy as np
 import dsp_c
 from dsp_c.metrics import rate_per_window
 from edge.eval.harness import DATA_DIR, night_record, real_records
-from edge.eval.heart_rate import heart_rate_windows
+from edge.eval.rule_gate import rule_gate_windows
 from edge.model import QualityModel
 from edge.quality import STATES, QualityGate
 from edge.sim import Night
@@ -93,7 +93,7 @@ def heart_rate_gain(nights: int = 10) -> dict:
         rows["in_bed"].append(rec.scored[:n_win])
         rows["truth"].append(rec.conditions["state"][:n_win])
         rows["gate"].append(gate_windows(rec.x, fs)[:n_win])
-        rows["rule"].append(np.isfinite(heart_rate_windows(rec.x, fs, WINDOW_S).bpm[:n_win]))
+        rows["rule"].append(np.isfinite(rule_gate_windows(rec.x, fs, WINDOW_S).bpm[:n_win]))
         states = night.state_at(0, n_win * w).reshape(n_win, w)
         rows["all_empty"].append((states == 0).all(axis=1))
     err, in_bed, truth, gate, rule, empty = (np.concatenate(rows[k]) for k in rows)

@@ -1,212 +1,86 @@
-"""Heart rate per window from a whole recording, and the reason wherever there is none.
+"""Heart rate per epoch of a recording file, as the unit stores it, or why there is none.
 
-A window gets a heart rate only from beats the detector found in it; otherwise it gets
-NaN and one reason, never an invented number:
+    python -m edge.eval.heart_rate PATH [--channel NAME] [--fs HZ] [--epoch S] [--json]
 
-- ``gap``: samples missing (NaN) in the window;
-- ``flat``: no signal (a disconnected sensor: a peak-to-peak under 5 % of the recording's
-  typical one);
-- ``clipped``: the signal sits at its rails for a noticeable share of the window;
-- ``few beats``: fewer than three beats to measure intervals from;
-- ``irregular``: intervals scattered like noise peaks, not a heart rhythm (their
-  interquartile range above 30 % of their median);
-- ``unlike beats``: consecutive "beats" do not share a waveform (median correlation of their
-  band-passed shapes below 0.6): noise peaks on an empty bed or a useless signal, where
-  real heartbeats correlate at 0.85 or more;
-- ``implausible``: a rate outside 30 to 200 bpm.
-
-NaN runs split the recording: the detector runs on each finite stretch on its own, so no
-interval is ever measured across a gap.
+The recording is replayed through the unit itself (:func:`edge.eval.product.replay`: the
+same path as ``bedside run --source replay:PATH --speed max``, the default config, the real
+quality gate, a throw-away store), and each epoch's stored state, heart rate and reason are
+printed. There is one heart-rate definition, the unit's (docs/dsp.md): this tool, ``make
+eval`` and the unit cannot disagree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
 
-import numpy as np
+from edge.config import Config
+from edge.errors import BedsideError
+from edge.readers import RecordingError, read_recording
 
-import dsp_c
-from dsp_c._bcg_dsp import lib
-from dsp_c._checks import sampling_rate
-from dsp_c._status import DspValueError
-from dsp_c.beats import beat_filter
-from dsp_c.filters import MAX_ABS_SAMPLE
-from dsp_c.metrics import rate_per_window
+from .product import replay
 
-__all__ = ["WindowRates", "heart_rate_windows"]
-
-#: The shortest finite stretch worth running the detector on (s).
-MIN_STRETCH_S = 5.0
-#: A window whose peak-to-peak is below this share of the recording's median: flat.
-FLAT_SHARE = 0.05
-#: Share of a window's samples at the recording's extreme values that makes it clipped.
-CLIPPED_SHARE = 0.02
-#: Interval spread (interquartile range / median) above which a window is not a rhythm.
-IRREGULAR_SPREAD = 0.3
-#: Median correlation of consecutive beat waveforms below which a window has no heartbeat.
-MIN_SHAPE_CORRELATION = 0.6
-#: The waveform compared: from this long before each beat to that long after (s).
-SHAPE_SPAN_S = (0.1, 0.25)
-#: Physiological limits of a window's rate (bpm).
-RATE_LIMITS = (30.0, 200.0)
+__all__ = ["main"]
 
 
-@dataclass(frozen=True)
-class WindowRates:
-    """Heart rate per window (bpm, NaN where none) and, where none, why."""
-
-    bpm: np.ndarray
-    reasons: tuple[str | None, ...]
-    beats: np.ndarray  #: all beats found, sample indices
-    window_s: float
-
-    @property
-    def coverage(self) -> float:
-        """Share of windows with a heart rate."""
-        return float(np.mean(np.isfinite(self.bpm))) if self.bpm.size else 0.0
-
-
-def _finite_stretches(x: np.ndarray, fs: float) -> list[tuple[int, int]]:
-    """[start, stop) of the runs of finite samples at least MIN_STRETCH_S long."""
-    finite = np.concatenate([[False], np.isfinite(x), [False]])
-    edges = np.flatnonzero(np.diff(finite.astype(np.int8)))
-    runs = zip(edges[::2], edges[1::2], strict=True)
-    return [(int(a), int(b)) for a, b in runs if b - a >= MIN_STRETCH_S * fs]
-
-
-def _spread(beats: np.ndarray, start: int, stop: int) -> float:
-    intervals = np.diff(beats[(beats >= start) & (beats < stop)])
-    q25, q50, q75 = np.percentile(intervals, [25, 50, 75])
-    return float((q75 - q25) / q50)
-
-
-def _shape_correlation(
-    band: np.ndarray, beats: np.ndarray, start: int, stop: int, fs: float
-) -> float:
-    before, after = (int(round(t * fs)) for t in SHAPE_SPAN_S)
-    inside = beats[(beats >= start) & (beats < stop)]
-    inside = inside[(inside - before >= 0) & (inside + after < band.size)]
-    shapes = [band[b - before : b + after] for b in inside]
-    shapes = [shape for shape in shapes if np.isfinite(shape).all()]  # none across a gap
-    if len(shapes) < 2:
-        return np.nan  # nothing to compare: the caller counts it as unlike
-    r = [np.corrcoef(shapes[i], shapes[i + 1])[0, 1] for i in range(len(shapes) - 1)]
-    return float(np.median(r))
-
-
-def heart_rate_windows(x: np.ndarray, fs: float, window_s: float = 10.0) -> WindowRates:
-    """Detect beats in a recording (ADC counts) and give a heart rate per window.
-
-    Raises ``ValueError`` naming the argument for a bad ``fs``, ``window_s`` or ``x``
-    (not 1-D real numbers); bad samples inside ``x`` are reasons, not errors.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1:
-        raise DspValueError(f"x: expected a 1-D array, got shape {x.shape}", lib.BCG_ERR_PARAM)
-    fs = sampling_rate(fs, lib.BCG_JPEAK_MIN_FS, lib.BCG_JPEAK_MAX_FS)
-    if not np.isfinite(window_s) or round(window_s * fs) < 1:
-        raise DspValueError(
-            f"window_s: must be at least one sample (1/fs) long, got {window_s}",
-            lib.BCG_ERR_PARAM,
-        )
-    x = np.where(np.abs(x) <= MAX_ABS_SAMPLE, x, np.nan)  # absurd values are gaps
-    band = np.full(x.size, np.nan)  # the detector's band-passed signal, for the shapes
-    beats = []
-    for a, b in _finite_stretches(x, fs):  # dsp_c.detect_beats, keeping the band-pass
-        filt = beat_filter(fs)
-        filt.reset(steady_input=float(x[a]))
-        band[a:b] = filt.process(x[a:b])
-        detector = dsp_c.JPeakDetector(fs)
-        beats.append(np.concatenate([detector.process(band[a:b]), detector.flush()]) + a)
-    found = np.concatenate(beats) if beats else np.empty(0, dtype=np.int64)
-    w = int(round(window_s * fs))
-    n_win = x.size // w
-    bpm = np.full(n_win, np.nan)
-    reasons: list[str | None] = []
-    finite_x = x[np.isfinite(x)]
-    rails = (finite_x.min(), finite_x.max()) if finite_x.size else (np.nan, np.nan)
-    spans = [np.ptp(x[k * w : (k + 1) * w]) for k in range(n_win)]
-    typical = np.nanmedian(spans) if n_win else np.nan
-    # Rates only from the beats of one stretch: a window holding a gap gets none.
-    rates = rate_per_window(found, fs, x.size, window_s, lookback_s=0.0)
-    for k in range(n_win):
-        seg = x[k * w : (k + 1) * w]
-        if not np.isfinite(seg).all():
-            reasons.append("gap")
-        elif spans[k] == 0 or spans[k] < FLAT_SHARE * typical:
-            reasons.append("flat")
-        elif np.mean((seg == rails[0]) | (seg == rails[1])) > CLIPPED_SHARE:
-            reasons.append("clipped")
-        elif not np.isfinite(rates[k]):
-            reasons.append("few beats")
-        elif _spread(found, k * w, (k + 1) * w) > IRREGULAR_SPREAD:
-            reasons.append("irregular")
-        elif not _shape_correlation(band, found, k * w, (k + 1) * w, fs) >= MIN_SHAPE_CORRELATION:
-            reasons.append("unlike beats")  # NaN (no two whole shapes) fails too
-        elif not RATE_LIMITS[0] <= rates[k] <= RATE_LIMITS[1]:
-            reasons.append("implausible")
-        else:
-            bpm[k] = rates[k]
-            reasons.append(None)
-    return WindowRates(bpm=bpm, reasons=tuple(reasons), beats=found, window_s=window_s)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.eval.heart_rate PATH``: heart rate per window of a recording file."""
-    import argparse
-    import json
-    import sys
-
-    from edge.readers import RecordingError, read_recording
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m edge.eval.heart_rate",
-        description="Heart rate per window of a recording, or why there is none.",
+        description="Heart rate per epoch of a recording as the unit stores it, or why none.",
         epilog="example: python -m edge.eval.heart_rate night.csv --fs 250 --channel bcg",
     )
     parser.add_argument("path", help="a recording: .mat .csv .txt .npy .npz .edf .bdf .hea")
     parser.add_argument("--channel", help="the signal channel (default: the file's BCG)")
     parser.add_argument("--fs", type=float, help="sampling rate, when the file has none")
-    parser.add_argument("--window", type=float, default=10.0, help="window length, s")
+    parser.add_argument(
+        "--epoch", type=float, default=10.0, help="epoch length, s (1-300; default 10)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edge.eval.heart_rate PATH``: the unit's heart rate per epoch of a file."""
+    args = _parser().parse_args(argv)
     try:
+        # the option checked and named as `bedside run --epoch` checks it
+        Config().with_overrides({"run_epoch_s": ("--epoch", args.epoch)})
         rec = read_recording(args.path, channel=args.channel, fs=args.fs)
-        rates = heart_rate_windows(rec.signal, rec.fs, args.window)
-    except RecordingError as exc:
+        with tempfile.TemporaryDirectory() as workdir:
+            run, error = replay(rec.signal, rec.fs, Path(workdir), epoch_s=args.epoch)
+    except (RecordingError, BedsideError) as exc:
         print(f"error {exc.code}: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:
-        print(f"error {getattr(exc, 'code', 'E108')}: {exc}", file=sys.stderr)
+    if error is not None:
+        print(f"error {error}", file=sys.stderr)
         return 1
-    w = int(round(args.window * rec.fs))
-    starts = [k * w / rec.fs for k in range(rates.bpm.size)]
+    epochs = [
+        {
+            "start_s": round(k * args.epoch, 3),
+            "state": str(run.state[k]) or None,
+            "bpm": None if math.isnan(run.hr[k]) else round(float(run.hr[k]), 2),
+            "reason": (str(run.hr_reason[k]) or None) if math.isnan(run.hr[k]) else None,
+        }
+        for k in range(run.n)
+    ]
+    with_rate = sum(e["bpm"] is not None for e in epochs)
+    coverage = with_rate / len(epochs) if epochs else 0.0
     if args.json:
-        windows = [
-            {"start_s": t, "bpm": None if r else round(float(b), 2), "reason": r}
-            for t, b, r in zip(starts, rates.bpm, rates.reasons, strict=True)
-        ]
-        print(
-            json.dumps(
-                {
-                    "source": rec.source,
-                    "channel": rec.channel,
-                    "fs": rec.fs,
-                    "coverage": rates.coverage,
-                    "windows": windows,
-                }
-            )
-        )
+        summary = {"source": rec.source, "channel": rec.channel, "fs": rec.fs}
+        print(json.dumps({**summary, "coverage": coverage, "epochs": epochs}))
         return 0
-    tail = rec.signal.size - rates.bpm.size * w
     print(
-        f"{rec.source} [{rec.channel}], {rec.duration_s:.0f} s at {rec.fs:g} Hz: "
-        f"{len(rates.beats)} beats, a rate in {rates.coverage:.0%} of "
-        f"{rates.bpm.size} windows of {args.window:g} s"
-        + (f" (the last {tail / rec.fs:.1f} s make no whole window)" if tail else "")
+        f"{rec.source} [{rec.channel}], {rec.duration_s:.0f} s at {rec.fs:g} Hz: a heart rate "
+        f"in {with_rate} of {len(epochs)} epochs of {args.epoch:g} s ({coverage:.0%})"
     )
-    for t, b, r in zip(starts, rates.bpm, rates.reasons, strict=True):
-        print(f"{t:8.0f} s  {'-' if r else f'{b:6.1f} bpm':>10}  {r or ''}".rstrip())
+    for e in epochs:
+        rate = "-" if e["bpm"] is None else f"{e['bpm']:6.1f} bpm"
+        state = e["state"] or "(none)"  # no judged window: the stream's first seconds
+        print(f"{e['start_s']:8.0f} s  {state:<7} {rate:>10}  {e['reason'] or ''}".rstrip())
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Heart rate per window with reasons: never an invented number (edge.eval.heart_rate)."""
+"""The rule-based peer gate: heart rate per window with reasons, never an invented number
+(edge.eval.rule_gate)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from dsp_c.metrics import rate_per_window
-from edge.eval.heart_rate import heart_rate_windows
+from edge.eval.rule_gate import rule_gate_windows
 from edge.readers import read_recording
 from edge.sim import Night, Scenario, State
 
@@ -26,7 +27,7 @@ def night(sim) -> np.ndarray:
 
 
 def test_a_good_recording_has_a_rate_in_every_window(sim, night):
-    rates = heart_rate_windows(night, 250)
+    rates = rule_gate_windows(night, 250)
     assert rates.coverage == 1.0 and set(rates.reasons) == {None}
     truth = rate_per_window(sim.beats, 250, night.size, 10.0, lookback_s=0.0)
     error = np.abs(rates.bpm - truth)
@@ -39,7 +40,7 @@ def test_bad_stretches_get_reasons_and_no_rate(night):
     x[5000:7500] = x[5000]  # window 2: flat (a pulled cable holding its last value)
     window = x[7500:10000]  # window 3: clipped, 40 % of it at the top rail
     window[window >= np.percentile(window, 60)] = np.nanmax(x) + 1000
-    rates = heart_rate_windows(x, 250)
+    rates = rule_gate_windows(x, 250)
     assert rates.reasons[1:4] == ("gap", "flat", "clipped")
     assert np.isnan(rates.bpm[1:4]).all()
     assert rates.reasons[0] is None and rates.reasons[5] is None
@@ -50,17 +51,17 @@ def test_bad_stretches_get_reasons_and_no_rate(night):
 def test_short_or_empty_bed_recordings_have_no_rate():
     rng = np.random.default_rng(1)
     noise = 32768 + np.round(3 * rng.standard_normal(250 * 30))  # an empty bed, 30 s
-    rates = heart_rate_windows(noise, 250)
+    rates = rule_gate_windows(noise, 250)
     assert np.isnan(rates.bpm).all()  # no heart rate for an empty bed
     assert set(rates.reasons) <= {"irregular", "unlike beats", "few beats", "implausible"}
-    short = heart_rate_windows(noise[: 250 * 3], 250)  # 3 s: too short for a window
+    short = rule_gate_windows(noise[: 250 * 3], 250)  # 3 s: too short for a window
     assert short.bpm.size == 0 and short.coverage == 0.0
 
 
 def test_real_recording_rates():
     """Sadek et al. sample: the windows given a rate are the trustworthy ones."""
     rec = read_recording(DATA / "sadek_sample.npz", channel="raw")
-    rates = heart_rate_windows(rec.signal, rec.fs)
+    rates = rule_gate_windows(rec.signal, rec.fs)
     oximeter = rec.reference["pulse_ox_bpm"][: rates.bpm.size * 500].reshape(-1, 500).mean(1)
     error = np.abs(rates.bpm - oximeter)
     assert rates.coverage >= 0.9
@@ -69,45 +70,30 @@ def test_real_recording_rates():
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"^x: "):
-        heart_rate_windows(np.zeros((3, 3)), 250)
+        rule_gate_windows(np.zeros((3, 3)), 250)
     with pytest.raises(ValueError, match=r"^window_s: "):
-        heart_rate_windows(np.zeros(5000), 250, window_s=0)
+        rule_gate_windows(np.zeros(5000), 250, window_s=0)
     with pytest.raises(ValueError, match=r"^fs: "):
-        heart_rate_windows(np.zeros(5000), -1)
+        rule_gate_windows(np.zeros(5000), -1)
 
 
 def test_empty_bed_and_the_unusable_channel_get_no_rate():
     for seed in range(3):
         empty = Night(seed=seed, scenario=Scenario.constant(120.0, State.EMPTY))
-        assert heart_rate_windows(empty.samples().astype(float), 250).coverage == 0.0
+        assert rule_gate_windows(empty.samples().astype(float), 250).coverage == 0.0
     rec = np.load(DATA / "aydin_left1.npz")
-    assert heart_rate_windows(rec["bcg"], 1000).coverage == 0.0  # the PVDF channel
-    assert heart_rate_windows(rec["imp_env"], 1000).coverage == 1.0
-
-
-def test_command_prints_windows_and_clear_errors(capsys):
-    from edge.eval.heart_rate import main
-
-    assert main([str(DATA / "aydin_left1.npz"), "--channel", "imp_env"]) == 0
-    out = capsys.readouterr().out
-    assert "aydin_left1.npz [imp_env], 20 s at 1000 Hz" in out and "bpm" in out
-    assert main([str(DATA / "aydin_left1.npz"), "--channel", "nope"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error E206: ") and len(err.splitlines()) == 1
-    assert main(["missing.csv"]) == 1
-    assert capsys.readouterr().err.startswith("error E202: ")
-    assert main([str(DATA / "sadek_sample.npz"), "--window", "0"]) == 1
-    assert "window_s" in capsys.readouterr().err
+    assert rule_gate_windows(rec["bcg"], 1000).coverage == 0.0  # the PVDF channel
+    assert rule_gate_windows(rec["imp_env"], 1000).coverage == 1.0
 
 
 def test_a_gap_next_to_the_beats_does_not_invent_a_rate():
     rec = np.load(DATA / "aydin_left1.npz")
     x = rec["bcg"].astype(float).copy()
     x[10050:12000] = np.nan  # right after the first window: its last shape touches the gap
-    rates = heart_rate_windows(x, 1000)
+    rates = rule_gate_windows(x, 1000)
     assert np.isnan(rates.bpm[0]) and rates.reasons[0] == "unlike beats"
 
 
 def test_window_shorter_than_a_sample_is_named():
     with pytest.raises(ValueError, match=r"^window_s: "):
-        heart_rate_windows(np.zeros(5000), 250, window_s=0.001)
+        rule_gate_windows(np.zeros(5000), 250, window_s=0.001)
