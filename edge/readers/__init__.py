@@ -33,6 +33,7 @@ sensor delivers): a replay should see what the unit's own sensor would.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,7 +49,14 @@ from ._base import (
     fail,
 )
 
-__all__ = ["SUFFIXES", "Recording", "RecordingError", "read_bytes", "read_recording"]
+__all__ = [
+    "SUFFIXES",
+    "Recording",
+    "RecordingError",
+    "printable_name",
+    "read_bytes",
+    "read_recording",
+]
 
 _Parser = Callable[..., Recording]
 _BY_SUFFIX: dict[str, _Parser] = {
@@ -78,14 +86,26 @@ def _sniff(data: bytes) -> _Parser | None:
     return None
 
 
+def printable_name(name: str) -> str:
+    """``name`` as text any terminal, log or database takes: a file name that is not valid
+    UTF-8 (Python keeps its bytes as surrogates) shows those bytes as ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _read_file(path: Path, what: str | None = None) -> bytes:
     """A file's bytes; E202 when it cannot be read, E203 when empty, E212 when too large."""
-    name = path.name
-    what = what or name
+    what = what or printable_name(path.name)
     try:
-        size = path.stat().st_size
-        if path.is_dir():
+        info = path.stat()  # through a symlink: what it points at (never blocks, unlike open)
+        size = info.st_size
+        if stat.S_ISDIR(info.st_mode):
             fail(UNREADABLE, f"{what} is a directory", "give the path of a recording file")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never ends
+            fail(
+                UNREADABLE,
+                f"{what} is not a regular file (a FIFO, a device or a socket)",
+                "copy the recording to a file and give its path",
+            )
         if size > MAX_FILE_BYTES:
             fail(
                 TOO_LARGE,
@@ -93,7 +113,10 @@ def _read_file(path: Path, what: str | None = None) -> bytes:
                 "GiB bound",
                 "split the recording into shorter files",
             )
-        data = path.read_bytes()
+        with path.open("rb") as f:  # never more than the bound, whatever the size said
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            fail(TOO_LARGE, f"{what} grew beyond the bound while read", "copy it and retry")
     except FileNotFoundError:
         fail(UNREADABLE, f"{what}: no such file", "check the path and the file name")
     except PermissionError:
@@ -160,19 +183,19 @@ def read_recording(
     suffix = p.suffix.lower()
     if suffix in (".hea", ".dat") or (not suffix and p.with_suffix(".hea").is_file()):
         return _read_wfdb(p.with_suffix(".hea"), channel, fs)
-    return read_bytes(_read_file(p), p.name, channel, fs)
+    return read_bytes(_read_file(p, printable_name(p.name)), printable_name(p.name), channel, fs)
 
 
 def _read_wfdb(header: Path, channel: str | None, fs: float | None) -> Recording:
     if channel is not None and not isinstance(channel, str):
         raise TypeError(f"channel: expected a str or None, got {type(channel).__name__}")
-    record = header.stem
-    data = _read_file(header, f"{header.name} (the WFDB header of record {record!r})")
+    record, shown = printable_name(header.stem), printable_name(header.name)
+    data = _read_file(header, f"{shown} (the WFDB header of record {record!r})")
 
     def read_signal_file(name: str) -> bytes:
-        return _read_file(header.with_name(name), f"{name} (a signal file of {header.name})")
+        return _read_file(header.with_name(name), f"{name} (a signal file of {shown})")
 
     try:
-        return wfdb.parse(data, read_signal_file, source=header.name, channel=channel, fs=fs)
+        return wfdb.parse(data, read_signal_file, source=shown, channel=channel, fs=fs)
     except MemoryError:
-        fail(TOO_LARGE, f"{header.name}: not enough memory to read it", "split the recording")
+        fail(TOO_LARGE, f"{shown}: not enough memory to read it", "split the recording")

@@ -97,19 +97,38 @@ class _Budget:
     def __init__(self, limit: int) -> None:
         self.left = limit
 
-    def inflate(self, blob: bytes | memoryview, source: str) -> bytes:
+    def inflate(self, blob: bytes | memoryview, order: str, source: str) -> bytes:
+        """A compressed element's contents. Its inner element's tag (the first 8 bytes)
+        declares how long it is: that, within what the budget still allows, is all that is
+        ever inflated, so a small file that would inflate to gigabytes is refused before
+        anything large is allocated."""
         z = zlib.decompressobj()
         try:
-            out = z.decompress(blob, self.left + 1)
+            head = z.decompress(blob, 8)
+            if len(head) < 8:
+                damaged(source, "a compressed variable is cut short")
+            word = int.from_bytes(head[:4], "little" if order == "<" else "big")
+            declared = (
+                8
+                if word >> 16
+                else 8 + int.from_bytes(head[4:8], "little" if order == "<" else "big")
+            )
+            if declared > self.left:
+                fail(
+                    TOO_LARGE,
+                    f"{source}: a compressed variable declares {declared / 1024**2:.0f} MiB, "
+                    f"beyond the {MAX_DECODED_BYTES // 1024**2} MiB bound",
+                    "split the recording into shorter files",
+                )
+            # One byte more than declared shows a stream that holds more than it says.
+            out = head + z.decompress(z.unconsumed_tail, declared + 1 - len(head))
         except zlib.error:
             damaged(source, "a compressed variable does not decompress")
-        if len(out) > self.left:
-            fail(
-                TOO_LARGE,
-                f"{source}: decompresses to more than {MAX_DECODED_BYTES // 1024**2} MiB",
-                "split the recording into shorter files",
+        if len(out) > declared:
+            damaged(
+                source, f"a compressed variable holds more than the {declared} bytes it declares"
             )
-        if not z.eof:
+        if len(out) < declared or not z.eof:
             damaged(source, "a compressed variable is cut short")
         self.left -= len(out)
         return out
@@ -160,7 +179,7 @@ def _load_v5(data: bytes, source: str) -> MatFile:
         typ, start, nbytes, _ = _tag(view, pos, len(data), order, source)
         end = start + nbytes
         if typ == _MI_COMPRESSED:
-            inner = budget.inflate(view[start:end], source)
+            inner = budget.inflate(view[start:end], order, source)
             ityp, istart, inbytes, _ = _tag(memoryview(inner), 0, len(inner), order, source)
             if ityp == _MI_MATRIX:
                 _matrix(memoryview(inner), istart, istart + inbytes, order, source, out)

@@ -1,8 +1,10 @@
 """``replay:PATH``: a recording file (any format :mod:`edge.readers` knows) as a source.
 
-Missing samples in the file (NaN: empty CSV cells, WFDB invalid samples) are a sensor gap,
-as a lost stretch of frames would be: they are never passed on, the next chunk carries
-``gap_before`` and a ``sensor_gap`` event says how long it was.
+Missing samples in the file (NaN: empty CSV cells, WFDB invalid samples), and values beyond
+what the DSP core takes (+-1e15: no sensor gives them, a damaged file does), are a sensor
+gap, as a lost stretch of frames would be: they are never passed on, the next chunk carries
+``gap_before`` and a ``sensor_gap`` event says how long it was. A recording with no usable
+sample at all is refused (E203) before anything is written.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from datetime import UTC
 
 import numpy as np
 
+from dsp_c.filters import MAX_ABS_SAMPLE
+
 from ..readers import Recording, read_recording
+from ..readers._base import EMPTY, fail
 from ._pacing import Pacer
 from .base import Chunk, SourceEvent
 
@@ -55,10 +60,17 @@ class ReplaySource:
         if duration_s is not None:
             signal = signal[: int(round(duration_s * self.fs))]
         self._signal = signal
-        # [start, stop) of each run of finite samples: the chunks never cross a gap.
-        finite = np.concatenate([[False], np.isfinite(signal), [False]])
-        edges = np.flatnonzero(np.diff(finite.astype(np.int8)))
+        # [start, stop) of each run of usable samples: the chunks never cross a gap.
+        with np.errstate(invalid="ignore"):
+            usable = np.abs(signal) <= MAX_ABS_SAMPLE  # False for NaN too
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], usable, [0]]).astype(np.int8)))
         self._runs = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+        if not self._runs and signal.size:
+            fail(
+                EMPTY,
+                f"{recording.source}: no usable sample (every one missing or beyond ±1e15)",
+                "check the channel and the recording",
+            )
         self._run = 0
         self._next = self._runs[0][0] if self._runs else signal.size
         chunk_s = chunk_s or (FAST_CHUNK_S if speed is None else LIVE_CHUNK_S)
@@ -98,9 +110,7 @@ class ReplaySource:
             return Chunk(start, self._signal[start:start], t)
         gap = start - self._emitted
         if gap:
-            self._events.append(
-                SourceEvent(t, "sensor_gap", f"{gap / self.fs:.1f} s of samples missing")
-            )
+            self._events.append(SourceEvent(t, "sensor_gap", _missing(gap, self.fs)))
         self._emitted = self._next = stop
         if stop == run_stop:
             self._run += 1
@@ -116,6 +126,13 @@ class ReplaySource:
     def close(self) -> None:
         """End the stream; safe to call twice."""
         self._closed = True
+
+
+def _missing(samples: int, fs: float) -> str:
+    """A sensor gap's detail: seconds to 0.1 s, or the count when that rounds to none."""
+    if samples >= 0.05 * fs:
+        return f"{samples / fs:.1f} s of samples missing"
+    return f"{samples} sample{'s' if samples > 1 else ''} missing"
 
 
 def _start_utc(recording: Recording) -> float:
