@@ -76,6 +76,7 @@ bench: build
 	$(PY) tests/bench/real_recordings.py
 	$(PY) tests/bench/bench_model.py
 	$(PY) tests/bench/bench_pipeline.py
+	$(PY) tests/bench/bench_lossy_link.py
 	$(PY) tests/bench/store_size.py
 	$(PY) tests/bench/bench_serial.py
 	$(PY) tests/bench/bench_link.py

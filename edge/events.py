@@ -1,14 +1,21 @@
-"""Events derived from the vitals stream: bed entry and exit, vitals out of range.
+"""Events derived from the vitals stream: bed entry and exit, vitals out of range, sensor gaps.
 
-Both watchers report a change once, not every epoch it lasts, so a night's event list reads
-like a nurse's notes: "in bed 22:41", "HR 38 bpm, below 40", "out of bed 03:12".
+The watchers report a change once, not every epoch it lasts, so a night's event list reads
+like a nurse's notes: "in bed 22:41", "HR 38 bpm, below 40", "out of bed 03:12". Sensor gaps
+come in runs on a lossy link (a frame in thirty lost all night): :class:`GapRuns` makes one
+event of each run, so the store grows with the runs, not with the frames lost.
 """
 
 from __future__ import annotations
 
 from .records import Epoch, Event
 
-__all__ = ["BedPresence", "RangeWatch"]
+__all__ = ["GAP_MERGE_S", "GAP_RUN_MAX_S", "BedPresence", "GapRuns", "RangeWatch"]
+
+#: Sensor gaps less than this apart (s) are one run, one event ...
+GAP_MERGE_S = 60.0
+#: ... and a run is written after this long (s) at most, so a night-long loss still shows.
+GAP_RUN_MAX_S = 600.0
 
 
 class BedPresence:
@@ -103,3 +110,62 @@ class RangeWatch:
                 out.append(Event(t0, f"{vital}_out_of_range", detail))
                 self._run[vital] = None
         return out
+
+
+class GapRuns:
+    """Sensor gaps merged into runs: one ``sensor_gap`` event per run of gaps less than
+    :data:`GAP_MERGE_S` apart, at most :data:`GAP_RUN_MAX_S` long, stamped at its first
+    gap. A run of one gap keeps its own detail; a longer run says how many gaps, how many
+    samples they lost in all, and how many of them the pipeline bridged.
+
+    Args:
+        fs: sampling rate, samples/s (for the seconds missing).
+    """
+
+    def __init__(self, fs: float) -> None:
+        self.fs = float(fs)
+        self._first: Event | None = None  # the run's first gap
+        self._last_t = 0.0
+        self._gaps = 0
+        self._missing = 0  # samples
+        self._bridged = 0  # gaps
+
+    def add(self, gap: Event) -> Event | None:
+        """A ``sensor_gap`` event from the source; returns the run it ends, if it ends one."""
+        done = None
+        if self._first is not None and (
+            gap.t_utc - self._last_t > GAP_MERGE_S or gap.t_utc - self._first.t_utc > GAP_RUN_MAX_S
+        ):
+            done = self.flush()
+        if self._first is None:
+            self._first = gap
+        self._gaps += 1
+        self._last_t = gap.t_utc
+        return done
+
+    @property
+    def start_utc(self) -> float | None:
+        """When the run so far began (its first gap), or None."""
+        return None if self._first is None else self._first.t_utc
+
+    def missing(self, samples: int, *, bridged: bool) -> None:
+        """The samples the current run's latest gap lost (seen in the stream's indices)."""
+        self._missing += samples
+        self._bridged += int(bridged)
+
+    def flush(self) -> Event | None:
+        """The run so far as one event (None when there is none); a new run starts."""
+        first, gaps = self._first, self._gaps
+        if first is None:
+            return None
+        if gaps == 1:
+            event = first
+        else:
+            span = self._last_t - first.t_utc
+            detail = (
+                f"{gaps} gaps in {span:.0f} s, {self._missing / self.fs:.1f} s of samples "
+                f"missing in all ({self._bridged} bridged)"
+            )
+            event = Event(first.t_utc, "sensor_gap", detail)
+        self._first, self._gaps, self._missing, self._bridged = None, 0, 0, 0
+        return event

@@ -11,8 +11,11 @@ as its own, rather than filtering the chunk again);
 :mod:`edge.events` into events, and the store commits them in batches (every
 ``commit_epochs`` epochs or ``commit_s`` seconds of wall time, whichever comes first).
 
-A sensor gap (a jump in the chunks' ``start_index``) ends a stretch: the detector is flushed
-and every DSP object starts afresh after it, so no beat, breath or interval spans the gap.
+A short sensor gap (a jump in the chunks' ``start_index`` of up to :data:`BRIDGE_MAX_S`, a
+few lost frames) is bridged: the DSP runs on over a straight line between the samples either
+side, and no beat inside it and no beat interval across it counts. A longer gap ends a
+stretch: the detector is flushed and every DSP object starts afresh after it, so no beat,
+breath or interval spans the gap.
 A stop (SIGTERM, SIGINT, ``--duration`` reached, the source ending) writes every epoch the
 gate has judged, commits and closes the session cleanly: nothing that was processed is lost.
 """
@@ -32,7 +35,7 @@ from dsp_c._checks import samples_error, samples_for_c
 from dsp_c.beats import beat_filter
 
 from .errors import BedsideError
-from .events import BedPresence, RangeWatch
+from .events import BedPresence, GapRuns, RangeWatch
 from .polarity import BeatPicker
 from .quality import HOP_S, WINDOW_S, Judgement, QualityGate
 from .records import Epoch, Event
@@ -48,6 +51,9 @@ log = logging.getLogger(__name__)
 MOTION_WINDOW_S = 1.0
 #: How long one read may block, so a stop or a stall is noticed in time (s).
 READ_TIMEOUT_S = 0.5
+#: A gap up to this long (s) is bridged, not a new stretch (see Pipeline._bridge): a few lost
+#: frames, under half a beat at 120 bpm.
+BRIDGE_MAX_S = 0.5
 #: Stretch anchors kept (an epoch is final long before this many gaps have passed).
 _MAX_ANCHORS = 64
 
@@ -93,6 +99,7 @@ class RunResult:
     session_id: int  # the last session (one per night with ``new_session_at``)
     reason: str  # "end of source", "duration reached", "stopped", "source error"
     samples: int = 0
+    bridged_samples: int = 0  # lost in short gaps, run over as a straight line
     stream_s: float = 0.0
     wall_s: float = 0.0
     epochs: int = 0
@@ -216,8 +223,11 @@ class Pipeline:
         self._ranges = RangeWatch(
             settings.hr_range_bpm, settings.rr_range_bpm, settings.range_hold_s
         )
+        self._gap_runs = GapRuns(self.fs)
         self._stretch: _Stretch | None = None
         self._next_index: int | None = None
+        self._last_sample = 0.0  # the last sample processed: where a bridge starts
+        self._bridge_max = int(BRIDGE_MAX_S * self.fs)
         self._pending = 0  # epochs and events added since the last commit
         self._rollover_utc: float | None = None  # when the next session starts
         self.status = Status()
@@ -336,6 +346,7 @@ class Pipeline:
                 for epoch in self.vitals.finish(self._next_index):
                     self._add_epoch(epoch)
             self._record_source_events()
+            self._write_gap_run()
         except Exception:
             if clean:
                 raise
@@ -356,15 +367,49 @@ class Pipeline:
 
     def _process(self, chunk: Chunk) -> None:
         x = np.asarray(chunk.samples, dtype=np.float64)
-        if self._next_index is None or chunk.start_index != self._next_index:
+        start = chunk.start_index
+        gap = None if self._next_index is None else start - self._next_index
+        if gap is not None and gap > 0:
+            self._gap_runs.missing(gap, bridged=gap <= self._bridge_max)
+        if gap is not None and 0 < gap <= self._bridge_max:
+            x = _checked(x)
+            x, start = (
+                np.concatenate([self._bridge(start - gap, start, float(x[0])), x]),
+                start - gap,
+            )
+            self.result.bridged_samples += gap
+        elif gap != 0:
             self._new_stretch(chunk, float(x[0]))
-        # The chunk's one check (after the stretch start, whose priming refuses a bad first
-        # sample as "steady_input"): the DSP calls below do not repeat it.
-        x = _checked(x)
+            # The chunk's one check (after the stretch start, whose priming refuses a bad
+            # first sample as "steady_input"): the DSP calls below do not repeat it.
+            x = _checked(x)
+        else:
+            x = _checked(x)
+        self._ingest(start, x)
+        self.result.samples += len(chunk.samples)
+        self.status.stream_s = self.result.samples / self.fs
+        for epoch in self.vitals.ready(self._next_index):
+            self._add_epoch(epoch)
+
+    def _bridge(self, start: int, stop: int, next_sample: float) -> np.ndarray:
+        """The samples for ``[start, stop)``, lost in a short gap (up to
+        :data:`BRIDGE_MAX_S`): a straight line from the last sample to the next one, so the
+        DSP runs on and the filters and the quality gate need not start again (a lossy link
+        would otherwise leave no 10 s for the gate to judge). The vitals count the line as
+        signal but take no beat from it and measure no interval across it."""
+        n = stop - start
+        self.vitals.bridge(start, stop)
+        step = (next_sample - self._last_sample) / (n + 1)
+        return self._last_sample + step * np.arange(1, n + 1)
+
+    def _ingest(self, start: int, x: np.ndarray) -> None:
+        """Samples ``x`` (checked) from stream index ``start`` through the DSP, the gate and
+        bed presence, into the vitals."""
         s = self._stretch
-        self.vitals.add_samples(chunk.start_index, chunk.stop_index)
+        stop = start + len(x)
+        self.vitals.add_samples(start, stop)
         band = s.band._process_checked(x)
-        self.vitals.add_signal(chunk.start_index, band, x, checked=True)
+        self.vitals.add_signal(start, band, x, checked=True)
         for picked in s.picker.process(band):
             if picked.since is not None:  # the picker turned the band over: its beats replace
                 self.vitals.restart_beats(picked.since)
@@ -377,20 +422,17 @@ class Pipeline:
             self.vitals.add_motion(s.origin + k * s.motion.window_len, energy)
             s.motion_windows += energy.size
         if type(self.gate).process is QualityGate.process:  # the real gate: share the band
-            judgements = self.gate._process_checked(x, chunk.start_index, band)
+            judgements = self.gate._process_checked(x, start, band)
         else:
-            judgements = self.gate.process(x, start_index=chunk.start_index)
+            judgements = self.gate.process(x, start_index=start)
         for j in judgements:
             self.vitals.add_judgement(j.start_index, j.stop_index, j.state, j.quality)
             event = self._bed.update(j.state, self._utc(j.start_index))
             if event is not None:
                 self._add_event(event)
         self.status.occupied = self._bed.occupied
-        self._next_index = chunk.stop_index
-        self.result.samples += len(x)
-        self.status.stream_s = self.result.samples / self.fs
-        for epoch in self.vitals.ready(self._next_index):
-            self._add_epoch(epoch)
+        self._next_index = stop
+        self._last_sample = float(x[-1])
 
     def _new_stretch(self, chunk: Chunk, first_sample: float) -> None:
         if self._stretch is not None:
@@ -428,6 +470,9 @@ class Pipeline:
         if t_utc < self._rollover_utc:
             return
         when, closed = self._rollover_utc, self.result.session_id
+        begun = self._gap_runs.start_utc
+        if begun is not None and begun < when:  # the night's last gaps belong to the night
+            self._write_gap_run()
         self.store.close_session(clean=True, t_utc=when)
         self._pending = 0
         self.status.committed = self.status.epochs
@@ -463,7 +508,22 @@ class Pipeline:
 
     def _record_source_events(self) -> None:
         for e in self.source.drain_events():
-            self._add_event(Event(e.t_utc, e.kind, e.detail))
+            event = Event(e.t_utc, e.kind, e.detail)
+            if e.kind == "sensor_gap":  # merged into runs: written when the run ends
+                done = self._gap_runs.add(event)
+                if done is not None:
+                    self._add_event(done)
+            else:
+                self._add_event(event)
+
+    def _write_gap_run(self) -> None:
+        """The sensor gaps of the run so far, as one event (at a stop or a new session)."""
+        done = self._gap_runs.flush()
+        if done is not None:
+            self.store.add_event(done)
+            self.result.events += 1
+            self._pending += 1
+            self.status.events += 1
 
     def _report_status(self, wall_s: float) -> None:
         self.status.wall_s = wall_s

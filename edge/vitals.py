@@ -43,6 +43,7 @@ any judged window (a sensor gap, the first seconds of a stream) has no epoch.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,10 +96,11 @@ class _Events:
     def empty(cls) -> _Events:
         return cls(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
 
-    def add(self, index: np.ndarray, stretch: int) -> None:
+    def add(self, index: np.ndarray, stretch: int | np.ndarray) -> None:
         if index.size:
             self.index = np.concatenate([self.index, index.astype(np.int64)])
-            self.stretch = np.concatenate([self.stretch, np.full(index.size, stretch)])
+            runs = np.broadcast_to(np.asarray(stretch, dtype=np.int64), index.shape)
+            self.stretch = np.concatenate([self.stretch, runs])
 
     def drop_from(self, since: int) -> None:
         keep = int(np.searchsorted(self.index, since))
@@ -142,9 +144,12 @@ class EpochVitals:
         self._win: list[tuple[int, int, int, float]] = []
         self._stretches: list[list[int]] = []  # [start, stop) of received samples (pruned)
         self._stretch = 0  # number of the current stretch: never reused, unlike list places
-        # Number of the current run of beats from one detector: a new one with each stretch
-        # and each time the picker turns over (restart_beats); intervals stay within a run.
-        self._beat_run = 0
+        # Where a new run of beats begins (stream indices, sorted): each stretch, each bridged
+        # gap (bridge), each turn of the beat picker (restart_beats). A beat's run is the
+        # number of breaks up to it (plus those pruned); intervals stay within a run.
+        self._beat_breaks: list[int] = []
+        self._pruned_breaks = 0
+        self._bridges: list[tuple[int, int]] = []  # [start, stop) of bridged gaps (pruned)
         self._next_epoch: int | None = None  # index k of the next epoch to write
         # The rhythm check reads the signal (add_signal); without it (check_rhythm=False, for
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
@@ -165,7 +170,7 @@ class EpochVitals:
         else:
             self._stretches.append([start, stop])
             self._stretch += 1
-            self._beat_run += 1
+            bisect.insort(self._beat_breaks, start)
 
     @property
     def stretch(self) -> int:
@@ -173,15 +178,30 @@ class EpochVitals:
         return self._stretch
 
     def add_beats(self, index: np.ndarray) -> None:
-        """Beats (stream sample indices, increasing) of the current stretch."""
-        self._beats.add(index, self._beat_run)
+        """Beats (stream sample indices, increasing) of the current stretch. A beat inside a
+        bridged gap (:meth:`bridge`) is dropped: it was found on a straight line."""
+        index = np.asarray(index, dtype=np.int64)
+        if self._bridges and index.size:
+            starts = [lo for lo, _ in self._bridges]  # bridges come in order, never overlap
+            k = np.searchsorted(starts, index, side="right") - 1
+            stops = np.array([hi for _, hi in self._bridges])
+            index = index[(k < 0) | (index >= stops[np.maximum(k, 0)])]
+        runs = self._pruned_breaks + np.searchsorted(self._beat_breaks, index, side="right")
+        self._beats.add(index, runs)
 
     def restart_beats(self, since: int) -> None:
         """The beats from stream index ``since`` on are withdrawn: another detector's beats
         replace them (:class:`edge.polarity.BeatPicker` turned over). No interval joins a
         beat before ``since`` to one after it. Epochs already written keep what they read."""
         self._beats.drop_from(since)
-        self._beat_run += 1
+        bisect.insort(self._beat_breaks, since)
+
+    def bridge(self, start: int, stop: int) -> None:
+        """Samples ``[start, stop)`` were missing and the pipeline bridges them (a straight
+        line, so the filters run on; it adds them with :meth:`add_samples`): no beat inside
+        them counts and no interval is measured across them."""
+        self._bridges.append((start, stop))
+        bisect.insort(self._beat_breaks, start)
 
     def add_breaths(self, index: np.ndarray) -> None:
         """Breaths (stream sample indices, increasing) of the current stretch."""
@@ -239,6 +259,13 @@ class EpochVitals:
         keep = next_start - max(self._hr_span, self._rr_span) - self.epoch_len
         self._beats.prune(keep)
         self._breaths.prune(keep)
+        # Breaks and bridges before the first beat kept (and its detector's latency) no
+        # longer matter; the run numbers of the beats kept stay as they are.
+        old_break = (self._beats.index[0] if self._beats.index.size else keep) - self._lag
+        k = bisect.bisect_left(self._beat_breaks, old_break)
+        self._pruned_breaks += k
+        del self._beat_breaks[:k]
+        self._bridges = [b for b in self._bridges if b[1] > old_break]
         old = next_start - MOTION_MEMORY_S * self.fs - self.epoch_len
         k = int(np.searchsorted(self._motion_history[0], old))
         self._motion_history = self._motion_history[:, k:]
