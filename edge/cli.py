@@ -102,18 +102,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 class _StopFlag:
-    """Set by SIGTERM/SIGINT; the pipeline checks it between chunks. A second signal while
-    stopping raises KeyboardInterrupt (the session is then closed as unclean)."""
+    """Set by SIGTERM/SIGINT; the pipeline checks it between chunks. Further signals while
+    the night is being saved change nothing: an interrupted save would leave the session
+    open (a stop takes well under a second; a stop that hangs is ended by SIGKILL, as
+    systemd sends after its stop timeout, and the store recovers the session as unclean)."""
 
     def __init__(self) -> None:
         self.signal: str | None = None
+        self.repeats = 0  # signals after the first
 
     def __call__(self) -> str | None:
         return f"stopped by {self.signal}" if self.signal else None
 
     def handle(self, signum: int, frame) -> None:
         if self.signal is not None:
-            raise KeyboardInterrupt
+            self.repeats += 1
+            return
         self.signal = signal.Signals(signum).name
 
 
@@ -261,15 +265,25 @@ def run_config(args: argparse.Namespace) -> Config:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .summary import summary_of_session
-
     config = run_config(args)
     parts = open_run(config, fs=args.fs)
+    stop = _StopFlag()
+    # Installed until the command is done, summary and report included: a signal during the
+    # stop, or after it, must not cut the saving short or end the process with a traceback.
+    previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run_night(args, config, parts, stop)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run_night(args: argparse.Namespace, config, parts, stop: _StopFlag) -> int:
+    from .summary import summary_of_session
+
     source, store = parts.source, parts.store
     live = sys.stdout.isatty() and not (args.quiet or args.json)
     talk = not (args.quiet or args.json)
-    stop = _StopFlag()
-    previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         if talk:
             gate_text = "on" if config.gate_enabled else "OFF (--no-gate)"
@@ -285,8 +299,6 @@ def _run(args: argparse.Namespace) -> int:
         result = pipeline.run(should_stop=stop)
         summary = summary_of_session(store, result.session_id)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         store.close()
         if live:
             print()
