@@ -318,6 +318,7 @@ def _run_night(args: argparse.Namespace, config, parts, stop: _StopFlag) -> int:
             "epochs": result.epochs,
             "events": result.events,
             "store_errors": result.store_errors,
+            "store_failures": result.store_failures,
             "report": report_path,
             "summary": summary.as_dict(),
         }

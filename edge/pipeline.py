@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 MOTION_WINDOW_S = 1.0
 #: How long one read may block, so a stop or a stall is noticed in time (s).
 READ_TIMEOUT_S = 0.5
+#: While commits keep failing, the warning is repeated at most this often (wall s).
+COMMIT_WARN_EVERY_S = 300.0
+#: Distinct commit errors kept in RunResult.store_errors (the count is store_failures).
+MAX_STORE_ERRORS = 20
 #: A gap up to this long (s) is bridged, not a new stretch (see Pipeline._bridge): a few lost
 #: frames, under half a beat at 120 bpm.
 BRIDGE_MAX_S = 0.5
@@ -104,7 +108,9 @@ class RunResult:
     wall_s: float = 0.0
     epochs: int = 0
     events: int = 0
-    store_errors: list[str] = field(default_factory=list)  # commits that failed, retried
+    # Commit errors (retried), each told once in a row, at most MAX_STORE_ERRORS of them ...
+    store_errors: list[str] = field(default_factory=list)
+    store_failures: int = 0  # ... and how many commits failed in all
     sessions: list[int] = field(default_factory=list)  # every session this run wrote
 
     def __post_init__(self) -> None:
@@ -229,6 +235,8 @@ class Pipeline:
         self._last_sample = 0.0  # the last sample processed: where a bridge starts
         self._bridge_max = int(BRIDGE_MAX_S * self.fs)
         self._pending = 0  # epochs and events added since the last commit
+        self._failing = 0  # commits failed in a row
+        self._last_warning = 0.0  # when the last commit warning was said (self._clock)
         self._rollover_utc: float | None = None  # when the next session starts
         self.status = Status()
         self.result: RunResult | None = None
@@ -327,13 +335,28 @@ class Pipeline:
         return result
 
     def _commit(self) -> None:
-        """Commit the batch; a failure (a full disk) keeps the batch for the next try."""
+        """Commit the batch; a failure (a full disk) keeps the batch for the next try. The
+        warning is said once, then at most every :data:`COMMIT_WARN_EVERY_S` while the
+        commits go on failing (a full disk fails every batch, all night), and once more when
+        they work again."""
         try:
             self.store.commit()
         except BedsideError as exc:
-            self.result.store_errors.append(f"{exc.code}: {exc}")
-            log.warning("commit failed, the batch is kept for the next try: %s %s", exc.code, exc)
+            text = f"{exc.code}: {exc}"
+            errors = self.result.store_errors
+            self.result.store_failures += 1
+            if len(errors) < MAX_STORE_ERRORS and (not errors or errors[-1] != text):
+                errors.append(text)
+            self._failing += 1
+            now = self._clock()
+            if self._failing == 1 or now - self._last_warning >= COMMIT_WARN_EVERY_S:
+                again = f" ({self._failing} failed tries so far)" if self._failing > 1 else ""
+                log.warning("commit failed, the batch is kept for the next try%s: %s", again, text)
+                self._last_warning = now
             return
+        if self._failing:
+            log.warning("commits work again after %d failed tries", self._failing)
+            self._failing = 0
         self._pending = 0
         self.status.committed = self.status.epochs
 

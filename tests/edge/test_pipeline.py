@@ -3,6 +3,7 @@ ground truth, chunk-proofness, sensor gaps, stalls, a source that dies, batched 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -337,9 +338,25 @@ def test_a_full_disk_delays_commits_and_loses_nothing(tmp_path):
         SimSource(night=night, t0_utc=T0), store, OpenGate(250.0), Settings(commit_epochs=5)
     )
     result = pipeline.run()
-    assert result.store_errors == ["E261: disk full — free disk space"] * 3
+    assert result.store_errors == ["E261: disk full — free disk space"]  # told once
+    assert result.store_failures == 3
     assert [e.t_utc - T0 for _, e in store.epochs()] == [30.0 * k for k in range(30)]
     store.close()
+
+
+def test_a_full_disk_all_night_is_said_once_then_rarely(tmp_path, caplog):
+    """Every commit of 2 h fails (about 240 of them): one warning, then one per 5 min of
+    wall time at most (none here: the run takes seconds), never one per commit."""
+    night = Night(seed=21, duration_s=7200.0)
+    store = _FullDiskStore(tmp_path / "night.db", failures=10**9)
+    pipeline = Pipeline(
+        SimSource(night=night, t0_utc=T0), store, OpenGate(250.0), Settings(commit_epochs=1)
+    )
+    with caplog.at_level(logging.WARNING, logger="edge.pipeline"), pytest.raises(BedsideError):
+        pipeline.run()  # the last commit, at the close, raises
+    warnings = [r for r in caplog.records if "commit failed" in r.getMessage()]
+    assert pipeline.result.store_failures >= 200
+    assert len(warnings) == 1 and len(pipeline.result.store_errors) == 1
 
 
 class _OneChunk:
