@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 MOTION_WINDOW_S = 1.0
 #: How long one read may block, so a stop or a stall is noticed in time (s).
 READ_TIMEOUT_S = 0.5
+#: Epochs that close within this much wall time (s) are committed together; live, each epoch
+#: is committed as it closes, so a power cut loses at most the epoch in progress and the
+#: LAG_S (15 s) the last closed one waited for.
+EPOCH_COMMIT_BATCH_S = 1.0
 #: While commits keep failing, the warning is repeated at most this often (wall s).
 COMMIT_WARN_EVERY_S = 300.0
 #: Distinct commit errors kept in RunResult.store_errors (the count is store_failures).
@@ -236,6 +240,7 @@ class Pipeline:
         self._bridge_max = int(BRIDGE_MAX_S * self.fs)
         self._pending = 0  # epochs and events added since the last commit
         self._failing = 0  # commits failed in a row
+        self._epochs_waiting = False  # an epoch was added since the last commit
         self._last_warning = 0.0  # when the last commit warning was said (self._clock)
         self._rollover_utc: float | None = None  # when the next session starts
         self.status = Status()
@@ -315,6 +320,9 @@ class Pipeline:
                 if (
                     self._pending >= self.settings.commit_epochs
                     or now - last_commit >= self.settings.commit_s
+                    # An epoch is committed as it closes: only epochs that close within
+                    # EPOCH_COMMIT_BATCH_S of wall time (a replay at max speed) share a batch.
+                    or (self._epochs_waiting and now - last_commit >= EPOCH_COMMIT_BATCH_S)
                 ):
                     self._commit()
                     last_commit = now
@@ -358,6 +366,7 @@ class Pipeline:
             log.warning("commits work again after %d failed tries", self._failing)
             self._failing = 0
         self._pending = 0
+        self._epochs_waiting = False
         self.status.committed = self.status.epochs
 
     def _finish(self, start: float, clean: bool) -> None:
@@ -510,6 +519,7 @@ class Pipeline:
         self.store.add_epoch(epoch)
         self.result.epochs += 1
         self._pending += 1
+        self._epochs_waiting = True
         st = self.status
         st.epochs += 1
         st.state, st.hr_bpm, st.rr_bpm, st.quality = (
