@@ -14,12 +14,18 @@
 4. **Real recordings** (tests/data): the gate's verdicts, and on the Sadek recording the
    detector's error against the pulse oximeter on all windows vs on the gated ones, and
    against hand labels (``tests/data/real_labels.json``, see tests/data/README.md).
+5. **The card**: the held-out macro F1 of step 1, measured again here through the unit's
+   runtime, against what ``MODEL_CARD.md`` and ``train_metrics.json`` (TensorFlow's
+   interpreter, at training) state; any difference beyond :data:`CARD_TOLERANCE` is listed
+   and the exit status is 1 (after ``make model``: update the card, then run this again).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +37,25 @@ from edge.eval.rule_gate import rule_gate_windows
 from edge.model import QualityModel
 from edge.quality import STATES, QualityGate
 from edge.sim import Night
-from models import FLOAT_MODEL_PATH, MODEL_PATH
+from models import CARD_PATH, FLOAT_MODEL_PATH, METRICS_PATH, MODEL_PATH
 from models.data import HELD_OUT_FIRST_SEED, dataset
 
-__all__ = ["classification", "gate_windows", "heart_rate_gain", "main", "real_recordings"]
+__all__ = [
+    "card_f1",
+    "check_card",
+    "classification",
+    "gate_windows",
+    "heart_rate_gain",
+    "main",
+    "real_recordings",
+]
 
 WINDOW_S = 10.0
 REAL_LABELS = DATA_DIR / "real_labels.json"
+#: How far a stated macro F1 may be from the one measured again: the card rounds to 4
+#: places, and the unit's runtime may differ from TensorFlow's by an output quantum on a few
+#: windows (one window changes the macro F1 by about 1e-4).
+CARD_TOLERANCE = 5e-4
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -53,7 +71,11 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
 def classification(nights: int = 80, cache: Path | None = Path("build")) -> dict:
     """Macro F1 (all windows, and pure ones) of the int8 and float models on held-out nights."""
     held = dataset(range(HELD_OUT_FIRST_SEED, HELD_OUT_FIRST_SEED + nights), False, cache)
-    out = {"windows": len(held), "per_class": np.bincount(held.labels, minlength=4).tolist()}
+    out = {
+        "seeds": [HELD_OUT_FIRST_SEED, HELD_OUT_FIRST_SEED + nights - 1],
+        "windows": len(held),
+        "per_class": np.bincount(held.labels, minlength=4).tolist(),
+    }
     for name, path in (("int8", MODEL_PATH), ("float", FLOAT_MODEL_PATH)):
         model = QualityModel(path)
         predicted = np.array([np.argmax(model.predict(f)) for f in held.features])
@@ -62,6 +84,52 @@ def classification(nights: int = 80, cache: Path | None = Path("build")) -> dict
             "macro_f1_pure": macro_f1(held.labels[held.pure], predicted[held.pure]),
         }
     return out
+
+
+_CARD_ROWS = {  # where MODEL_CARD.md states each figure: (row's first cell, column)
+    ("int8", "macro_f1"): ("held-out macro F1, int8", 1),
+    ("float", "macro_f1"): ("held-out macro F1, float", 1),
+    ("int8", "macro_f1_pure"): ("int8 (`bcg_quality.tflite`)", 2),
+    ("float", "macro_f1_pure"): ("float32 (same pruned weights)", 2),
+}
+
+
+def card_f1(card: str) -> dict[tuple[str, str], float]:
+    """The held-out macro F1 figures the model card states, by (model, figure).
+
+    Raises:
+        ValueError: the card has no such row, or no number in it.
+    """
+    out = {}
+    for key, (first, column) in _CARD_ROWS.items():
+        match = re.search(rf"^\| {re.escape(first)} ((?:\|[^|\n]*)+)\|$", card, re.MULTILINE)
+        if match is None:
+            raise ValueError(f"the model card has no row '{first}'")
+        cells = [c.strip().strip("`") for c in match.group(1).split("|")[1:]]
+        try:
+            out[key] = float(cells[column - 1])
+        except (IndexError, ValueError):
+            raise ValueError(f"the model card's row '{first}' has no figure") from None
+    return out
+
+
+def check_card(measured: dict, card: str, metrics: dict) -> list[str]:
+    """Where the card or ``train_metrics.json`` differ from the held-out macro F1
+    ``measured`` by :func:`classification` on the same nights (beyond CARD_TOLERANCE)."""
+    try:
+        stated = card_f1(card)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    for (model, figure), on_card in stated.items():
+        value = measured[model][figure]
+        claims = {"MODEL_CARD.md": on_card, "train_metrics.json": metrics[model][figure]}
+        for source, claim in claims.items():
+            if abs(value - claim) > CARD_TOLERANCE:
+                problems.append(
+                    f"{source} states {model} {figure} {claim:.4f}, measured {value:.4f}"
+                )
+    return problems
 
 
 def gate_windows(x: np.ndarray, fs: float) -> np.ndarray:
@@ -220,10 +288,19 @@ def main(argv: list[str] | None = None) -> int:
         "real": real_recordings(),
         "heldout_like_confusion": sensor_model_confusion(),
     }
+    metrics = json.loads(METRICS_PATH.read_text())
+    if figures["classification"]["seeds"] == metrics["data"]["held_out_seeds"]:
+        problems = check_card(figures["classification"], CARD_PATH.read_text(), metrics)
+        figures["card"] = {"agrees": not problems, "problems": problems}
+    else:  # other nights than the training run's: nothing to compare with
+        problems = []
+        figures["card"] = {"agrees": None, "problems": ["not compared: other held-out nights"]}
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
-    return 0
+    for problem in problems:
+        print(f"model card: {problem} — update MODEL_CARD.md (or train again)", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

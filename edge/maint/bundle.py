@@ -22,12 +22,16 @@ every member that is not a regular file at a plain relative path the manifest na
 (absolute paths, ``..``, symlinks, hard links, devices, FIFOs), refuses absurd sizes before
 reading them, and hashes every byte it writes. Any refusal leaves the target slot untouched:
 the bundle is unpacked into a staging folder that replaces the slot only when complete.
+
+The file is one gzip stream holding one tar archive, and nothing else: bytes after the gzip
+stream, or anything but the tar archive's zero padding after its end, are refused (E340)
+before they are decompressed, and decompression stops at what the manifest's files can take
+(E344), so a small file cannot make the unit inflate gigabytes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import json
@@ -79,6 +83,15 @@ MAX_FILES = 5000
 MAX_MANIFEST_BYTES = 2 * 2**20
 MAX_PATH_CHARS = 240
 _READ = 1 << 16
+_SIGNATURE_BYTES = 1024
+# What tar adds around a member's bytes, at most: a PAX header and its records (a path of
+# MAX_PATH_CHARS fits in one block), the member's own header, the padding of its data.
+_MEMBER_OVERHEAD = 4 * tarfile.BLOCKSIZE
+# After the last member: two zero blocks, then zeros up to a whole record.
+_END_BYTES = 2 * tarfile.RECORDSIZE
+# Decompressed bytes a bundle may have before its manifest is verified: the manifest and its
+# signature, and what tar reads ahead of them (less than one record).
+_HEAD_BYTES = MAX_MANIFEST_BYTES + _SIGNATURE_BYTES + 2 * _MEMBER_OVERHEAD + tarfile.RECORDSIZE
 
 NOT_A_BUNDLE = "E340"
 BAD_SIGNATURE = "E341"
@@ -312,15 +325,91 @@ def check_install(
         )
 
 
-def _members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
-    # gzip.GzipFile, not tarfile's own "r|gz": it checks the CRC and length at the end, so a
-    # bundle cut short after its last member, or with bytes appended, is refused too.
-    with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
-        with tarfile.open(fileobj=gz, mode="r|") as tar:
-            for member in tar:
-                yield member, tar
-        while gz.read(_READ):  # to the end of the gzip stream: its CRC and length
+class _Inflated:
+    """The decompressed bytes of a bundle file: one gzip stream, nothing after it, at most
+    :attr:`limit` bytes.
+
+    Not :class:`gzip.GzipFile`, which goes on into any gzip stream appended to the first (a
+    signed bundle followed by a gigabyte of gzip was inflated to its end, then accepted), and
+    not tarfile's ``r|gz``, which checks neither the CRC nor the length at the end. Here the
+    trailer is checked (zlib does), bytes after the stream are refused before any of them is
+    decompressed (E340), and decompression stops past :attr:`limit` (E344): what the
+    manifest and its signature may take until the manifest is verified (:data:`_HEAD_BYTES`),
+    then what its files may take (:meth:`expect`).
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)  # with the gzip header and trailer
+        self._pending = b""  # compressed bytes read from the file, not yet decompressed
+        self._stream_checked = False
+        self._archive_end: int | None = None
+        self.limit = _HEAD_BYTES
+        #: decompressed bytes handed out so far
+        self.offset = 0
+        #: the offset just past the last nonzero byte handed out
+        self.data_end = 0
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` decompressed bytes; b"" at the end of the gzip stream."""
+        out = b""
+        while not out and not self._zlib.eof:
+            if not self._pending:
+                self._pending = self._stream.read(_READ)
+            if not self._pending:  # the file ended: only what zlib still holds
+                out = self._zlib.decompress(b"", size)
+                if not out and not self._zlib.eof:
+                    raise EOFError("the bundle ends inside its gzip stream")
+                break
+            out = self._zlib.decompress(self._pending, size)
+            self._pending = self._zlib.unconsumed_tail
+        if self._zlib.eof and not self._stream_checked:
+            self._stream_checked = True
+            if self._zlib.unused_data or self._stream.read(1):
+                _trailing_data("gzip stream")
+        self.offset += len(out)
+        if self.offset > self.limit:
+            if self._archive_end is not None:
+                _trailing_data("tar archive")
+            refuse_too_large(f"an archive that inflates past {self.limit} bytes")
+        if kept := len(out.rstrip(b"\0")):
+            self.data_end = self.offset - len(out) + kept
+        return out
+
+    def expect(self, manifest: Manifest) -> None:
+        """Allow the rest of the archive what the verified ``manifest``'s files need."""
+        room = sum(_MEMBER_OVERHEAD + entry.size for entry in manifest.files)
+        self.limit = self.offset + room + _END_BYTES
+
+    def finish(self, archive_end: int) -> None:
+        """Read to the end of the gzip stream: after ``archive_end`` (where tar found the end
+        of its archive) only the archive's zero padding may follow, then nothing."""
+        self._archive_end = archive_end
+        self.limit = min(self.limit, archive_end + _END_BYTES)
+        while self.read(_READ):
             pass
+        if self.data_end > archive_end:
+            _trailing_data("tar archive")
+
+
+def _trailing_data(where: str) -> NoReturn:
+    fail(
+        NOT_A_BUNDLE,
+        f"bundle refused: data after the end of its {where} (a bundle never has any: the "
+        "file was changed after it was built)",
+        "build it again with `bedside-host bundle build`, or copy it again if it came from "
+        "elsewhere; never flash a modified bundle",
+    )
+
+
+def _members(archive: _Inflated) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """The members of the tar archive in ``archive``, then a check of what follows it."""
+    with tarfile.open(fileobj=archive, mode="r|") as tar:
+        for member in tar:
+            yield member, tar
+        # tar stops at the first zero block, or at a header it cannot read: tar.offset is
+        # where its last member ended.
+        archive.finish(tar.offset)
 
 
 def _damaged(exc: BaseException) -> BedsideError:
@@ -354,7 +443,7 @@ def read_manifest(path: str | os.PathLike) -> tuple[bytes, bytes]:
     """
     try:
         with open(path, "rb") as f:
-            return _read_head(_members(f))
+            return _read_head(_members(_Inflated(f)))
     except BedsideError:
         raise
     except _TAR_ERRORS as exc:
@@ -363,7 +452,7 @@ def read_manifest(path: str | os.PathLike) -> tuple[bytes, bytes]:
 
 def _read_head(members: Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]) -> tuple[bytes, bytes]:
     head = []
-    for name, limit in ((MANIFEST_NAME, MAX_MANIFEST_BYTES), (SIGNATURE_NAME, 1024)):
+    for name, limit in ((MANIFEST_NAME, MAX_MANIFEST_BYTES), (SIGNATURE_NAME, _SIGNATURE_BYTES)):
         member, tar = next(members, (None, None))
         if member is None or member.name != name:
             raise tarfile.ReadError(f"{name} is not where a bundle has it")
@@ -424,9 +513,11 @@ def _walk(
     staging: Path | None,
 ) -> Manifest:
     """Read a bundle from ``stream``, checking everything; write files under ``staging``."""
-    members = _members(stream)
+    archive = _Inflated(stream)
+    members = _members(archive)
     raw, signature = _read_head(members)
     manifest = verify_manifest(raw, signature, key)
+    archive.expect(manifest)
     if check is not None:
         check(manifest)
     if staging is not None:

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge import quality
+from edge import store as store_module
 from edge.errors import BedsideError
 from edge.records import EVENT_KINDS, STATES, Epoch, Event
 from edge.sim import State
@@ -47,7 +49,6 @@ def session(store: Store, t: float = T0, epoch_s: float = 30.0) -> int:
 
 def test_states_match_the_simulator_and_the_quality_gate():
     assert STATES == tuple(s.label for s in State)
-    quality = pytest.importorskip("edge.quality")
     assert quality.STATES == STATES
 
 
@@ -258,6 +259,28 @@ def test_retention_keeps_the_file_under_max_bytes_over_many_nights(tmp_path):
         ids = [i for i, _ in store.epochs()]
         assert ids == sorted(ids) and ids[-1] == 60 * 960
         assert (path.stat().st_size) <= max_bytes
+
+
+def test_retention_waits_for_the_high_water_mark_then_prunes_to_the_low_one(tmp_path):
+    """A commit deletes nothing while the rows fit under _PRUNE_HIGH of the page budget; the
+    commit that passes it prunes down to _PRUNE_LOW. (With the comparison flipped, every
+    commit pruned from _PRUNE_LOW on, and the hard bound alone stopped the file: the other
+    retention tests passed.)"""
+    with Store(tmp_path / "v.db", max_bytes=2**20) as store:
+        budget = store._budget_pages
+        high, low = store_module._PRUNE_HIGH * budget, store_module._PRUNE_LOW * budget
+        assert high - low >= 5  # room between the marks to tell them apart
+        session(store, T0, 1.0)
+        added, used = 0, []
+        while store.sessions()[-1].n_epochs == added:  # nothing deleted yet
+            used.append(store._used_pages())
+            for _ in range(40):  # under a page a commit
+                store.add_epoch(epoch(added, 1.0))
+                added += 1
+            store.commit()
+        assert high - 2 < max(used) <= high  # filled to the high-water mark
+        assert store._used_pages() <= low  # then pruned to the low one, at once
+        assert store.sessions()[-1].n_epochs < added
 
 
 def test_retention_trims_a_long_running_session_from_its_oldest_epochs(tmp_path):

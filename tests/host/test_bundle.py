@@ -8,6 +8,7 @@ import io
 import json
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,91 @@ def _tar_gz(members: list[tuple]) -> bytes:
         for info, data in members:
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+@pytest.fixture
+def inflated(monkeypatch) -> list[int]:
+    """Counts the bytes the bundle reader decompresses: the work a hostile file can cause."""
+    count = [0]
+    read = bundles._Inflated.read
+
+    def counting(self, size: int) -> bytes:
+        out = read(self, size)
+        count[0] += len(out)
+        return out
+
+    monkeypatch.setattr(bundles._Inflated, "read", counting)
+    return count
+
+
+def test_a_gzip_stream_appended_to_a_signed_bundle_is_refused_unread(
+    tmp_path, key, slot, inflated
+) -> None:
+    """Regression (issue 16): a signed bundle followed by a gzip stream of 1 GiB of zeros was
+    accepted after 8 s of decompressing it (gzip.GzipFile reads on into appended streams)."""
+    signed = craft(tmp_path / "ok.bundle", key, FILES).read_bytes()
+    bundle = tmp_path / "appended.bundle"
+    bundle.write_bytes(signed + gzip.compress(bytes(32 * 2**20)))  # 32 KB, 32 MiB inflated
+    started = time.perf_counter()
+    error = expect_refused("E340", bundle, key, slot)
+    seconds = time.perf_counter() - started
+    print(f"a bundle with a gzip stream appended refused in {1000 * seconds:.1f} ms")
+    assert "after the end of its gzip stream" in str(error)
+    assert inflated[0] <= len(gzip.decompress(signed))  # not a byte of the appended stream
+    assert seconds < 5.0  # generous for a noisy machine: ~10 ms measured
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\0", b"\n", b"junk" * 1000, gzip.compress(b"")],
+    ids=["zero-byte", "newline", "text", "empty-gzip-stream"],
+)
+def test_any_bytes_after_the_gzip_stream_are_refused(tmp_path, key, slot, tail) -> None:
+    bundle = tmp_path / "b.bundle"
+    bundle.write_bytes(craft(tmp_path / "ok.bundle", key, FILES).read_bytes() + tail)
+    assert "after the end of its gzip stream" in str(expect_refused("E340", bundle, key, slot))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b"junk", _tar_gz([member("payload/x", b"x")]), bytes(64 * 2**20)],
+    ids=["text", "a-second-archive", "64-MiB-of-zeros"],
+)
+def test_data_after_the_end_of_the_tar_archive_is_refused(
+    tmp_path, key, slot, inflated, extra
+) -> None:
+    """Inside the gzip stream, only the tar archive's own zero padding may follow its end;
+    a run of zeros is read no further than that padding can reach."""
+    archive = gzip.decompress(craft(tmp_path / "ok.bundle", key, FILES).read_bytes())
+    (tmp_path / "again.bundle").write_bytes(gzip.compress(archive))
+    bundles.unpack(tmp_path / "again.bundle", None, key.public)  # gzip again: still a bundle
+    inflated[0] = 0
+    bundle = tmp_path / "b.bundle"
+    bundle.write_bytes(gzip.compress(archive + extra))
+    error = expect_refused("E340", bundle, key, slot)
+    assert "after the end of its tar archive" in str(error)
+    assert inflated[0] < len(archive) + 2 * 2**16  # the archive, its padding, one read
+
+
+def test_decompression_is_bounded_before_the_manifest_is_verified(
+    tmp_path, key, slot, inflated
+) -> None:
+    """An unsigned file cannot make the unit inflate (and tar hold in memory) more than a
+    manifest and its signature take: here a 16 MiB PAX header ahead of the manifest."""
+    bloated = member(bundles.MANIFEST_NAME, b"{}", pax_headers={"comment": "x" * 2**24})
+    bundle = tmp_path / "b.bundle"
+    bundle.write_bytes(_tar_gz([bloated]))
+    expect_refused("E344", bundle, key, slot)
+    assert inflated[0] < bundles.MAX_MANIFEST_BYTES + 2**17
+
+
+def test_decompression_is_bounded_by_the_verified_manifest(tmp_path, key, slot, inflated) -> None:
+    """Once the manifest is verified, the archive may take what its files need and no more:
+    a signed bundle whose member carries a 16 MiB PAX header is refused, not inflated."""
+    payload = [member("payload/" + p, d) for p, d in FILES.items()]
+    payload[0] = member(payload[0][0].name, payload[0][1], pax_headers={"comment": "x" * 2**24})
+    expect_refused("E344", craft(tmp_path / "b.bundle", key, FILES, payload=payload), key, slot)
+    assert inflated[0] < 2**20
 
 
 def test_install_rules(tmp_path, key, slot) -> None:

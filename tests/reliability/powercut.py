@@ -21,7 +21,8 @@ After every cut the harness restarts what a unit restarts and checks:
 - every commit the process had been told was durable is there, row for row as seen before,
   and ``PRAGMA integrity_check`` is ok (the vitals store; the host archive after a pull);
 - the boot manager finds a confirmed slot, and that slot is bootable (the installed
-  software, or a slot whose files match its signed manifest);
+  software, or a slot whose files match its signed manifest), and it found the slots' state
+  whole (a damaged ``state.json`` still boots the installed software, but forgets the slots);
 - the interrupted operation resumes or is cleanly retried: the next ``bedside run`` opens a
   new session and marks the killed one unclean; the same flash again completes (from the
   offset the unit held), leaving the bundle installed whole and no upload behind; the next
@@ -295,7 +296,7 @@ class FlashRig:
             except Exception as exc:  # noqa: BLE001 - any failure to boot is the finding
                 problems.append(f"the boot manager failed after the cut: {exc!r}")
                 return
-        problems += self._bootable(state)
+        problems += self._bootable(state) + self._state_kept(state)
         flasher = Flasher(state, hardware="sim", factory_version="0.1.0")
         raw, signature = bundles.read_manifest(self.bundle)
         begin = {"sha256": self.sha, "size": len(self.data), "signature": signature.hex()}
@@ -325,6 +326,25 @@ class FlashRig:
         if leftovers:
             problems.append(f"uploads left behind after the flash: {leftovers}")
         problems += self._bootable(state)
+
+    @staticmethod
+    def _state_kept(state: Path) -> list[str]:
+        """The slots' state survived the cut. A damaged ``state.json`` still boots (the boot
+        manager moves it aside as ``state.json.damaged`` and starts over from the installed
+        software, logging ``recovered``), but the unit has forgotten its confirmed and trial
+        slots: a finding, though every later check passes."""
+        slots = Slots(state)
+        damaged = slots.path.with_name(slots.path.name + ".damaged")
+        try:
+            history = slots.load()["history"]
+        except Exception:  # noqa: BLE001 - _bootable reports a state that does not load
+            history = []
+        resets = [h["detail"] for h in history if h.get("event") == "recovered"]
+        if not damaged.exists() and not resets:
+            return []
+        kept = repr(damaged.read_bytes()[:60]) if damaged.exists() else "not kept"
+        reset = resets[-1] if resets else "no 'recovered' entry in its history"
+        return [f"the cut damaged the slot state ({damaged.name}: {kept}); {reset}"]
 
     @staticmethod
     def _bootable(state: Path) -> list[str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.errors import BedsideError
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import crashcheck  # noqa: E402
@@ -274,6 +276,33 @@ def test_a_finished_upload_leaves_no_part_file_in_any_crash_state(flashed):
         parts = {p[: -len(".part")] for p in tree if p.endswith(".part")}
         records = {p[: -len(".json")] for p in tree if p.endswith(".json")}
         assert parts <= records, f"seed {seed}: a .part without its record"
+
+
+def test_the_slot_state_is_whole_in_every_crash_state_of_a_flash(flashed, tmp_path):
+    """Regression (issue 16): with an atomic_write that wrote in place, 5 of 243 install and
+    boot cut points left slots/state.json empty. The boot manager set it aside and booted
+    the installed software, forgetting the slots, and no harness counted that (the power-cut
+    checks now do: powercut.FlashRig._state_kept)."""
+    state, run = flashed
+    root = str(state.resolve())
+    series = [("lose-unsynced", run.candidates("lose-unsynced"), 0)]
+    every = list(range(1, len(run.replay.records) + 1))
+    series += [("reorder", every, seed) for seed in range(5)]
+    probe = powercut.Slots(tmp_path)
+    probe.load()  # makes the folders
+    whole: set[bytes] = set()
+    for model, cuts, seed in series:
+        for at, image in crashstates.images(run.replay, cuts, model, seed=seed):
+            raw = image[root].get("slots/state.json")
+            if raw is None or raw in whole:
+                continue
+            probe.path.write_bytes(raw)
+            try:
+                probe.load()
+            except BedsideError as exc:
+                pytest.fail(f"{model} (seed {seed}) at record {at}: {exc}")
+            whole.add(raw)
+    assert len(whole) >= 4  # factory, installing, trial, its boot counted, confirmed
 
 
 @pytest.fixture(scope="module")
