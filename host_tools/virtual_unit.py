@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.errors import fail
-from edge.maint.agent import Agent
+from edge.maint.agent import PAIRING_FILE, Agent, PairingWindow
 from edge.store import STORE_NAME
 
 __all__ = ["VirtualUnit"]
@@ -64,7 +64,7 @@ class VirtualUnit:
             (self.state_dir / "keys").mkdir(parents=True, exist_ok=True)
             (self.state_dir / "logs").mkdir(exist_ok=True)
             if pairing:  # the virtual unit's "pairing button": its disk is right here
-                (self.state_dir / "pairing").touch()
+                PairingWindow(self.state_dir / PAIRING_FILE).press()
         except OSError as exc:
             fail(SIM_FAILED, f"cannot use the state directory: {exc}", "pass a writable --state")
         self.agent = Agent(

@@ -38,14 +38,20 @@ class Endpoint:
     Args:
         max_frame: the largest frame body taken in (what this side offers in ``hello``).
         trace: where ``--trace`` prints every frame (None: nowhere).
+        stats: the dict to count in (the unit's agent shares one among its connections);
+            a new one by default.
     """
 
-    def __init__(self, *, max_frame: int, trace: TextIO | None = None) -> None:
+    def __init__(
+        self, *, max_frame: int, trace: TextIO | None = None, stats: dict | None = None
+    ) -> None:
         self.max_frame = max_frame
         self.trace = trace
         #: Frames dropped as damaged, and frames refused (their seal failed, or unsealed
         #: after login), since the start; a side adds counters of its own.
-        self.stats = {"bad_frames": 0, "refused": 0}
+        self.stats = {} if stats is None else stats
+        for counter in ("bad_frames", "refused"):
+            self.stats.setdefault(counter, 0)
         self._decoder = FrameDecoder(max_frame)
         self._warned = False
 

@@ -10,16 +10,28 @@ E320 and nothing more (not even whether the command exists).
 The login also agrees on session keys (:mod:`edge.link.session`). From the answer to a
 successful login on, every frame both ways is sealed; a frame that fails its seal, replays
 an old counter, or comes unsealed is refused: dropped, counted in :attr:`Agent.stats`, and
-logged once per link (E312). Two unsealed requests are still heard after login: ``hello``
-(a host that restarted starts a new session: a serial line gives no other sign of it), and
-a repeat of the login request itself, answered again from the reply cache, sealed. Frames in
-and out, sealed or plain, and the refusals go through :class:`edge.link.endpoint.Endpoint`,
-the same code the host's client runs.
+logged once per connection (E312). Two unsealed requests are still heard after login:
+``hello`` (a host that restarted starts a new session: a serial line gives no other sign of
+it), and a repeat of the login request itself, answered again from the reply cache, sealed.
+The reply cache belongs to the session (a ``hello`` or a new connection starts an empty one),
+so a request recorded on one connection is never answered from it on another. Frames in and
+out, sealed or plain, and the refusals go through :class:`edge.link.endpoint.Endpoint`, the
+same code the host's client runs.
+
+Connections. A serial line has one peer, served for the agent's whole life. A listening port
+(``listen://``) serves up to :data:`MAX_PEERS` peers at once, each on a thread of its own with
+its own session, so a peer that idles or stops reading holds up no other host; further peers
+wait in the kernel's listen queue until one leaves. A peer of a listening port that has not
+logged in within :data:`LOGIN_TIMEOUT_S` is closed. A write that the peer does not take within
+:data:`SEND_TIMEOUT_S` fails: a socket peer is dropped, a serial line loses that frame and
+stays (there is no one else to serve, and a host that reads again recovers by its retries).
+Handlers run one at a time, whichever peer asked; the others get BUSY frames meanwhile.
 
 Pairing (installing a first host key) needs physical access: it is accepted only while the
-pairing window is open, that is while ``DIR/pairing`` exists and is younger than
-:data:`PAIRING_WINDOW_S`. The unit's pairing button (or a person at its console) creates that
-file; a successful pairing deletes it. See docs/hardware-engineer.md.
+pairing window is open (:class:`PairingWindow`, ``DIR/pairing``): for :data:`PAIRING_WINDOW_S`
+after the unit's pairing button (or a person at its console) created that file, measured on
+the clock of this boot, which setting the wall clock does not move. A successful pairing
+deletes the file. See docs/hardware-engineer.md.
 
 Commands come from modules: the agent imports each of :data:`HANDLER_MODULES` that exists
 and calls its ``register(agent)``, which adds handlers with :meth:`Agent.command`. Their
@@ -32,9 +44,11 @@ import argparse
 import base64
 import binascii
 import collections
+import contextlib
 import importlib
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -74,10 +88,24 @@ from ..link.endpoint import Endpoint
 from ..link.frame import MIN_FRAME, Channel, Frame, Kind, Sealed, body_size
 from ..link.protocol import DEFAULT_MAX_FRAME, PROTOCOL_VERSION, SUPPORTED_VERSIONS
 from ..link.session import KeyExchange, SessionCipher
-from ..link.transport import open_port
+from ..link.transport import BytePort, ListeningPort, open_port
 from ..version import software_version
 
-__all__ = ["Agent", "Handler", "HANDLER_MODULES", "PAIRING_WINDOW_S", "add_parser", "run_command"]
+__all__ = [
+    "Agent",
+    "Handler",
+    "HANDLER_MODULES",
+    "LOGIN_TIMEOUT_S",
+    "MAX_PEERS",
+    "PAIRING_FILE",
+    "PAIRING_WINDOW_S",
+    "PairingWindow",
+    "SEND_TIMEOUT_S",
+    "add_parser",
+    "boot_clock",
+    "read_boot_id",
+    "run_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +113,137 @@ Handler = Callable[[dict, bytes], tuple[dict, bytes]]
 
 #: Modules that add commands (``register(agent)``); those not installed are skipped.
 HANDLER_MODULES = ("edge.maint.flash", "edge.maint.logs")
-#: How long a pairing window stays open after DIR/pairing is created.
+#: How long a pairing window stays open after the press (on the boot clock).
 PAIRING_WINDOW_S = 600.0
+#: The pairing window's file in the state folder.
+PAIRING_FILE = "pairing"
+#: How often the agent looks at DIR/pairing, so that a window opened with ``touch`` is
+#: stamped with the boot clock within this long of the press (see :class:`PairingWindow`).
+PAIRING_POLL_S = 1.0
+#: A peer of a listening port that has been without a login this long (since it connected,
+#: or since a ``hello`` ended its login) is closed. More than a slow login takes: the
+#: client's own budget is 3 requests of 4 tries with 2 s of silence each (24 s).
+LOGIN_TIMEOUT_S = 30.0
+#: A frame the peer does not take within this long is given up (and a socket peer dropped).
+#: A whole 64 KiB frame crosses a 115200-baud line in under 6 s.
+SEND_TIMEOUT_S = 10.0
+#: Peers a listening port serves at once; as many more wait in the kernel's listen queue.
+MAX_PEERS = 4
 #: A running handler tells the host it is alive this often (a BUSY frame).
 BUSY_INTERVAL_S = 0.2
 #: Replies kept for repeated requests (a host that missed a reply asks again, same seq).
 REPLY_CACHE = 8
+# How long one read of the port waits: short, as a serial read returns only when it times
+# out or fills its buffer, and that wait is latency.
+_READ_WAIT_S = 0.005
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 STATE_DIR = "E384"
 
 
+def boot_clock() -> float:
+    """Seconds since boot, suspend included (CLOCK_BOOTTIME: the clock of ``/proc/uptime``);
+    setting the wall clock does not move it. The monotonic clock where there is none."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
+
+
+def read_boot_id() -> str:
+    """This boot's id (Linux); ``-`` on a system without one, where a pairing stamp is then
+    judged by the boot clock alone."""
+    try:
+        return _BOOT_ID.read_text(encoding="ascii").strip() or "-"
+    except (OSError, ValueError):
+        return "-"
+
+
+class PairingWindow:
+    """The pairing window, ``DIR/pairing``: open for ``window_s`` after the pairing button.
+
+    It is judged by the boot clock (:func:`boot_clock`), never by the wall clock alone: the
+    file holds this boot's id and the boot clock at the press, ``BOOT_ID SECONDS`` (what
+    :meth:`press` writes; a shell writes the same from ``/proc/sys/kernel/random/boot_id`` and
+    the first field of ``/proc/uptime``). A file without that stamp (``touch``), or stamped
+    in another boot, is judged once by its mtime: open if that is at most ``window_s`` old
+    and not in the future, and then stamped with the boot clock, as if pressed that long
+    ago; the agent looks every :data:`PAIRING_POLL_S`, so a touched file gets its stamp
+    within a second of the press. A window found closed has its file deleted. So a change
+    of the wall clock can close a window, never open one again, and a stamped window ignores
+    it. Thread-safe.
+
+    Args:
+        path: the file (``DIR/pairing``).
+        window_s: how long a window stays open.
+        clock, wall, boot_id: the boot clock, the wall clock and this boot's id (tests pass
+            their own).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        window_s: float = PAIRING_WINDOW_S,
+        clock: Callable[[], float] = boot_clock,
+        wall: Callable[[], float] = time.time,
+        boot_id: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.window_s = window_s
+        self.clock = clock
+        self.wall = wall
+        self.boot_id = boot_id or read_boot_id()
+        self._lock = threading.Lock()
+
+    def press(self) -> None:
+        """Open the window now (what the pairing button does); raises OSError when the
+        file cannot be written."""
+        with self._lock:
+            self._stamp(self.clock())
+
+    def is_open(self) -> bool:
+        """True while the window is open. Stamps a file that has no stamp of this boot yet,
+        and deletes one found closed."""
+        with self._lock:
+            try:
+                mtime = self.path.stat().st_mtime
+                pressed = self._pressed(self.path.read_bytes()[:256])
+            except OSError:  # no window (or a file that cannot be read: none either)
+                return False
+            now = self.clock()
+            if pressed is None:  # touched, or stamped in another boot: its mtime, once
+                age = self.wall() - mtime
+                if 0 <= age <= self.window_s:
+                    pressed = now - age
+                    with contextlib.suppress(OSError):  # unstamped: judged so again
+                        self._stamp(pressed)
+            if pressed is not None and 0 <= now - pressed <= self.window_s:
+                return True
+            # Closed for good: a later clock change must not find the file and reopen it.
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+            return False
+
+    def close(self) -> None:
+        """End the window (a key was paired: one per press)."""
+        with self._lock, contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+    def _pressed(self, stamp: bytes) -> float | None:
+        """The boot clock at the press, from a stamp of this boot; None for anything else."""
+        try:
+            boot_id, seconds = stamp.decode("ascii").split()
+            pressed = float(seconds)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return pressed if boot_id == self.boot_id and math.isfinite(pressed) else None
+
+    def _stamp(self, pressed: float) -> None:
+        atomic_write(self.path, f"{self.boot_id} {pressed:.3f}\n".encode("ascii"))
+
+
 class _Session:
-    """What the agent knows about the host at the other end of the port right now."""
+    """What the agent knows about the host at the other end of a connection right now."""
 
     def __init__(self) -> None:
         self.id = secrets.token_hex(8)
@@ -116,10 +263,60 @@ class _Session:
         # old way (its answer was lost) is answered again from the cache.
         self.login_seq: int | None = None
         self.before_login: SessionCipher | None = None
+        #: The last replies by request seq, with the key of the host they belong to (None:
+        #: public). This session's alone: a login recorded elsewhere never gets its answer.
+        self.replies: collections.OrderedDict[int, tuple[Frame, bytes | None]] = (
+            collections.OrderedDict()
+        )
+
+
+class _Connection:
+    """One peer of the agent: its port, its frame path and session, and how it writes.
+
+    A serial line is one connection for the agent's whole life (a host that restarts says
+    ``hello``); a peer of a listening port is one from its accept to its close."""
+
+    def __init__(
+        self,
+        port: BytePort | None,
+        link: Endpoint,
+        *,
+        write: Callable[[bytes], object],
+        login_timeout_s: float | None = None,
+    ) -> None:
+        self.port = port
+        self.link = link
+        self.write = write
+        self.session = _Session()
+        #: Held while a frame is sealed and written: counters reach the wire in order.
+        self.write_lock = threading.RLock()
+        self.log_seq = 0
+        self._login_timeout_s = login_timeout_s
+        self._anonymous_since: float | None = time.monotonic()
+
+    @property
+    def is_open(self) -> bool:
+        """False once the peer has gone (a serial line never goes)."""
+        return getattr(self.port, "is_open", True)
+
+    def login_overdue(self) -> bool:
+        """True when the peer has been without a login for longer than it may be."""
+        if self._login_timeout_s is None or self.session.host is not None:
+            self._anonymous_since = None
+            return False
+        now = time.monotonic()
+        if self._anonymous_since is None:  # logged in before, and a hello ended it
+            self._anonymous_since = now
+        return now - self._anonymous_since > self._login_timeout_s
 
 
 class Agent:
-    """The maintenance agent on ``port_url`` with the unit's state in ``state_dir``."""
+    """The maintenance agent on ``port_url`` with the unit's state in ``state_dir``.
+
+    ``login_timeout_s``, ``send_timeout_s`` and ``max_peers`` bound what one peer can hold
+    (see the module doc); the defaults are :data:`LOGIN_TIMEOUT_S`, :data:`SEND_TIMEOUT_S`
+    and :data:`MAX_PEERS`.
+    """
 
     def __init__(
         self,
@@ -130,6 +327,9 @@ class Agent:
         max_frame: int = DEFAULT_MAX_FRAME,
         trace: TextIO | None = None,
         modules: tuple[str, ...] = HANDLER_MODULES,
+        login_timeout_s: float = LOGIN_TIMEOUT_S,
+        send_timeout_s: float = SEND_TIMEOUT_S,
+        max_peers: int = MAX_PEERS,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.keys_dir = self.state_dir / "keys"
@@ -140,19 +340,20 @@ class Agent:
         except (OSError, ValueError) as exc:
             fail(STATE_DIR, f"the unit's key is unusable: {exc}", "restore DIR/keys/unit_key")
         self.unit_key = raw_public(self._unit_key)
+        #: The pairing window (DIR/pairing).
+        self.pairing = PairingWindow(self.state_dir / PAIRING_FILE)
         self._handlers: dict[str, tuple[Handler, bool]] = {}
-        self._replies: collections.OrderedDict[int, tuple[Frame, bytes | None]] = (
-            collections.OrderedDict()
-        )
-        self._link = Endpoint(max_frame=max(max_frame, MIN_FRAME), trace=trace)
-        #: Frames refused since start (failed seal, replayed, unsealed after login), and
-        #: damaged frames dropped.
-        self.stats = self._link.stats
-        self._session = _Session()
-        self._generation = 0
+        self._trace = trace
+        self._login_timeout_s = login_timeout_s
+        #: Frames refused since start (failed seal, replayed, unsealed after login), damaged
+        #: frames dropped, and peers dropped (not logged in in time, or not reading).
+        self.stats = {"bad_frames": 0, "refused": 0, "dropped": 0}
         self._stop = threading.Event()
-        self._write_lock = threading.RLock()  # replies, BUSY frames and log records
-        self._log_seq = 0
+        self._lock = threading.Lock()  # the set of connections
+        self._connections: set[_Connection] = set()
+        self._local = threading.local()  # the connection a thread serves
+        self._run_lock = threading.Lock()  # one handler at a time, whoever asked
+        self._pairing_due = 0.0
         self._log_handler = _LinkLogHandler(self)
         self._add_builtin_commands()
         for name in modules:
@@ -163,8 +364,17 @@ class Agent:
                     raise
                 continue
             module.register(self)
-        self.port = open_port(port_url, timeout=0.005)
+        self.port = open_port(
+            port_url, timeout=_READ_WAIT_S, write_timeout=send_timeout_s, max_peers=max_peers
+        )
         self.url = getattr(self.port, "url", port_url)
+        # The port's own connection: a serial line's one peer. A listening port's peers
+        # each get their own; there it serves only callers of _receive on other threads.
+        # Its writes go through _send_wire, looked up at each call (tests capture them).
+        serial = not isinstance(self.port, ListeningPort)
+        self._main = self._connection_for(
+            self.port if serial else None, lambda wire: self._send_wire(wire)
+        )
 
     # --- the API for handler modules ---------------------------------------------------
 
@@ -173,7 +383,8 @@ class Agent:
 
         ``auth=False`` serves it before authentication; by default only the commands of
         :data:`edge.link.commands.PUBLIC` are (identification, login and pairing). A handler
-        raises BedsideError for a clean error that reaches the host."""
+        raises BedsideError for a clean error that reaches the host. Handlers run one at a
+        time, whichever connection asked."""
         needs_auth = name not in PUBLIC if auth is None else auth
 
         def add(handler: Handler) -> Handler:
@@ -186,11 +397,12 @@ class Agent:
 
     @property
     def authenticated_host(self) -> PublicKey | None:
-        """The key the current host proved (None before authentication)."""
+        """The key the host being served proved (None before authentication); in a
+        handler, the host that sent the request."""
         return self._session.host
 
     def serve_forever(self) -> None:
-        """Serve requests until :meth:`stop` (from another thread or a signal handler)."""
+        """Serve hosts until :meth:`stop` (from another thread or a signal handler)."""
         edge_log = logging.getLogger("edge")
         edge_log.addHandler(self._log_handler)
         if edge_log.getEffectiveLevel() > logging.INFO:  # INFO records feed the log stream
@@ -202,15 +414,10 @@ class Agent:
             self.url,
         )
         try:
-            while not self._stop.is_set():
-                chunk = self.port.read(65536)
-                generation = getattr(self.port, "generation", 0)
-                if generation != self._generation:  # a new peer: it starts from nothing
-                    self._generation = generation
-                    self._session = _Session()
-                    self._link.restart()
-                for item, wire in self._link.receive(chunk):
-                    self._receive(item, wire)
+            if isinstance(self.port, ListeningPort):
+                self._accept_peers(self.port)
+            else:
+                self._serve_connection(self._main)
         finally:
             logging.getLogger("edge").removeHandler(self._log_handler)
             self.port.close()
@@ -219,42 +426,121 @@ class Agent:
         """Make :meth:`serve_forever` return (within a few milliseconds)."""
         self._stop.set()
 
+    # --- connections ---------------------------------------------------------------------
+
+    @property
+    def _connection(self) -> _Connection:
+        """The connection this thread serves (the port's own one on any other thread)."""
+        return getattr(self._local, "connection", self._main)
+
+    @property
+    def _session(self) -> _Session:
+        return self._connection.session
+
+    def _connection_for(
+        self, port: BytePort | None, write: Callable[[bytes], object], **options: Any
+    ) -> _Connection:
+        link = Endpoint(
+            max_frame=max(self.max_frame, MIN_FRAME), trace=self._trace, stats=self.stats
+        )
+        return _Connection(port, link, write=write, **options)
+
+    def _accept_peers(self, server: ListeningPort) -> None:
+        """Accept peers until :meth:`stop`, each served on a thread of its own."""
+        threads: list[threading.Thread] = []
+        try:
+            while not self._stop.is_set():
+                self._watch_pairing()
+                peer = server.accept()
+                if peer is None:
+                    continue
+                connection = self._connection_for(
+                    peer, peer.write, login_timeout_s=self._login_timeout_s
+                )
+                thread = threading.Thread(
+                    target=self._serve_connection,
+                    args=(connection,),
+                    name=f"agent-peer-{peer.address[1]}",
+                    daemon=True,
+                )
+                thread.start()
+                threads = [t for t in threads if t.is_alive()] + [thread]
+        finally:
+            with self._lock:
+                for connection in self._connections:
+                    connection.port.drop()  # wakes its thread, even in a write
+            for thread in threads:
+                thread.join(timeout=1.0)
+
+    def _serve_connection(self, connection: _Connection) -> None:
+        """Serve ``connection`` until :meth:`stop`, or until its peer leaves or is dropped."""
+        self._local.connection = connection
+        with self._lock:
+            self._connections.add(connection)
+        try:
+            while not self._stop.is_set() and connection.is_open:
+                self._watch_pairing()
+                chunk = connection.port.read(65536)
+                for item, wire in connection.link.receive(chunk):
+                    if not connection.is_open:
+                        break  # dropped while it was served: the rest is not answered
+                    self._receive(item, wire)
+                if connection.login_overdue():
+                    self.stats["dropped"] += 1
+                    log.info("closed a connection not logged in within %g s", self._login_timeout_s)
+                    break
+        finally:
+            with self._lock:
+                self._connections.discard(connection)
+            if connection is not self._main:
+                connection.port.close()
+
+    def _watch_pairing(self) -> None:
+        """Look at the pairing window now and then: a touched file gets its stamp at once."""
+        now = time.monotonic()
+        if now >= self._pairing_due:
+            self._pairing_due = now + PAIRING_POLL_S
+            self.pairing.is_open()
+
     # --- serving -------------------------------------------------------------------------
 
     def _receive(self, item: Frame | Sealed, wire: bytes = b"") -> None:
-        """Serve one frame from the link if the session lets it in (see the module doc)."""
-        session = self._session
+        """Serve one frame from this thread's connection if its session lets it in (see the
+        module doc)."""
+        connection = self._connection
+        session = connection.session
         current = True
         if isinstance(item, Sealed):
-            frame, current = self._open(session, item)
+            frame, current = self._open(connection, item)
             if frame is None:
                 return
         else:
             frame = item
         if frame.kind != Kind.REQUEST or frame.channel != Channel.COMMANDS:
             return
-        self._link.traced(frame, wire, sealed=isinstance(item, Sealed))
+        connection.link.traced(frame, wire, sealed=isinstance(item, Sealed))
         if isinstance(item, Frame) and session.cipher is not None:
             if frame.header.get("cmd") == Command.HELLO:
                 pass  # a host that restarted: hello starts a new session
             elif frame.seq == session.login_seq and session.before_login is None:
                 current = False
             else:
-                self._link.refuse("an unsealed request after login")
+                connection.link.refuse("an unsealed request after login")
                 return
         if not current:  # the login's request sent again: its answer, nothing runs
-            if frame.seq in self._replies:
-                self._send(self._replies[frame.seq][0])
+            if frame.seq in session.replies:
+                self._send(session.replies[frame.seq][0])
             else:
-                self._link.refuse("a repeat of a login whose answer is forgotten")
+                connection.link.refuse("a repeat of a login whose answer is forgotten")
             return
         self._serve(frame)
 
-    def _open(self, session: _Session, sealed: Sealed) -> tuple[Frame | None, bool]:
+    def _open(self, connection: _Connection, sealed: Sealed) -> tuple[Frame | None, bool]:
         """The frame in ``sealed`` and whether the session's current seals opened it (the
         seals before the login open only a repeat of the login's request)."""
+        session = connection.session
         before = session.before_login if sealed.seq == session.login_seq else None
-        opened = self._link.open(
+        opened = connection.link.open(
             sealed, session.cipher, before, unsealed="a sealed frame on a link not logged in"
         )
         if opened is None:
@@ -263,8 +549,9 @@ class Agent:
         return frame, seal is session.cipher
 
     def _serve(self, request: Frame) -> None:
-        cached = self._replies.get(request.seq)
-        host = self._session.host
+        connection = self._connection
+        cached = connection.session.replies.get(request.seq)
+        host = connection.session.host
         if cached is not None:
             reply, owner = cached
             if owner is None or (host is not None and owner == host.raw):
@@ -275,7 +562,7 @@ class Agent:
         entry = self._handlers.get(name) if isinstance(name, str) else None
         needs_auth = entry is None or entry[1]
         try:
-            if needs_auth and self._session.host is None:
+            if needs_auth and host is None:
                 fail(
                     NOT_AUTHENTICATED,
                     "this host is not authenticated",
@@ -285,10 +572,11 @@ class Agent:
                 fail(UNKNOWN_COMMAND, f"the unit has no command {name!r}", "update the unit")
             if not isinstance(args, dict):
                 fail(BAD_ARGS, f"{name}: arguments are not an object", "update bedside-host")
-            with _Busy(self, request.seq):
+            # BUSY frames from the start: the wait for another peer's handler counts too.
+            with _Busy(self, connection, request.seq), self._run_lock:
                 header, data = entry[0](args, request.data)
             reply = Frame(Kind.REPLY, request.seq, header, data)
-            if body_size(reply) > self._session.max_frame:
+            if body_size(reply) > connection.session.max_frame:
                 fail(TOO_LARGE, f"{name}: the reply exceeds the link's frame size", "ask less")
         except BedsideError as exc:
             reply = Frame(Kind.ERROR, request.seq, {"code": exc.code, "message": str(exc)})
@@ -303,7 +591,7 @@ class Agent:
                     "see the agent's log on the unit (its stderr, the journal) and report it",
                 },
             )
-        session = self._session  # hello replaces it
+        session = connection.session  # hello replaces it
         if session.login is not None and reply.kind == Kind.REPLY:
             # A login passed: its answer is the first frame under the new seals (the host
             # holds them already), and the host counts as authenticated from here on.
@@ -313,34 +601,48 @@ class Agent:
         session.login = None
         self._send(reply)
         # Every reply is kept, the handshake's too: a duplicate challenge must not draw a new
-        # nonce behind the host's back. Only the host that asked (the same key, perhaps
-        # reconnected) gets an authenticated reply again.
+        # nonce behind the host's back. Only the host that asked (the same key) gets an
+        # authenticated reply again.
         if reply.kind == Kind.ERROR and reply.header.get("code") == NOT_AUTHENTICATED:
             return  # nothing ran: once authenticated, the same request must run
-        owner = self._session.host.raw if needs_auth and self._session.host else None
-        self._replies[request.seq] = (reply, owner)
-        while len(self._replies) > REPLY_CACHE:
-            self._replies.popitem(last=False)
+        owner = session.host.raw if needs_auth and session.host else None
+        session.replies[request.seq] = (reply, owner)
+        while len(session.replies) > REPLY_CACHE:
+            session.replies.popitem(last=False)
 
-    def _send(self, frame: Frame) -> None:
-        # Sealed under the lock: counters must reach the wire in the order they were taken.
-        with self._write_lock:
-            self._send_wire(self._link.wire(frame, self._session.cipher))
+    def _send(self, frame: Frame, connection: _Connection | None = None) -> None:
+        """Write ``frame`` to ``connection`` (this thread's), sealed once logged in."""
+        connection = connection or self._connection
+        if not connection.is_open:
+            return  # the peer has gone (its first failed write said so): nobody to tell
+        try:
+            # Sealed under the lock: counters must reach the wire in the order they were taken.
+            with connection.write_lock:
+                connection.write(connection.link.wire(frame, connection.session.cipher))
+        except OSError as exc:  # serial.SerialException is an OSError
+            if isinstance(exc, TimeoutError):  # a socket peer that does not read: dropped
+                self.stats["dropped"] += 1
+            # Outside the lock: the record may stream to hosts (never two locks at once).
+            log.warning("link write failed: %s", exc)
 
     def _send_wire(self, wire: bytes) -> None:
-        try:
-            with self._write_lock:
-                self.port.write(wire)
-        except OSError as exc:  # serial.SerialException is an OSError
-            log.warning("link write failed: %s", exc)  # outside the lock: it may stream
+        """Write to the port's own connection: the serial line (a listening port has no
+        peer of its own: the bytes go nowhere, as on a line with no cable)."""
+        if self._main.port is not None:
+            self._main.port.write(wire)
 
     def send_log(self, record: dict, level: int) -> None:
-        """Stream one log record to the host, when it is authenticated and subscribed."""
-        session = self._session
-        if session.cipher is None or session.log_level is None or level < session.log_level:
-            return  # never in the clear: only a logged-in, sealed session subscribes
-        self._log_seq += 1
-        self._send(Frame(Kind.LOG, self._log_seq, record, channel=Channel.LOGS))
+        """Stream one log record to every host that is logged in and subscribed."""
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            session = connection.session
+            if session.cipher is None or session.log_level is None or level < session.log_level:
+                continue  # never in the clear: only a logged-in, sealed session subscribes
+            with connection.write_lock:
+                connection.log_seq += 1
+                frame = Frame(Kind.LOG, connection.log_seq, record, channel=Channel.LOGS)
+            self._send(frame, connection)
 
     # --- identity, negotiation and trust -------------------------------------------------
 
@@ -365,13 +667,6 @@ class Agent:
             fail(STATE_DIR, "device.json has no device_id", "restore it or delete it")
         identity.setdefault("software_version", software_version())
         return identity
-
-    def _pairing_open(self) -> bool:
-        try:
-            age = time.time() - (self.state_dir / "pairing").stat().st_mtime
-        except OSError:
-            return False
-        return 0 <= age <= PAIRING_WINDOW_S
 
     def _check_challenge(self, args: dict) -> tuple[PublicKey, SessionCipher]:
         """The key that signed the pending challenge and the session it opens; the nonce
@@ -408,8 +703,9 @@ class Agent:
                 )
             wanted = args.get("max_frame")
             wanted = wanted if isinstance(wanted, int) else MIN_FRAME
-            self._session = _Session()  # a new host session: authenticate again
-            self._link.new_session()
+            connection = self._connection
+            connection.session = _Session()  # a new host session: authenticate again
+            connection.link.new_session()
             self._session.max_frame = max(MIN_FRAME, min(wanted, self.max_frame))
             return {
                 "protocol": max(common),
@@ -426,7 +722,7 @@ class Agent:
                 "protocol": PROTOCOL_VERSION,
                 "max_frame": self._session.max_frame,
                 "authenticated": self._session.host is not None,
-                "pairing_open": self._pairing_open(),
+                "pairing_open": self.pairing.is_open(),
             }, b""
 
         @self.command(Command.AUTH_CHALLENGE)
@@ -477,7 +773,7 @@ class Agent:
             key, cipher = self._check_challenge(args)
             known = read_authorized(self.keys_dir / "authorized_hosts")
             already = any(k.raw == key.raw for k in known)
-            if self._session.host is None and not already and not self._pairing_open():
+            if self._session.host is None and not already and not self.pairing.is_open():
                 fail(
                     PAIRING_CLOSED,
                     "the unit's pairing window is closed",
@@ -488,7 +784,7 @@ class Agent:
             key = PublicKey(key.raw, "-".join(name.split()) or "host")
             added = add_authorized(self.keys_dir / "authorized_hosts", key)
             if added and self._session.host is None:
-                (self.state_dir / "pairing").unlink(missing_ok=True)  # one key per window
+                self.pairing.close()  # one key per window
             self._session.login = (key, cipher)
             log.info("host %s (%s) authorized", key.name, key.fingerprint)
             return {"fingerprint": key.fingerprint, "added": added}, b""
@@ -510,8 +806,8 @@ class Agent:
 class _Busy:
     """While a handler runs, a timer thread sends BUSY frames so the host keeps waiting."""
 
-    def __init__(self, agent: Agent, seq: int) -> None:
-        self._agent, self._seq = agent, seq
+    def __init__(self, agent: Agent, connection: _Connection, seq: int) -> None:
+        self._agent, self._connection, self._seq = agent, connection, seq
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -524,11 +820,11 @@ class _Busy:
 
     def _run(self) -> None:
         while not self._done.wait(BUSY_INTERVAL_S):
-            self._agent._send(Frame(Kind.BUSY, self._seq))
+            self._agent._send(Frame(Kind.BUSY, self._seq), self._connection)
 
 
 class _LinkLogHandler(logging.Handler):
-    """Forwards the unit's log records to a subscribed host (never its own, no loops)."""
+    """Forwards the unit's log records to subscribed hosts (never its own, no loops)."""
 
     def __init__(self, agent: Agent) -> None:
         super().__init__()

@@ -23,7 +23,8 @@ from edge.readers import RecordingError, read_bytes, wfdb
 
 CODES = {f"E2{k:02d}" for k in range(1, 20)}
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SLOW_S = 2.0
+#: A generous bound per input (a hang or a runaway parse, not speed: make bench times speed).
+SLOW_S = 10.0
 
 
 @functools.cache
@@ -113,7 +114,8 @@ def check(call, *args, **kwargs) -> None:
         assert rec.signal.ndim == 1 and rec.signal.dtype == np.float64 and rec.signal.size > 0
         assert np.isfinite(rec.fs) and rec.fs > 0
         assert rec.channel in rec.channels
-    assert time.perf_counter() - start < SLOW_S
+    took = time.perf_counter() - start
+    assert took < SLOW_S, f"{took:.1f} s on one input"
 
 
 def mutate(data: bytes, draw) -> bytes:

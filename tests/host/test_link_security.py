@@ -263,6 +263,12 @@ def test_a_recorded_frame_replayed_is_refused_in_its_session_and_the_next(
     assert runs == [1] * 4 and agent.stats["refused"] == 2
 
 
+def sessions(agent: Agent) -> list:
+    """The sessions of the agent's connections now (one per peer)."""
+    with agent._lock:
+        return [connection.session for connection in agent._connections]
+
+
 def frames_in(proxy: InlineProxy, direction: str) -> list[bytes]:
     return [f + b"\x00" for f in bytes(proxy.captured[direction]).split(b"\x00") if f]
 
@@ -279,7 +285,7 @@ def test_plaintext_injected_after_login_is_refused(local_paired, inline_proxy) -
             proxy.send("up", encode_frame(Frame(Kind.REQUEST, seq, {"cmd": cmd, "args": args})))
         time.sleep(0.2)
         assert runs == [] and agent.stats["refused"] == 2
-        assert agent._session.nonce is None
+        assert [session.nonce for session in sessions(agent)] == [None]
 
         # A forged reply in the clear, with the seq of the host's next request.
         def forge(wire: bytes) -> list[bytes]:
@@ -418,7 +424,8 @@ def test_a_forged_plain_login_answer_is_e311(local_paired, inline_proxy, tmp_pat
         with pytest.raises(BedsideError) as info:
             client.authenticate(stranger)
         assert info.value.code == "E311" and "\n" not in str(info.value)
-        assert not client.authenticated and agent.authenticated_host is None
+        assert not client.authenticated
+        assert [session.host for session in sessions(agent)] == [None]
 
 
 def test_a_lost_login_answer_is_sent_again_sealed(local_paired, inline_proxy) -> None:
