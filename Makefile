@@ -17,7 +17,7 @@ C_TEST_BINS := $(patsubst dsp_c/tests/%.c,$(BUILD)/%,$(C_TESTS))
 CTEST_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	-g -O1 -Wall -Wextra -Werror -std=c99 -ffp-contract=off -Idsp_c/include
 
-.PHONY: all venv build ctest pytest test firmware-vm lint format bench eval model run clean fuzz powercut crashcheck soak
+.PHONY: all venv build ctest pytest test firmware-vm browser lint format bench eval model run clean fuzz powercut crashcheck soak
 
 all: build
 
@@ -44,7 +44,7 @@ ctest: $(C_TEST_BINS)
 	@failed=""; for t in $(C_TEST_BINS); do echo "== $$t"; ./$$t || failed="$$failed $$t"; done; \
 	if [ -n "$$failed" ]; then echo "C tests failed:$$failed"; exit 1; fi
 
-pytest: build firmware-vm
+pytest: build firmware-vm browser
 	$(PY) -m pytest -q
 
 test: lint ctest pytest
@@ -62,6 +62,19 @@ $(MPY_STAMP):
 	npm install --prefix $(BUILD)/node --no-audit --no-fund --no-save \
 		@micropython/micropython-webassembly-pyscript@$(MPY_NPM_VERSION)
 	touch $@
+
+# Headless Chromium (Debian's package) for the night report's page tests: installed with
+# apt-get where we may (root, Debian); otherwise the tests say how, and skip, except under
+# CI (CI=1, as .ci/run sets), where a missing browser fails them.
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium (apt-get) for the report's page tests"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null 2>&1 && \
+			  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
+			echo "could not install chromium: apt-get install chromium"; \
+		else echo "chromium not found: apt-get install chromium (the report's page tests)"; fi; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -164,8 +165,16 @@ def test_a_session_with_the_bed_empty_all_night_says_so(tmp_path):
     assert "no trustworthy value" in html
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed")
+def _needs_chromium() -> None:
+    """Skip without Chromium (`make test` installs it where it can); under CI, fail."""
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed (CI): make browser, or apt-get install chromium")
+        pytest.skip("Chromium is not installed: make browser, or apt-get install chromium")
+
+
 def test_png_is_the_page_drawn_by_chromium(night_db, tmp_path):
+    _needs_chromium()
     out = write_report(night_db, tmp_path / "night.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,12 +19,16 @@ MJS = ROOT / "build/node/node_modules/@micropython/micropython-webassembly-pyscr
 def run_mpy():
     """``run_mpy(script) -> stdout`` of ``script`` run by MicroPython with ``sensorfw`` importable.
 
-    Skips only when node itself is absent; a missing npm package fails, so CI cannot pass
-    without having run the firmware under MicroPython.
+    Skips only when node itself is absent, and not under CI (CI=1, as .ci/run sets); a
+    missing npm package fails, so CI cannot pass without having run the firmware under
+    MicroPython.
     """
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not on PATH: the firmware tests run MicroPython under node")
+        message = "node is not on PATH: the firmware tests run MicroPython under node"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     mjs = Path(os.environ.get("MICROPYTHON_MJS", MJS))
     if not mjs.exists():
         pytest.fail(f"{mjs} is missing: run `make firmware-vm` to install MicroPython for node")
