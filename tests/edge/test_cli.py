@@ -34,26 +34,25 @@ def _bedside(*args: str, **popen) -> subprocess.Popen:
     )
 
 
-def _committed_epochs(db: Path) -> list:
+def _committed(db: Path, what: str) -> list:
+    """``store.epochs()`` or ``store.sessions()`` as committed so far (none before the
+    store exists)."""
     try:
         store = Store(db, readonly=True)
     except Exception:  # not made yet
         return []
     try:
-        return list(store.epochs())
+        return list(getattr(store, what)())
     finally:
         store.close()
+
+
+def _committed_epochs(db: Path) -> list:
+    return _committed(db, "epochs")
 
 
 def _sessions(db: Path) -> list:
-    try:
-        store = Store(db, readonly=True)
-    except Exception:  # not made yet
-        return []
-    try:
-        return list(store.sessions())
-    finally:
-        store.close()
+    return _committed(db, "sessions")
 
 
 def _wait_for_epochs(db: Path, n: int, proc: subprocess.Popen, timeout_s: float = 60.0) -> list:
