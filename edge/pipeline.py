@@ -18,6 +18,18 @@ stretch: the detector is flushed and every DSP object starts afresh after it, so
 breath or interval spans the gap.
 A stop (SIGTERM, SIGINT, ``--duration`` reached, the source ending) writes every epoch the
 gate has judged, commits and closes the session cleanly: nothing that was processed is lost.
+
+Time: the run is timed by sample counts and the monotonic clock; UTC only labels it. A
+sample's label comes from the source (:attr:`Chunk.t_utc <edge.sources.base.Chunk>`) and
+runs on with the sample count, except where the source's labels run ahead of it: a live
+source's wall clock stepped forward (it records a ``clock_step`` event), and later samples
+take the new labels while earlier ones keep theirs. Such a step is no gap in the stream
+(nothing runs over the time it skipped), and it moves the day's session change
+(``new_session_at``) to the first one after the new time, so it never opens a session.
+Labels never run back: after a step back the source labels on from its last label. A
+session opens at the wall clock, or at the source's first label (``t0_utc``) if that is
+earlier, and closes at its last record, or the wall clock if that is later, so a step never
+leaves a record outside its session.
 """
 
 from __future__ import annotations
@@ -206,7 +218,9 @@ class Pipeline:
             :class:`Status`, for a live status line.
         on_new_session: called with the id of a session closed at ``new_session_at``
             (the run goes on in a new one), e.g. to log that night's summary.
-        clock: wall clock (monotonic seconds), replaceable in tests.
+        clock: the monotonic clock (s) that times the run, replaceable in tests.
+        wall_clock: the wall clock (Unix s) a session opens and closes by, replaceable in
+            tests (pass the source's, so that both see the same steps).
     """
 
     def __init__(
@@ -220,6 +234,7 @@ class Pipeline:
         on_status: Callable[[Status], None] | None = None,
         on_new_session: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.source, self.store, self.gate, self.settings = source, store, gate, settings
         self.fs = float(source.fs)
@@ -227,7 +242,13 @@ class Pipeline:
         self._on_status = on_status
         self._on_new_session = on_new_session
         self._clock = clock
-        self._anchors: list[tuple[int, float]] = []  # (stream index, UTC) of each stretch
+        self._wall = wall_clock
+        # (stream index, UTC): the first samples', then one per step of the source's labels
+        self._anchors: list[tuple[int, float]] = []
+        self._opened = (0.0, 0.0)  # (UTC, self._clock) when the session opened
+        self._samples_at = 0.0  # self._clock when the last samples came
+        self._latest_utc = 0.0  # the latest label written to the session (an end, for epochs)
+        self._labels_known = False  # the source states its first label (t0_utc)
         self.vitals = EpochVitals(self.fs, settings.epoch_s, self._utc)
         self._bed = BedPresence(settings.bed_entry_s, settings.bed_exit_s, HOP_S)
         self._ranges = RangeWatch(
@@ -249,12 +270,30 @@ class Pipeline:
     # --- time ----------------------------------------------------------------------------
 
     def _utc(self, index: int) -> float:
-        """UTC of a stream index, from the anchor of the stretch holding it."""
+        """UTC label of a stream index, from the last anchor at or before it."""
         anchor = self._anchors[0]
         for a in self._anchors:
             if a[0] <= index:
                 anchor = a
         return anchor[1] + (index - anchor[0]) / self.fs
+
+    def _now_utc(self) -> float:
+        """The label of this moment: the next sample's, plus the time since the last samples
+        came (before any, the session's opening plus the time since). No wall clock is
+        read, so the pipeline's own events keep to the source's labels."""
+        if self._anchors and self._next_index is not None:
+            return self._utc(self._next_index) + (self._clock() - self._samples_at)
+        t_utc, at = self._opened
+        return t_utc + (self._clock() - at)
+
+    def _follow_labels(self, chunk: Chunk) -> None:
+        """Anchor the labels on the source's: at the first samples, and where a chunk's label
+        runs ahead of its sample count (the source's wall clock stepped forward), from that
+        chunk on. A label behind the count is not followed: labels never run back (a live
+        source holds them itself after a step back)."""
+        if self._anchors and chunk.t_utc - self._utc(chunk.start_index) <= 0.5 / self.fs:
+            return
+        self._anchors = self._anchors[-(_MAX_ANCHORS - 1) :] + [(chunk.start_index, chunk.t_utc)]
 
     # --- the run -------------------------------------------------------------------------
 
@@ -267,15 +306,21 @@ class Pipeline:
         for good (``BedsideError``) is recorded as a ``sensor_error`` event, the night so
         far is saved and the session closed cleanly, and the error is raised again.
         """
-        start = self._clock()
-        self.result = result = RunResult(self._open_session(time.time()), "end of source")
+        start = self._samples_at = self._clock()
+        opened = self._wall()
+        t0_utc = getattr(self.source, "t0_utc", None)  # a source's first label, if known
+        if t0_utc is not None:
+            opened = min(opened, t0_utc)  # so that the session holds its first epoch
+        self._labels_known = t0_utc is not None
+        self._opened, self._latest_utc = (opened, start), opened
+        self.result = result = RunResult(self._open_session(opened), "end of source")
         limit = None
         if self.settings.duration_s is not None:
             limit = int(round(self.settings.duration_s * self.fs))
         lengths = (self.settings.duration_s, getattr(self.source, "length_s", None))
         known = [x for x in lengths if x is not None]
         self.status.total_s = min(known) if known else None
-        last_commit = last_status = last_sample_wall = start
+        last_commit = last_status = start
         stalled = False
         error: BedsideError | None = None
         clean = False
@@ -290,24 +335,24 @@ class Pipeline:
                 except BedsideError as exc:  # the source failed for good
                     error = exc
                     result.reason = "source error"
-                    self._add_event(Event(time.time(), "sensor_error", f"{exc.code}: {exc}"))
+                    self._add_event(Event(self._now_utc(), "sensor_error", f"{exc.code}: {exc}"))
                     break
                 self._record_source_events()
                 now = self._clock()
                 if chunk is None:
                     break
                 if len(chunk.samples) == 0:
-                    if not stalled and now - last_sample_wall >= self.settings.stall_s:
+                    if not stalled and now - self._samples_at >= self.settings.stall_s:
                         stalled = True
                         self._add_event(
                             Event(
-                                time.time(),
+                                self._now_utc(),
                                 "sensor_gap",
                                 f"no samples for {self.settings.stall_s:g} s",
                             )
                         )
                 else:
-                    stalled, last_sample_wall = False, now
+                    stalled, self._samples_at = False, now
                     if limit is not None and chunk.stop_index > limit:
                         keep = max(0, limit - chunk.start_index)
                         chunk = Chunk(chunk.start_index, chunk.samples[:keep], chunk.t_utc)
@@ -384,11 +429,17 @@ class Pipeline:
                 raise
             # Already failing: close the session (unclean) with what was committed.
         # Stream time: a replay or a simulation at max speed ends long after (or before)
-        # the wall clock; the session's end must not precede its start.
+        # the wall clock; the session's end must not precede its start, nor any record
+        # (a live source's events run a little ahead of its samples).
         started = self._anchors and self._next_index is not None  # a first chunk went in
-        end = self._utc(self._next_index) if started else time.time()
+        end = self._utc(self._next_index) if started else self._now_utc()
+        end = max(end, self._latest_utc)
         self._add_event(Event(end, "shutdown", result.reason))
-        self.store.close_session(clean=clean, t_utc=max(end, time.time()))
+        # A source with labels of its own (a recording's time, a simulated night) ends at its
+        # last label; otherwise no earlier than now.
+        self.store.close_session(
+            clean=clean, t_utc=end if self._labels_known else max(end, self._wall())
+        )
         self.status.committed = self.status.epochs
         result.wall_s = self._clock() - start
         result.stream_s = result.samples / self.fs
@@ -398,6 +449,7 @@ class Pipeline:
     # --- per chunk -----------------------------------------------------------------------
 
     def _process(self, chunk: Chunk) -> None:
+        self._follow_labels(chunk)
         x = np.asarray(chunk.samples, dtype=np.float64)
         start = chunk.start_index
         gap = None if self._next_index is None else start - self._next_index
@@ -470,7 +522,6 @@ class Pipeline:
         if self._stretch is not None:
             self._flush_stretch()
             self._bed.gap()
-        self._anchors = self._anchors[-(_MAX_ANCHORS - 1) :] + [(chunk.start_index, chunk.t_utc)]
         self._stretch = _Stretch(self.fs, chunk.start_index, first_sample)
 
     def _flush_stretch(self) -> None:
@@ -510,13 +561,16 @@ class Pipeline:
         self.status.committed = self.status.epochs
         self.result.session_id = self._open_session(when)
         self.result.sessions.append(self.result.session_id)
-        self._rollover_utc = next_local_time(when, at)
+        # The first change after this record: after days without data (a sensor away),
+        # one session holds them, not one per day crossed.
+        self._rollover_utc = next_local_time(max(when, t_utc), at)
         if self._on_new_session is not None:
             self._on_new_session(closed)
 
     def _add_epoch(self, epoch: Epoch) -> None:
         self._roll_over(epoch.t_utc)
         self.store.add_epoch(epoch)
+        self._latest_utc = max(self._latest_utc, epoch.t_utc + epoch.duration_s)
         self.result.epochs += 1
         self._pending += 1
         self._epochs_waiting = True
@@ -534,7 +588,12 @@ class Pipeline:
     def _add_event(self, event: Event) -> None:
         if event.kind != "shutdown":
             self._roll_over(event.t_utc)
+        self._keep_event(event)
+
+    def _keep_event(self, event: Event) -> None:
+        """Buffer an event in the open session (no session change is looked for)."""
         self.store.add_event(event)
+        self._latest_utc = max(self._latest_utc, event.t_utc)
         self.result.events += 1
         self._pending += 1
         self.status.events += 1
@@ -542,6 +601,10 @@ class Pipeline:
     def _record_source_events(self) -> None:
         for e in self.source.drain_events():
             event = Event(e.t_utc, e.kind, e.detail)
+            if e.shift_s > 0 and self._rollover_utc is not None:
+                # The labels jumped ahead with the clock: the day's session change moves to
+                # the first one after the new time, so a step never opens a session.
+                self._rollover_utc = next_local_time(e.t_utc, self.settings.new_session_at)
             if e.kind == "sensor_gap":  # merged into runs: written when the run ends
                 done = self._gap_runs.add(event)
                 if done is not None:
@@ -553,10 +616,7 @@ class Pipeline:
         """The sensor gaps of the run so far, as one event (at a stop or a new session)."""
         done = self._gap_runs.flush()
         if done is not None:
-            self.store.add_event(done)
-            self.result.events += 1
-            self._pending += 1
-            self.status.events += 1
+            self._keep_event(done)
 
     def _report_status(self, wall_s: float) -> None:
         self.status.wall_s = wall_s

@@ -61,6 +61,7 @@ EVENT_KINDS = (
     "sensor_disconnect",
     "sensor_reconnect",
     "sensor_error",
+    "clock_step",
     "restart",
     "shutdown",
     "update",

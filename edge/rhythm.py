@@ -190,6 +190,10 @@ class RhythmCheck:
         # Blocks up to the new start: NaN (no signal), so no check spans the gap.
         end = self._start + self._env.size * self.step
         missing = max(0, -(-(start_index - end) // self.step))
+        if missing >= self._keep:  # a gap longer than the memory: nothing before it is kept
+            self._env, self._breath = np.empty(0), np.empty(0)
+            self._start = start_index
+            return
         self._env = np.concatenate([self._env, np.full(missing, np.nan)])
         self._breath = np.concatenate([self._breath, np.full(missing, np.nan)])
         # Blocks are aligned to the new stretch from here on (the old ones move by less

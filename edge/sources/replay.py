@@ -93,6 +93,11 @@ class ReplaySource:
         return cls(read_recording(path, channel=channel, fs=fs), **options)
 
     @property
+    def t0_utc(self) -> float:
+        """UTC time of the recording's first sample (Unix seconds)."""
+        return self._t0
+
+    @property
     def length_s(self) -> float:
         """Length of the replay in seconds, gaps included (for a progress estimate)."""
         return self._signal.size / self.fs

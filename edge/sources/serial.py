@@ -11,8 +11,15 @@ When the link breaks (the cable is pulled, the device vanishes) or stalls (no fr
 ``stall_s``: a sensor that rebooted sits stopped), the source emits ``sensor_disconnect``,
 retries with exponential backoff (0.5 s doubling to 10 s, forever) and, once the sensor
 answers again, emits ``sensor_reconnect`` and goes on: the time it was away becomes a gap
-measured by the wall clock. Only the first connection raises (E240-E243), so a wrong port
-or an unflashed sensor is reported at once instead of retried all night.
+measured by the monotonic clock. Only the first connection raises (E240-E243), so a wrong
+port or an unflashed sensor is reported at once instead of retried all night.
+
+Time: the sensor samples from its start command on, so sample ``i`` of a stream was taken
+``i / fs`` after the start's answer came (the monotonic clock), and its label is that moment
+on the wall clock, through a :class:`~edge.sources.base.WallClock`. A step of the wall
+clock (either way, any size) is a ``clock_step`` event; it changes the labels of the
+samples delivered after it and nothing else: the stream, its gaps and the link's timeouts
+run on the monotonic clock. After a step back the labels run on from the last one.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -29,7 +37,7 @@ from ..errors import BedsideError, fail
 from ..firmware import protocol as p
 from ..firmware.board import BAUDRATE
 from ..link.transport import PortError, open_port
-from .base import Chunk, SourceEvent
+from .base import Chunk, ClockStep, SourceEvent, WallClock
 from .frames import AckFrame, Frame, FrameDecoder, InfoFrame, LinkCounters, SampleFrame, Sequencer
 from .frames import encode_command as _command
 
@@ -54,6 +62,8 @@ class SerialSource:
         answer_timeout_s: how long to wait for the sensor's answer to one command (3 tries).
         stall_s: no valid frame for this long while streaming counts as a lost link.
         backoff_s: (first, longest) wait between reconnection attempts.
+        wall_clock: the wall clock the samples are labelled from (``time.time``; a test
+            passes one it steps).
 
     Raises:
         BedsideError: E240 the port cannot be opened, E241 the sensor does not answer,
@@ -69,6 +79,7 @@ class SerialSource:
         answer_timeout_s: float = 0.5,
         stall_s: float = 2.0,
         backoff_s: tuple[float, float] = (0.5, 10.0),
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         rate = p.RATE_DEFAULT if fs is None else fs
         if not (isinstance(rate, int | float) and rate == int(rate)):
@@ -86,6 +97,8 @@ class SerialSource:
         self.port = port
         self.info: InfoFrame | None = None  # the sensor's identity, from the last handshake
         self.counters = LinkCounters()
+        self.clock = WallClock(wall_clock)  # labels; the timing is the monotonic clock's
+        self.t0_utc: float | None = None  # the label of sample 0, once the sensor started
         self._baudrate = baudrate
         self._answer_timeout_s = answer_timeout_s
         self._stall_s = stall_s
@@ -97,8 +110,9 @@ class SerialSource:
         self._backlog: list[Frame] = []  # frames that arrived with the start acknowledgement
         self._tag = 0
         self._next = 0  # stream index of the next sample to deliver
-        self._anchor: tuple[float, int] | None = None  # (UTC, stream index) of this stream
-        self._last_t: float | None = None  # UTC just past the last delivered sample
+        # (monotonic time, stream index) of this stream's start: when its first sample was due
+        self._stream: tuple[float, int] | None = None
+        self._away = 0  # samples missed while the link was down, owed to the first frame
         self._last_frame = 0.0  # monotonic time of the last valid sample frame
         self._port: serial.SerialBase | None = None
         self._closed = False
@@ -124,6 +138,9 @@ class SerialSource:
         while not self._closed:
             if self._ready:
                 return self._ready.popleft()
+            # Only here, with nothing queued: a chunk returned with a clock_step event is
+            # labelled after the step, so the pipeline sees the two together.
+            self._check_clock()
             if self._backlog:
                 frames, self._backlog = self._backlog, []
                 self._ingest(frames)
@@ -223,8 +240,8 @@ class SerialSource:
         self._ask(p.C_START)
         self.info = replace(info, streaming=True)
         self._sequencer.reset(0)
-        self._anchor = None
         self._last_frame = time.monotonic()
+        self._open_stream(self._last_frame)
 
     def _ask(self, command: int, rate: int | None = None) -> InfoFrame | AckFrame:
         """Send a command and wait for its answer (3 tries); keep frames that follow it."""
@@ -331,8 +348,7 @@ class SerialSource:
             if lost is None:
                 self.counters.duplicates += 1
                 continue
-            if self._anchor is None:
-                lost = self._open_stream(frame, lost)
+            lost, self._away = lost + self._away, 0
             if lost:
                 self._record_gap(lost, frame)
                 if parts:
@@ -345,14 +361,17 @@ class SerialSource:
         if parts:
             self._ready.append(self._chunk(start, parts, gap_first))
 
-    def _open_stream(self, frame: SampleFrame, lost: int) -> int:
-        """Anchor a new stream's clock; after a reconnect the gap is the time away."""
-        t_first = time.time() - len(frame.samples) / self.fs  # the frame took this long
-        if self._last_t is not None:
-            lost = max(lost, round((t_first - self._last_t) * self.fs))
-            t_first = self._last_t + lost / self.fs
-        self._anchor = (t_first - lost / self.fs, self._next)
-        return lost
+    def _open_stream(self, started: float) -> None:
+        """The sensor started sampling at ``started`` (monotonic s). After a reconnect the
+        samples it would have sent meanwhile are a gap, on the stream's sample grid; never
+        negative, so a sensor clock that ran fast never moves the stream back."""
+        if self._stream is None:
+            self._stream = (started, self._next)
+            self.t0_utc = self.clock.label(started)
+            return
+        due = self._monotonic_of(self._next)  # when the next sample was due
+        self._away = max(0, round((started - due) * self.fs))
+        self._stream = (due + self._away / self.fs, self._next + self._away)
 
     def _record_gap(self, lost: int, frame: SampleFrame) -> None:
         self.counters.gaps += 1
@@ -363,17 +382,29 @@ class SerialSource:
 
     def _chunk(self, start: int, parts: list[np.ndarray], gap: int) -> Chunk:
         samples = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self._last_t = self._t_of(start + len(samples))
         return Chunk(start, samples, self._t_of(start), gap_before=gap)
 
-    def _t_of(self, index: int) -> float:
-        if self._anchor is None:
-            return self._last_t if self._last_t is not None else time.time()
-        t0, i0 = self._anchor
-        return t0 + (index - i0) / self.fs
+    def _monotonic_of(self, index: int) -> float:
+        """When sample ``index`` of the current stream was due (monotonic s)."""
+        m0, i0 = self._stream
+        return m0 + (index - i0) / self.fs
 
-    def _event(self, kind: str, detail: str) -> None:
-        self._events.append(SourceEvent(time.time(), kind, detail))
+    def _t_of(self, index: int) -> float:
+        """The UTC label of sample ``index``."""
+        return self.clock.label(self._monotonic_of(index))
+
+    def _check_clock(self) -> None:
+        """A step of the wall clock becomes a ``clock_step`` event; :class:`WallClock`
+        maps it onto the labels of the samples delivered from now on."""
+        step = self.clock.check()
+        if step is None:
+            return
+        detail = _clock_step_detail(step)
+        log.warning("%s: %s", self.name, detail)
+        self._event("clock_step", detail, shift_s=step.shift_s)
+
+    def _event(self, kind: str, detail: str, shift_s: float = 0.0) -> None:
+        self._events.append(SourceEvent(self.clock.now(), kind, detail, shift_s))
 
     def _log_bad_frames(self) -> None:
         c = self.counters
@@ -388,6 +419,30 @@ class SerialSource:
                 c.garbage_bytes,
             )
             self._logged_bad = bad
+
+
+def _clock_step_detail(step: ClockStep) -> str:
+    """A ``clock_step`` event's detail: the step's size and direction (also in signed
+    seconds, for a program), and what the labels did."""
+    way = "forward" if step.step_s > 0 else "back"
+    text = f"wall clock stepped {way} by {_span(abs(step.step_s))} ({step.step_s:+.3f} s); "
+    if step.ahead_s > 0:
+        ahead = _span(step.ahead_s)
+        return text + f"labels run on from the last one, {ahead} ahead of the clock"
+    return text + "later samples are labelled on the new time"
+
+
+def _span(seconds: float) -> str:
+    """A length of time for a reader: 56.9 years, 2.0 days, 3.5 h, 1.2 s."""
+    if seconds >= 365.25 * 86400:
+        return f"{seconds / (365.25 * 86400):.1f} years"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
 
 
 def _reason(exc: BaseException) -> str:

@@ -287,3 +287,16 @@ def test_a_heart_picked_once_a_beat_is_never_halved() -> None:
     single = _waves(beats_s, (0.0,), (1.0,), rate, 40.0)
     assert not acf_prefers_period(single, rate, 1.5, 0.75)
     assert acf_prefers_period(single, rate, 0.75, 0.375)  # no peak at half a beat: no rival
+
+
+def test_a_day_long_gap_costs_no_more_memory_than_the_check_keeps() -> None:
+    """A sensor away for a day: the blocks of the gap are not filled in one by one (that was
+    125 a second at 250 Hz, two arrays: gigabytes); what came before is simply gone."""
+    check = RhythmCheck(250.0)
+    x = np.sin(np.arange(2500) / 10.0)
+    check.add(0, x, x)
+    day = 250 * 86400
+    check.add(day, x, x)
+    assert check._env.size <= 2 * 2500 and np.isfinite(check._env).all()
+    assert check._start == day  # aligned to the new stretch
+    assert check.period(day, day + 2500) is not None and check.period(0, 2500) is None
