@@ -36,6 +36,7 @@ __all__ = [
     "EVENT_FIELDS",
     "EVENT_KINDS",
     "EVENT_SCHEMA",
+    "GAP_REASON",
     "KINDS",
     "MAX_EPOCH_S",
     "SQL_TYPES",
@@ -79,6 +80,10 @@ KINDS = tuple(SQL_TYPES)
 CHECKS = ("time", "duration", "probability")
 _PY_KINDS = {float: "real", int: "int", str: "text"}
 _META = "edge.records"
+
+
+#: The reason of a value lost to a sensor gap.
+GAP_REASON = "sensor gap"
 
 
 @dataclass(frozen=True)
@@ -206,9 +211,21 @@ class Epoch:
     rr_reason: str | None = column("why ``rr_bpm`` is None.")
 
     @property
+    def unjudged(self) -> bool:
+        """No signal judged in the epoch: it lies in a sensor gap (stored ``poor`` with
+        quality 0 and the reason "sensor gap" for both rates, so that it exists)."""
+        return (
+            self.quality == 0.0
+            and self.beats == 0
+            and self.hr_reason == GAP_REASON
+            and self.rr_reason == GAP_REASON
+        )
+
+    @property
     def in_bed(self) -> bool:
-        """Someone is in bed (any state but ``"empty"``)."""
-        return self.state != "empty"
+        """Someone is in bed: any state but ``"empty"``, in an epoch that was judged (a sensor
+        gap says nothing of the bed)."""
+        return self.state != "empty" and not self.unjudged
 
     def values(self) -> tuple:
         """The fields in declaration order: the order of the store's epoch columns."""

@@ -37,8 +37,10 @@ never invent a value:
   tonight, whatever its gain; a movement is many times that.
 
 An epoch is written once no later sample can change it (:data:`LAG_S` of signal after its
-end, or the end of the stream), and only if the gate judged at least part of it: time without
-any judged window (a sensor gap, the first seconds of a stream) has no epoch.
+end, or the end of the stream). One that no judged window covers because samples were missing
+(a sensor gap, and the 10 s the gate needs after it) is written too, as ``poor`` with quality
+0 and the reason "sensor gap": every epoch of a session exists. Only the first seconds of a
+stream, received but not yet judged, have no epoch.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .quality import WINDOW_S
-from .records import STATES, Epoch
+from .records import GAP_REASON, STATES, Epoch
 from .rhythm import AGREE_SHARE, MACHINE_RMSSD_MS, RhythmCheck
 
 __all__ = ["LAG_S", "EpochVitals"]
@@ -281,7 +283,7 @@ class EpochVitals:
     def _epoch(self, e0: int, e1: int) -> Epoch | None:
         windows = self._windows(e0, e1)
         if not windows:
-            return None
+            return self._gap_epoch(e0, e1)
         weight = np.zeros(len(STATES))
         quality = 0.0
         for a, b, s, q in windows:
@@ -328,6 +330,29 @@ class EpochVitals:
             beats=round(picks / stride),  # a beat picked on two waves is one beat
             hr_reason=None if hr is not None else hr_reason,
             rr_reason=None if rr is not None else rr_reason,
+        )
+
+    def _gap_epoch(self, e0: int, e1: int) -> Epoch | None:
+        """An epoch that no judged window covers because samples were missing in or before
+        it (a sensor gap, and the 10 s the gate then needs): stored as ``poor`` with quality
+        0 and the reason "sensor gap", so every epoch of a session exists. None for the first
+        seconds of a stream, which were all received and simply not judged yet."""
+        if self._received(e0, e1) == e1 - e0 or not self._stretches:
+            return None
+        if e1 <= self._stretches[0][0]:  # before the stream began
+            return None
+        return Epoch(
+            t_utc=self._utc(e0),
+            duration_s=(e1 - e0) / self.fs,
+            state="poor",
+            quality=0.0,
+            hr_bpm=None,
+            hrv_rmssd_ms=None,
+            rr_bpm=None,
+            motion=self._relative_motion(e0, e1),
+            beats=0,
+            hr_reason=GAP_REASON,
+            rr_reason=GAP_REASON,
         )
 
     def _heart(

@@ -155,9 +155,10 @@ def test_a_clock_step_in_a_serial_run_is_an_event_not_a_session_or_a_gap(tmp_pat
         assert "ahead of the clock" in event.detail
 
 
-def test_a_sensor_away_for_days_starts_one_session_not_one_per_day(tmp_path):
-    """The other way to 31 sessions of one epoch: a real gap of days with a daily session
-    change. The session after the gap is opened once, at the first change it crossed."""
+def test_a_sensor_away_for_a_day_fills_its_sessions_with_gap_epochs(tmp_path):
+    """The other way to many sessions of one epoch: a real gap of a day with a daily session
+    change. Every epoch of the gap is stored ("sensor gap", issue 16), so each daily change
+    it crosses starts a session full of them, and each session holds its records."""
     start = 1_750_000_020.0
     at = datetime.fromtimestamp(start + 120.0).astimezone().strftime("%H:%M")
     noon = next_local_time(start, at)
@@ -180,12 +181,16 @@ def test_a_sensor_away_for_days_starts_one_session_not_one_per_day(tmp_path):
 
     store = Store(tmp_path / "night.db")
     result = Pipeline(TwoStretches(), store, OpenGate(rate), Settings(new_session_at=at)).run()
-    first, second = store.sessions()  # not one more for the day it crossed
-    assert result.sessions == [first.id, second.id]
+    first, second, third = store.sessions()  # the gap crosses two daily changes
+    assert result.sessions == [first.id, second.id, third.id]
     assert first.ended_utc == second.started_utc == noon
-    for session in (first, second):
+    assert second.ended_utc == third.started_utc == next_local_time(noon + 1.0, at)
+    for session in (first, second, third):
         _inside(session, store)
-    after = [e.t_utc for _, e in store.epochs(session_id=second.id)]
+    day = [e for _, e in store.epochs(session_id=second.id)]
+    assert len(day) >= DAY / 30 - 2  # the whole day, one epoch every 30 s ...
+    assert {(e.state, e.hr_reason) for e in day} == {("poor", "sensor gap")}  # ... all gap
+    after = [e.t_utc for _, e in store.epochs(session_id=third.id)]
     assert after and min(after) >= start + DAY
 
 

@@ -91,16 +91,22 @@ def test_no_interval_is_measured_across_a_sensor_gap():
     assert [e.hrv_rmssd_ms for e in epochs] == [0.0] * 4
 
 
-def test_an_epoch_inside_a_long_gap_is_not_written_and_a_gap_is_a_reason():
+def test_an_epoch_inside_a_long_gap_is_written_with_the_gap_as_its_reason():
+    """Every epoch of a session exists (issue 16): one that no judged window covers because
+    of a gap is "poor", quality 0, no values, the reason "sensor gap"."""
     v = _vitals()
     _feed(v, 0, 3000, lambda a: "good")
     _feed(v, 9000, 9400, lambda a: "good")  # 4 s of samples between two long gaps
     _feed(v, 12000, 18000, lambda a: "good")
     epochs = v.finish(18000)
     starts = [round(e.t_utc - T0) for e in epochs]
-    assert 60 not in starts or epochs[starts.index(60)].hr_reason == "sensor gap"
-    assert 30 not in starts  # [30, 60) s: no sample judged, no epoch
-    assert starts[0] == 0 and 120 in starts and 150 in starts
+    assert starts == [0, 30, 60, 90, 120, 150]
+    for k in (1, 2):  # [30, 60) and [60, 90): the gaps
+        e = epochs[k]
+        assert (e.state, e.quality, e.hr_bpm, e.rr_bpm) == ("poor", 0.0, None, None)
+        assert e.hr_reason == e.rr_reason == "sensor gap"
+        assert e.unjudged and not e.in_bed  # a gap says nothing of the bed
+    assert [e.unjudged for e in epochs] == [False, True, True, True, False, False]
 
 
 def test_a_missed_beat_does_not_move_the_rate_nor_the_hrv():
