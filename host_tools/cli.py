@@ -25,6 +25,7 @@ import click
 
 from edge.errors import BedsideError
 from edge.link import Client, LinkError
+from edge.link.codes import BAD_KEY_FILE, NO_KEY, UNIT_KEY_CHANGED
 
 from .devices import list_serial_ports
 from .keys import HostKey, KnownUnits, ReleaseKey, default_keys_dir
@@ -38,6 +39,10 @@ USAGE = "E382"
 #: (flashing adds the slots).
 #: Sections of ``status`` for an authenticated host: name -> (fetch from the unit, text lines).
 STATUS_SECTIONS: dict[str, tuple[Callable[[Client], dict], Callable[[dict], str]]] = {}
+
+
+#: Login failures that make ``status`` exit 1 (see :func:`status`).
+STATUS_FAILURES = frozenset({NO_KEY, BAD_KEY_FILE, UNIT_KEY_CHANGED})
 
 
 class _Group(click.Group):
@@ -171,9 +176,15 @@ def devices(show_all: bool, as_json: bool):
 @keys_option
 @trace_option
 @json_option
-def status(port: str, keys: Path | None, trace: bool, as_json: bool):
-    """What the unit is (identify) and, once authenticated, its state (slots...)."""
+def status(port: str, keys: Path | None, trace: bool, as_json: bool) -> int:
+    """What the unit is (identify) and, once authenticated, its state (slots...).
+
+    Exit status 0 when authenticated, or refused only because this host is not (yet)
+    authorized (E321: a unit before pairing); 1 when this laptop cannot log in at all (no
+    or an unusable host key) or the unit proved itself with another key than the one pinned
+    for it: a script must not read those as a healthy unit."""
     sections: list[str] = []
+    failed = False
     with connect(port, trace=trace, authenticate=False) as unit:
         result = unit.identify()
         try:
@@ -183,6 +194,7 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool):
             if isinstance(exc, LinkError):
                 raise
             result["authentication"] = f"error {exc.code}: {exc}"
+            failed = exc.code in STATUS_FAILURES
         else:
             result["authenticated"] = True
             for name, (fetch, format_text) in STATUS_SECTIONS.items():
@@ -190,6 +202,7 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool):
                 sections.append(f"{name}:\n" + textwrap.indent(format_text(result[name]), "  "))
     identity = "\n".join(f"{k}: {v}" for k, v in result.items() if k not in STATUS_SECTIONS)
     emit(result, as_json, text="\n".join([identity, *sections]))
+    return 1 if failed else 0
 
 
 # --- the virtual unit -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from edge.errors import BedsideError
 from edge.link.auth import PublicKey
 from host_tools.cli import cli, main
 from host_tools.devices import Port, resolve_port
+from host_tools.keys import HostKey
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,6 +123,25 @@ def test_sim_pair_and_status_end_to_end(unit, keys_dir) -> None:
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["authenticated"] is True
     assert "> REQUEST" in after.stderr and "  00000000  " in after.stderr  # --trace
+
+
+def test_status_exits_1_when_this_laptop_cannot_log_in_or_the_unit_key_changed(
+    unit, keys_dir, tmp_path
+) -> None:
+    """A script reads the exit status: no host key (E324) or a unit that proves itself with
+    another key than the one pinned for it (E328) is not a healthy unit (issue 17)."""
+    no_key = run("status", "--port", unit.url, "--json")
+    assert no_key.returncode == 1, no_key.stderr
+    assert "E324" in json.loads(no_key.stdout)["authentication"]  # the identity still shown
+    assert run("keys", "init", "--name", "bench").returncode == 0
+    assert run("keys", "authorize", "--port", unit.url).returncode == 0
+    assert run("status", "--port", unit.url).returncode == 0  # paired: all is well
+    pinned = keys_dir / "known_units"
+    device_id = pinned.read_text().split()[0]
+    impostor = HostKey.generate(tmp_path / "impostor", name="impostor").public
+    pinned.write_text(f"{device_id} {impostor.line()}\n")  # another key pinned for the unit
+    changed = run("status", "--port", unit.url)
+    assert changed.returncode == 1 and "E328" in changed.stdout
 
 
 def test_link_error_from_the_cli_is_one_line(keys_dir) -> None:
