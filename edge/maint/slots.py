@@ -37,6 +37,7 @@ from ..files import atomic_write
 
 __all__ = [
     "MAX_TRIAL_BOOTS",
+    "ROLLED_BACK",
     "SLOT_NAMES",
     "Slots",
     "active_slot",
@@ -53,6 +54,8 @@ MAX_TRIAL_BOOTS = 2
 HISTORY_LEN = 20
 STATE_FORMAT = 1
 
+#: The status of a slot the operator rolled back from (never a rollback's target).
+ROLLED_BACK = "rolled back"
 STATE_DAMAGED = "E351"
 SLOTS_BUSY = "E358"
 
@@ -288,6 +291,10 @@ class Slots:
     def roll_back(self, state: dict[str, Any]) -> dict[str, Any]:
         """The operator's rollback: drop a pending trial, or go back to the previous slot.
 
+        The slot it leaves is marked ``rolled back``, not ``previous``: a second rollback is
+        refused (E353) instead of going forward again to the software just rolled back
+        from; flashing that software again brings it back.
+
         Raises:
             BedsideError: E353 when there is nothing to go back to.
         """
@@ -302,6 +309,13 @@ class Slots:
             return state
         back = other(state["confirmed"])
         info = state["slots"][back]
+        if info["status"] == ROLLED_BACK:
+            fail(
+                "E353",
+                f"nothing to roll back to: slot {back} (version {info['version']}) is the "
+                "software just rolled back from, and a rollback never goes forward",
+                "flash that bundle again to return to it",
+            )
         if info["status"] not in ("previous", "factory"):
             fail(
                 "E353",
@@ -309,8 +323,8 @@ class Slots:
                 "flash a bundle of the software you want instead",
             )
         current = state["slots"][state["confirmed"]]
-        if current["status"] != "factory":  # the installed software stays what it is
-            current["status"] = "previous"
+        if current["status"] != "factory":  # the factory software stays the factory's
+            current["status"] = ROLLED_BACK
         if info["status"] == "previous":
             info["status"] = "confirmed"
         state["confirmed"] = back

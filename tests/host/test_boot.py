@@ -186,10 +186,11 @@ def test_operator_rollback_rules(tmp_path, slot_images) -> None:
     boot(tmp_path, source="sim:3")
     state = slots.roll_back(slots.load())  # b confirmed -> back to the factory software
     assert state["confirmed"] == "a" and state["slots"]["a"]["status"] == "factory"
-    assert state["slots"]["b"]["status"] == "previous"
-    state = slots.roll_back(state)  # and forward again
-    assert state["confirmed"] == "b" and state["slots"]["b"]["status"] == "confirmed"
-    assert state["slots"]["a"]["status"] == "factory"
+    assert state["slots"]["b"]["status"] == "rolled back"
+    with pytest.raises(BedsideError) as info:  # a second rollback never goes forward again
+        slots.roll_back(state)
+    assert info.value.code == "E353" and "never goes forward" in str(info.value)
+    assert slots.load()["confirmed"] == "a"  # nothing changed
 
 
 def test_the_lock_refuses_a_second_writer(tmp_path) -> None:
