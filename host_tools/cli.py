@@ -180,11 +180,12 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool) -> int:
     """What the unit is (identify) and, once authenticated, its state (slots...).
 
     Exit status 0 when authenticated, or refused only because this host is not (yet)
-    authorized (E321: a unit before pairing); 1 when this laptop cannot log in at all (no
-    or an unusable host key) or the unit proved itself with another key than the one pinned
-    for it: a script must not read those as a healthy unit."""
+    authorized (E321: a unit before pairing); 1, with the error's line on stderr, when this
+    laptop cannot log in at all (no or an unusable host key) or the unit proved itself with
+    another key than the one pinned for it: a script must not read those as a healthy
+    unit."""
     sections: list[str] = []
-    failed = False
+    failed: BedsideError | None = None
     with connect(port, trace=trace, authenticate=False) as unit:
         result = unit.identify()
         try:
@@ -194,7 +195,7 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool) -> int:
             if isinstance(exc, LinkError):
                 raise
             result["authentication"] = f"error {exc.code}: {exc}"
-            failed = exc.code in STATUS_FAILURES
+            failed = exc if exc.code in STATUS_FAILURES else None
         else:
             result["authenticated"] = True
             for name, (fetch, format_text) in STATUS_SECTIONS.items():
@@ -202,7 +203,10 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool) -> int:
                 sections.append(f"{name}:\n" + textwrap.indent(format_text(result[name]), "  "))
     identity = "\n".join(f"{k}: {v}" for k, v in result.items() if k not in STATUS_SECTIONS)
     emit(result, as_json, text="\n".join([identity, *sections]))
-    return 1 if failed else 0
+    if failed is None:
+        return 0
+    click.echo(f"error {failed.code}: {failed}", err=True)  # the one line scripts look for
+    return 1
 
 
 # --- the virtual unit -------------------------------------------------------------------------

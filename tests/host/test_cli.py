@@ -131,7 +131,7 @@ def test_status_exits_1_when_this_laptop_cannot_log_in_or_the_unit_key_changed(
     """A script reads the exit status: no host key (E324) or a unit that proves itself with
     another key than the one pinned for it (E328) is not a healthy unit (issue 17)."""
     no_key = run("status", "--port", unit.url, "--json")
-    assert no_key.returncode == 1, no_key.stderr
+    assert no_key.returncode == 1 and no_key.stderr.startswith("error E324: "), no_key.stderr
     assert "E324" in json.loads(no_key.stdout)["authentication"]  # the identity still shown
     assert run("keys", "init", "--name", "bench").returncode == 0
     assert run("keys", "authorize", "--port", unit.url).returncode == 0
@@ -142,6 +142,7 @@ def test_status_exits_1_when_this_laptop_cannot_log_in_or_the_unit_key_changed(
     pinned.write_text(f"{device_id} {impostor.line()}\n")  # another key pinned for the unit
     changed = run("status", "--port", unit.url)
     assert changed.returncode == 1 and "E328" in changed.stdout
+    assert changed.stderr.startswith("error E328: ") and changed.stderr.count("\n") == 1
 
 
 def test_link_error_from_the_cli_is_one_line(keys_dir) -> None:

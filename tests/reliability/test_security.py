@@ -125,7 +125,8 @@ def test_no_key_material_in_any_output_log_archive_or_export(tmp_path):
         cli(other, "keys", "init")
         outputs["stranger"] = cli(other, "logs", "pull", *port, *pull_args, ok=False)
         (keys / "host_key").chmod(0o644)
-        outputs["unsafe key"] = cli(env, "status", *port, "--json")  # refuses to use it
+        # refuses to use it: E325, and status exits 1 (it cannot log in)
+        outputs["unsafe key"] = cli(env, "status", *port, "--json", ok=False)
         assert b"E325" in outputs["unsafe key"]
         (keys / "host_key").chmod(0o600)
     finally:
