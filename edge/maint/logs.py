@@ -100,39 +100,30 @@ class LogSource:
 
     def epochs(self, args: dict, data: bytes = b"") -> tuple[dict, bytes]:
         """``logs.epochs``: epochs of ``session_id`` with id > ``since_id``, as many as fit."""
-        session_id, since_id = _whole(args, "session_id"), _whole(args, "since_id")
-        budget = self._budget(args)
-        store = self._store()
-        if store is None:
-            return self._page("epochs", EPOCH_COLUMNS, [], budget, more=False)
-        limit = self._rows_for("epochs", budget)
-        rows = []
-        with store:
-            for row_id, e in store.epochs(session_id=session_id, since_id=since_id):
-                if len(rows) == limit:
-                    break
-                rows.append((row_id, session_id, *e.values()))
-            else:
-                return self._page("epochs", EPOCH_COLUMNS, rows, budget, more=False)
-        return self._page("epochs", EPOCH_COLUMNS, rows, budget, more=True)
+        return self._rows("epochs", EPOCH_COLUMNS, args)
 
     def events(self, args: dict, data: bytes = b"") -> tuple[dict, bytes]:
         """``logs.events``: events of ``session_id`` with id > ``since_id``, as many as fit."""
+        return self._rows("events", EVENT_COLUMNS, args)
+
+    def _rows(self, kind: str, columns: tuple, args: dict) -> tuple[dict, bytes]:
+        """A page of the store's ``kind`` rows (``epochs`` or ``events``, its method of that
+        name) of ``session_id`` with id > ``since_id``, as many as fit the budget; each row
+        its id, the session and the record's fields (:mod:`edge.records` order)."""
         session_id, since_id = _whole(args, "session_id"), _whole(args, "since_id")
         budget = self._budget(args)
         store = self._store()
         if store is None:
-            return self._page("events", EVENT_COLUMNS, [], budget, more=False)
-        limit = self._rows_for("events", budget)
-        rows = []
+            return self._page(kind, columns, [], budget, more=False)
+        limit = self._rows_for(kind, budget)
+        rows, more = [], False
         with store:
-            for row_id, e in store.events(session_id=session_id, since_id=since_id):
+            for row_id, record in getattr(store, kind)(session_id=session_id, since_id=since_id):
                 if len(rows) == limit:
+                    more = True
                     break
-                rows.append((row_id, session_id, e.t_utc, e.kind, e.detail))
-            else:
-                return self._page("events", EVENT_COLUMNS, rows, budget, more=False)
-        return self._page("events", EVENT_COLUMNS, rows, budget, more=True)
+                rows.append((row_id, session_id, *record.values()))
+        return self._page(kind, columns, rows, budget, more=more)
 
     def _budget(self, args: dict) -> int:
         budget = _budget(args)
