@@ -451,24 +451,21 @@ class Pipeline:
     def _process(self, chunk: Chunk) -> None:
         self._follow_labels(chunk)
         x = np.asarray(chunk.samples, dtype=np.float64)
-        start = chunk.start_index
-        gap = None if self._next_index is None else start - self._next_index
-        if gap is not None and gap > 0:
-            self._gap_runs.missing(gap, bridged=gap <= self._bridge_max)
-        if gap is not None and 0 < gap <= self._bridge_max:
-            x = _checked(x)
-            x, start = (
-                np.concatenate([self._bridge(start - gap, start, float(x[0])), x]),
-                start - gap,
-            )
-            self.result.bridged_samples += gap
-        elif gap != 0:
+        first = self._next_index is None
+        gap = 0 if first else chunk.start_index - self._next_index
+        bridge = 0 < gap <= self._bridge_max
+        if first or (gap and not bridge):
+            # A new stretch. Its priming refuses a bad first sample (as "steady_input"), so
+            # it comes before the chunk's one check; the DSP calls below do not repeat it.
             self._new_stretch(chunk, float(x[0]))
-            # The chunk's one check (after the stretch start, whose priming refuses a bad
-            # first sample as "steady_input"): the DSP calls below do not repeat it.
-            x = _checked(x)
-        else:
-            x = _checked(x)
+        x = _checked(x)
+        start = chunk.start_index
+        if gap > 0:
+            self._gap_runs.missing(gap, bridged=bridge)
+        if bridge:
+            start -= gap
+            x = np.concatenate([self._bridge(start, chunk.start_index, float(x[0])), x])
+            self.result.bridged_samples += gap
         self._ingest(start, x)
         self.result.samples += len(chunk.samples)
         self.status.stream_s = self.result.samples / self.fs
