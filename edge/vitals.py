@@ -10,8 +10,9 @@ never invent a value:
 - a **beat counts** only when every judged window holding it was judged good;
 - an **interval** is measured only between two consecutive detected beats that both count
   and lie in one stretch of samples (never across a sensor gap);
-- **HR** (bpm) of a good epoch: 60 / the mean of its normal intervals (those within 25 % of
-  their median: one missed or extra beat does not move the rate), over the intervals that end
+- **HR** (bpm) of a good epoch: 60 / the mean of its steady intervals (the normal ones, within
+  25 % of their median, that are also within :data:`RATE_SHARE` of it: one missed or extra
+  beat, or a pick on the next wave, does not move the rate), over the intervals that end
   in the epoch (or, for epochs shorter than 10 s, in the last 10 s), at least
   :data:`MIN_INTERVALS` of them; **HRV** (RMSSD, ms) from the successive differences of
   adjacent normal intervals, at least :data:`MIN_HRV_DIFFS`;
@@ -70,6 +71,10 @@ MIN_HRV_DIFFS = 10
 MIN_BREATH_INTERVALS = 2
 #: An interval further than this share from the median is not "normal" (ectopy, a miss).
 NORMAL_SHARE = 0.25
+#: The rate is the mean of the intervals within this share of their median: wider than a
+#: resting heart's beat-to-beat change (RMSSD 20-60 ms, breathing's sinus arrhythmia under
+#: 10 %), narrower than one interval stretched by a pick moving to the next wave.
+RATE_SHARE = 0.15
 #: Fewer normal intervals than this share of all: no rhythm to read a rate from.
 MIN_NORMAL_SHARE = 0.6
 #: Picks on two or three waves of each beat keep to their waves when each interval is within
@@ -376,7 +381,7 @@ class EpochVitals:
         if n_normal < MIN_NORMAL_SHARE * np.isfinite(intervals).sum():
             # intervals scattered like noise peaks, not a rhythm
             return None, None, "irregular", stride
-        hr = 60.0 * self.fs / float(np.mean(intervals[normal]))
+        hr = 60.0 * self.fs / float(np.mean(intervals[_steady(intervals, normal)]))
         if stride > 1 and not self._repeats(counting, lo, e1, stride, 60.0 * self.fs / hr):
             return None, None, "rate uncertain", stride  # picks hop between the waves
         reason = self._doubt(hr, e1, counting, stride)
@@ -488,6 +493,17 @@ def _normal(intervals: np.ndarray) -> np.ndarray:
     median = np.median(intervals[finite])
     with np.errstate(invalid="ignore"):
         return finite & (np.abs(intervals - median) <= NORMAL_SHARE * median)
+
+
+def _steady(intervals: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """The ``normal`` intervals within :data:`RATE_SHARE` of their median: the ones a rate is
+    read from. A pick that moves to another wave of the beat and stays there lengthens or
+    shortens one interval by the waves' spacing (15-25 % of a beat); that interval is normal
+    but must not move the rate."""
+    finite = intervals[normal]
+    median = np.median(finite)
+    steady = normal & (np.abs(intervals - median) <= RATE_SHARE * median)
+    return steady if steady.any() else normal
 
 
 def _rmssd_ms(

@@ -120,6 +120,20 @@ def test_a_missed_beat_does_not_move_the_rate_nor_the_hrv():
     assert second.hr_bpm == 60.0 and second.hrv_rmssd_ms == 0.0
 
 
+def test_picks_moving_to_the_next_wave_do_not_move_the_rate():
+    # A ringing sensor: from beat 45 on the picker sits on the next wave, 180 ms later. One
+    # interval is 18 % long (normal: within 25 %); the rest are exact.
+    v = _vitals()
+    v.add_samples(0, 6000)
+    beats = np.arange(0, 6000, 100)
+    beats[45:] += 18
+    v.add_beats(beats)
+    for a in range(0, 5001, HOP):
+        v.add_judgement(a, a + WIN, "good", 1.0)
+    second = v.finish(6000)[1]
+    assert second.hr_bpm == 60.0  # the mean of all normal intervals: 59.64 bpm
+
+
 def test_ties_go_to_the_cautious_state():
     v = _vitals(epoch_s=10.0)
     v.add_samples(0, 1000)
