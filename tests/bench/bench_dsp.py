@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +29,9 @@ import dsp_c
 from dsp_c.synthetic import bcg_signal
 from edge.sim import Night
 from edge.sim.render import render_block
+
+sys.path.insert(0, os.path.dirname(__file__))
+from callgrind import instructions  # noqa: E402
 
 FS = 250.0
 
@@ -75,30 +76,10 @@ def instruction_counts(hours: float) -> None:
     Each mode runs in its own process; the count of a run that does no work (start-up,
     imports, the signal) is subtracted.
     """
-    counts = {}
-    for mode in ("none", "dsp_c", "scipy"):
-        run = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--work",
-                mode,
-                "--hours",
-                str(hours),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            # idle BLAS threads spin; a fixed hash seed makes the start-up repeatable
-            env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"},
-        )
-        found = re.search(r"Collected : (\d+)", run.stderr)
-        if found is None:
-            raise RuntimeError(f"no instruction count from valgrind for {mode}: {run.stderr}")
-        counts[mode] = int(found.group(1))
+    counts = {
+        mode: instructions(__file__, ["--work", mode, "--hours", str(hours)])
+        for mode in ("none", "dsp_c", "scipy")
+    }
     n = int(hours * 3600 * FS)
     ours, peer = counts["dsp_c"] - counts["none"], counts["scipy"] - counts["none"]
     print(f"\n(a)/(b) in instructions (valgrind callgrind, {hours * 60:g} min of signal):")

@@ -2,6 +2,9 @@
 
 Targets (issue 6): an 8 h night at 250 Hz processed end to end at max speed in under 5 s;
 live mode below 5 % of one core; resident memory below 80 MB; store size per night stated.
+The live pipeline's work is also counted in instructions a sample (valgrind's callgrind, which
+a busy machine does not change): docs/install.md estimates the share of a Cortex-A72 core
+(Raspberry Pi 4) from it.
 The unit's own memory must not grow with the night (issue 16): it is measured apart from the
 simulator's (which holds the whole night's truth) with a source of fixed memory, 1 h and 8 h.
 
@@ -9,7 +12,7 @@ Processing is measured on samples rendered beforehand (a replay of the night fro
 so the simulator's rendering, timed on its own in the same run, is not counted in it; the
 whole ``bedside run --source sim`` command is timed too. Run from the project root:
 
-    .venv/bin/python tests/bench/bench_pipeline.py [--seed 42] [--live-s 20]
+    .venv/bin/python tests/bench/bench_pipeline.py [--seed 42] [--live-s 20] [--count-s 600]
 """
 
 from __future__ import annotations
@@ -34,8 +37,16 @@ from edge.sim import Night, State  # noqa: E402
 from edge.sources.replay import ReplaySource  # noqa: E402
 from edge.store import Store  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from callgrind import instructions  # noqa: E402
+
 NIGHT_S = 8 * 3600.0
 FS = 250.0
+#: The estimate for a Raspberry Pi 4: a Cortex-A72 at 1.5 GHz retiring one instruction a
+#: cycle (a low figure for interpreted Python on a 3-wide core), and the same count of
+#: instructions for the same work on aarch64 as on x86-64 (within tens of percent).
+A72_HZ = 1.5e9
+A72_IPC = 1.0
 
 
 def render(seed: int) -> tuple[Night, np.ndarray, float]:
@@ -132,6 +143,24 @@ with tempfile.TemporaryDirectory() as tmp:
 """
 
 
+def live_work(mode: str, seed: int, seconds: float) -> None:
+    """One process of the instruction count: the signal and the quality gate made, then
+    (``live``) the pipeline over ``seconds`` of it in 1 s chunks, as the serial link delivers
+    them, or (``none``) nothing more: the difference is the live pipeline's own work."""
+    samples = Night(seed=seed, fs=FS, duration_s=seconds).samples()
+    gate = QualityGate(FS)
+    if mode == "live":
+        with tempfile.TemporaryDirectory() as tmp:
+            process(samples, gate, Path(tmp) / "count.db", chunk_s=1.0)
+
+
+def live_instructions(seed: int, seconds: float) -> float:
+    """Instructions a sample of the live pipeline (DSP, quality gate, vitals, store)."""
+    args = ["--seed", str(seed), "--count-s", str(seconds), "--work"]
+    counts = {mode: instructions(__file__, [*args, mode]) for mode in ("none", "live")}
+    return (counts["live"] - counts["none"]) / (seconds * FS)
+
+
 def unit_memory(hours: float) -> float:
     """Peak RSS (MB) of the pipeline, gate and store over ``hours`` of a looped source."""
     return _peak_rss([sys.executable, "-c", _LOOPED_NIGHT, str(hours)])[1]
@@ -164,7 +193,28 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--live-s", type=float, default=20.0, help="live-mode run, s")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument(
+        "--count-s", type=float, default=600.0, help="signal for the instruction count, s"
+    )
+    parser.add_argument(
+        "--instructions-only", action="store_true", help="only the instruction count"
+    )
+    parser.add_argument("--work", choices=("none", "live"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.work:
+        live_work(args.work, args.seed, args.count_s)
+        return 0
+    per_sample = live_instructions(args.seed, args.count_s)
+    a72_percent = 100 * per_sample * FS / (A72_HZ * A72_IPC)
+    count_line = (
+        f"  live pipeline, 1 s chunks (callgrind) {per_sample:6.0f} instructions a sample "
+        f"(x86-64, {args.count_s:g} s of signal): at {FS:g} Hz, an estimated "
+        f"{a72_percent:.2f} % of a {A72_HZ / 1e9:g} GHz Cortex-A72 core at {A72_IPC:g} "
+        "instruction a cycle"
+    )
+    if args.instructions_only:
+        print(count_line)
+        return 0
 
     night, samples, render_s = render(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,6 +246,8 @@ def main() -> int:
         "realtime_factor": NIGHT_S / wall,
         "live_cpu_percent": share_live,
         "live_cpu_percent_1s_chunks_1h": share_chunks,
+        "live_instructions_per_sample": per_sample,
+        "a72_percent_estimate": a72_percent,
         "command_s": cmd_wall,
         "peak_rss_mb": rss_mb,
         "unit_peak_rss_mb_1h": unit_1h,
@@ -212,6 +264,7 @@ def main() -> int:
     print(f"  bedside run --source sim (whole cmd)  {cmd_wall:6.2f} s   (render + process + start)")
     print(f"  live, real time, 1 s chunks, {args.live_s:g} s     {share_live:6.2f} % of one core")
     print(f"  1 s chunks for 1 h at max speed       {share_chunks:6.2f} % of one core (projected)")
+    print(count_line)
     print(f"  peak RSS of the whole command         {rss_mb:6.1f} MB  (goal < 80 MB)")
     print(
         f"  the unit's own (looped source): 1 h {unit_1h:5.1f} MB, 8 h {unit_8h:5.1f} MB: "

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import platform
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.core._multiarray_umath import __cpu_features__
 
 import dsp_c
 from dsp_c.metrics import match_beats
@@ -155,11 +157,39 @@ GOLDEN = [
 ]
 
 
+#: The beat heights where numpy's exp and log are not its AVX-512F kernels (x86-64 without
+#: AVX-512, and aarch64: make arm64's board), keyed by GOLDEN's hash: the kernels round some
+#: results differently in the last bit, which moves these heights by at most 3.2e-12 counts.
+#: The samples, rounded to ADC counts, are the same everywhere.
+HEIGHTS_WITHOUT_AVX512 = {
+    "e1424a67cbec949c4cd924c155629db8f063166400467848cd2b9857b6e4db28": (
+        "ea905a404520436448c319182fcf27759b08a9df14054c466bb852533da7f255"
+    ),
+    "6327c9886fe82d006494682cb54ce567f64c29fc757f4fc355a236909e2541d9": (
+        "62dfd14450e8b7cc9e0868d713b0179bf85f0b31182fe54bd4471878b7f59d53"
+    ),
+    "8efefbb172069f7cee20deaeca94fdb1c76a84391e838450c589cacbd1ffd080": (
+        "8214a14e0dce8c23f9f41f0f8a7a7d0271be306397759eb553ca8bef6e6d44ac"
+    ),
+    "5307375d05949658e580a223ecfc0345cbf17a9d6690ca52daaa96adb3d6841d": (
+        "e92527bb7624a3c29c7045cd2ebc1d74ed2a4f8cc04b7e146bb4adc9bc70a0c0"
+    ),
+}
+
+
+def golden_heights(heights_sha: str) -> str:
+    """GOLDEN's heights hash for this machine's numpy exp/log kernels."""
+    if __cpu_features__.get("AVX512F"):  # what GOLDEN was taken with
+        return heights_sha
+    return HEIGHTS_WITHOUT_AVX512.get(heights_sha, heights_sha)
+
+
 @pytest.mark.parametrize(("kwargs", "samples_sha", "heights_sha"), GOLDEN)
 def test_samples_are_bit_for_bit_those_of_the_per_block_renderer(kwargs, samples_sha, heights_sha):
     night = Night(**kwargs)
     assert hashlib.sha256(night.samples().tobytes()).hexdigest() == samples_sha
-    assert hashlib.sha256(night.beat_amplitude_counts.tobytes()).hexdigest() == heights_sha
+    heights = hashlib.sha256(night.beat_amplitude_counts.tobytes()).hexdigest()
+    assert heights == golden_heights(heights_sha)
 
 
 @settings(max_examples=25, deadline=None)
@@ -200,7 +230,11 @@ def test_exp_is_exactly_zero_below_the_skip_limit():
     x = np.concatenate([-np.geomspace(-EXP_ZERO_BELOW, 1e300, 200_000), [-np.inf]])
     x = np.concatenate([x, np.linspace(EXP_ZERO_BELOW - 50.0, EXP_ZERO_BELOW, 200_001)])
     assert np.all(np.exp(x) == 0.0)
-    assert np.exp(EXP_ZERO_BELOW + 1.5) > 0.0  # and the limit is not needlessly low
+    if platform.machine() in ("x86_64", "AMD64"):
+        # and the limit is not needlessly low: exp just above it is subnormal, and on
+        # aarch64 a process that loaded tflite-runtime (the quality gate) flushes
+        # subnormals to zero
+        assert np.exp(EXP_ZERO_BELOW + 1.5) > 0.0
 
 
 # --- ground truth ------------------------------------------------------------------------------
@@ -631,3 +665,85 @@ def test_parse_sim_spec():
         parse_sim_spec(f"sim:{2**63}")
     with pytest.raises(ValueError):
         parse_sim_spec(None)  # type: ignore[arg-type]
+
+
+# --- when a simulated night happens (edge.sources.sim) --------------------------------------
+
+
+@pytest.fixture
+def new_york(monkeypatch):
+    """This machine's time zone set to New York for the test (UTC-5 in December)."""
+    import time as time_module
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time_module.tzset()
+    yield
+    monkeypatch.undo()
+    time_module.tzset()
+
+
+def _local(t_utc: float):
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t_utc).astimezone()
+
+
+def test_a_simulated_night_begins_last_night_at_a_local_evening_time(new_york):
+    from edge.sources.sim import evening_start
+
+    now = 1_796_598_000.0  # 2026-12-06 23:00 UTC = 18:00 in New York
+    for seed, clock in ((0, "22:00"), (1, "22:15"), (4, "23:00"), (5, "22:00")):
+        start = evening_start(seed, 8 * HOUR, now_utc=now)
+        assert _local(start).strftime("%Y-%m-%d %H:%M") == f"2026-12-05 {clock}"  # last night
+        assert start + 8 * HOUR <= now  # over by now
+    # at 07:00 the next morning last night's 8 h are over (22:00 + 8 h = 06:00)
+    morning = now + 13 * HOUR
+    assert _local(evening_start(0, 8 * HOUR, now_utc=morning)).day == 6
+
+
+def test_nights_follow_the_stored_ones_one_a_day(new_york):
+    from edge.sources.sim import SimSource, evening_start
+
+    end = 1_796_562_000.0  # 2026-12-06 08:00 New York: last night's end
+    start = evening_start(2, 8 * HOUR, after_utc=end)
+    assert _local(start).strftime("%Y-%m-%d %H:%M") == "2026-12-06 22:30"  # that evening
+    source = SimSource(night=Night(seed=2, duration_s=60.0))
+    source.follow([None, end - 86400, end])
+    assert source.t0_utc == start
+    chosen = SimSource(night=Night(seed=2, duration_s=60.0), t0_utc=123.0)
+    chosen.follow([end])
+    assert chosen.t0_utc == 123.0  # a time given is kept
+    source.read()
+    source.follow([end + 86400])
+    assert source.t0_utc == start  # labels never jump once reading began
+    import time as time_module
+
+    before = time_module.time()
+    live = SimSource(night=Night(seed=2, duration_s=60.0), speed=1.0)
+    live.follow([end])
+    assert before <= live.t0_utc <= time_module.time()  # paced: a live sensor, from now
+
+
+def test_simulated_runs_into_one_store_are_consecutive_nights(tmp_path, capsys):
+    """`bedside run --source sim` three times into one store: three nights on consecutive
+    dates, none overlapping, and each night's figures its seed's, whenever it runs."""
+    import json
+
+    from edge.cli import main
+    from edge.nights import list_nights, open_readonly
+
+    db = tmp_path / "v.db"
+    run = ["run", "--speed", "max", "--duration", "20m", "--db", str(db), "--json"]
+    summaries = []
+    for seed in (7, 8, 7):
+        assert main([*run, "--source", f"sim:{seed}"]) == 0
+        summaries.append(json.loads(capsys.readouterr().out)["summary"])
+    nights = list_nights(open_readonly(db))
+    dates = [n.night_date for n in nights]
+    assert [(b - a).days for a, b in zip(dates, dates[1:], strict=False)] == [1, 1]
+    for a, b in zip(nights, nights[1:], strict=False):
+        assert a.first_epoch_utc + a.hours_recorded * 3600 <= b.first_epoch_utc
+    for n in nights:
+        assert 22 <= _local(n.first_epoch_utc).hour <= 23
+    same = ("hours_in_bed", "hr_mean_bpm", "hr_min_bpm", "rr_mean_bpm", "hr_coverage", "events")
+    assert {k: summaries[0][k] for k in same} == {k: summaries[2][k] for k in same}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +30,9 @@ from edge.sim import (
 from edge.sim.recordings import HELDOUT_FS, heldout_like, heldout_like_night
 from edge.sim.render import FRAME_BLOCKS, render_blocks
 from edge.sim.sensor_model import COMMON_FS, COMPARABLE, FIRST_WAVE
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_sim import golden_heights  # noqa: E402
 
 
 def still(seconds: float = 120.0) -> Scenario:
@@ -83,7 +88,8 @@ def test_the_default_sensor_model_renders_the_default_night_bit_for_bit(model):
     n = Night(seed=0, duration_s=600.0, sensor_model=model)
     assert n.sensor_model.is_default and n.fs == 250.0 and n.beat_lag_s == 0.0
     assert hashlib.sha256(n.samples().tobytes()).hexdigest() == GOLDEN_SEED0[0]
-    assert hashlib.sha256(n.beat_amplitude_counts.tobytes()).hexdigest() == GOLDEN_SEED0[1]
+    heights = hashlib.sha256(n.beat_amplitude_counts.tobytes()).hexdigest()
+    assert heights == golden_heights(GOLDEN_SEED0[1])  # numpy's exp/log kernels: see test_sim
     assert n.sensor_faults == ()
 
 
