@@ -15,9 +15,10 @@ TOP_LEVEL = ("dsp_c", "edge", "host_tools", "models")
 PACKAGES = find_packages(include=[f"{name}{sub}" for name in TOP_LEVEL for sub in ("", ".*")])
 
 TEST_REQUIRES = ["pytest", "hypothesis", "scipy"]
-# The laptop's optional part: Parquet export of pulled logs (bedside-host logs export).
-# pyarrow 26 and later need numpy 2 (25 is the last for numpy 1.x, which the unit pins).
-HOST_REQUIRES = ["pyarrow>=14,<26"]
+# The laptop's optional part: Parquet export of pulled logs (bedside-host logs export) and
+# the queries on it (bedside-host query). DuckDB writes and reads the Parquet files, so no
+# pyarrow; pinned: the dataset's files and the documented query output are its.
+HOST_REQUIRES = ["duckdb==2.0.0"]
 
 setup(
     name="bedside-bcg",

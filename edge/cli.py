@@ -81,14 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("--quiet", action="store_true", help="no status line, no summary")
 
-    report = commands.add_parser(
-        "report",
-        help="the night report of a store: one HTML file (or PNG)",
-        epilog="example: bedside report --db build/night.db --out build/night.html",
-    )
-    report.add_argument("--db", required=True, help="the vitals store")
-    report.add_argument("--out", required=True, help="output: .html or .png")
-    report.add_argument("--session", type=int, help="session id (default the last one)")
+    from . import report_pages  # `bedside report` and `bedside nights` (issue 17)
+
+    report_pages.add_parsers(commands)
     from .maint import agent  # the maintenance agent (issue 7): `bedside agent`
 
     agent.add_parser(commands)
@@ -232,6 +227,9 @@ def open_run(config: Config, fs: float | None = None) -> RunParts:
     except BaseException:
         source.close()
         raise
+    follow = getattr(source, "follow", None)  # a simulated night: after the stored ones
+    if follow is not None:
+        follow(s.ended_utc or s.started_utc for s in store.sessions())
     settings = Settings(
         epoch_s=config.run_epoch_s,
         duration_s=duration_s,
@@ -279,11 +277,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_night(args: argparse.Namespace, config, parts, stop: _StopFlag) -> int:
+    from .heartbeat import Heartbeat
     from .summary import summary_of_session
 
     source, store = parts.source, parts.store
     live = sys.stdout.isatty() and not (args.quiet or args.json)
     talk = not (args.quiet or args.json)
+    # Beside the store: how the agent (`bedside-host status`) knows this run records.
+    heartbeat = Heartbeat(config.run_db, release=software_version(), source=source.name)
+    stopped_because = "failed as it started"
     try:
         if talk:
             gate_text = "on" if config.gate_enabled else "OFF (--no-gate)"
@@ -295,10 +297,16 @@ def _run_night(args: argparse.Namespace, config, parts, stop: _StopFlag) -> int:
         pipeline = parts.pipeline(
             on_status=_status_line(sys.stdout) if live else None,
             on_new_session=_night_done(store, live) if talk else None,
+            heartbeat=heartbeat,
         )
-        result = pipeline.run(should_stop=stop)
+        try:
+            result = pipeline.run(should_stop=stop)
+        finally:  # the reason the pipeline recorded, also when it raised
+            if pipeline.result is not None:
+                stopped_because = pipeline.result.reason
         summary = summary_of_session(store, result.session_id)
     finally:
+        heartbeat.stopped(stopped_because)  # first: a failing close still ends the run
         store.close()
         if live:
             print()
@@ -345,9 +353,9 @@ def _write_report(db: str, out: str, session_id: int | None) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    path = _write_report(args.db, args.out, args.session)
-    print(path)
-    return 0
+    from .report_pages import nights_command, report_command
+
+    return (report_command if args.command == "report" else nights_command)(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             from .maint.boot import run_command as boot_command
 
             return boot_command(args)
-        return {"run": _run, "report": _report}[args.command](args)
+        return {"run": _run, "report": _report, "nights": _report}[args.command](args)
     except BedsideError as exc:
         print(f"error {exc.code}: {exc}", file=sys.stderr)
         return 1

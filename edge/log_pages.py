@@ -34,10 +34,12 @@ __all__ = [
     "EVENT_COLUMNS",
     "FORMAT_VERSION",
     "SESSION_COLUMNS",
+    "SESSION_EXTRA_COLUMNS",
     "decode_page",
     "digest",
     "encode_fitting",
     "encode_page",
+    "session_columns",
 ]
 
 FORMAT_VERSION = 1
@@ -61,6 +63,17 @@ SESSION_COLUMNS = (
     ("n_epochs", "int"),
     ("n_events", "int"),
 )
+#: Session columns added since: a unit sends one only to a host that asks for it (``with`` in
+#: ``logs.sessions``) and names it in its reply, so an older host still gets the columns it
+#: reads, and a newer host reads an older unit's pages. Appended after SESSION_COLUMNS.
+SESSION_EXTRA_COLUMNS = (("tz", "text"),)  # the unit's time zone when the session opened
+
+
+def session_columns(extra: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """SESSION_COLUMNS and those of SESSION_EXTRA_COLUMNS named in ``extra``, in order."""
+    return SESSION_COLUMNS + tuple(c for c in SESSION_EXTRA_COLUMNS if c[0] in extra)
+
+
 _KINDS = ("int", "real", "text")
 _HEADER = struct.Struct(">I")
 

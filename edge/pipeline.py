@@ -48,6 +48,7 @@ from dsp_c.beats import beat_filter
 
 from .errors import BedsideError
 from .events import BedPresence, GapRuns, RangeWatch
+from .heartbeat import Heartbeat
 from .polarity import BeatPicker
 from .quality import HOP_S, WINDOW_S, Judgement, QualityGate
 from .records import Epoch, Event
@@ -221,6 +222,8 @@ class Pipeline:
         clock: the monotonic clock (s) that times the run, replaceable in tests.
         wall_clock: the wall clock (Unix s) a session opens and closes by, replaceable in
             tests (pass the source's, so that both see the same steps).
+        heartbeat: an :class:`edge.heartbeat.Heartbeat`, told at each turn of the loop
+            that the run goes on (``bedside run``: how the agent knows it records).
     """
 
     def __init__(
@@ -235,8 +238,10 @@ class Pipeline:
         on_new_session: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.source, self.store, self.gate, self.settings = source, store, gate, settings
+        self._heartbeat = heartbeat
         self.fs = float(source.fs)
         self._version = software_version
         self._on_status = on_status
@@ -326,6 +331,8 @@ class Pipeline:
         clean = False
         try:
             while True:
+                if self._heartbeat is not None:  # rate-limited by the heartbeat itself
+                    self._heartbeat.beat()
                 stop = should_stop()
                 if stop:
                     result.reason = stop if isinstance(stop, str) else "stopped"

@@ -52,7 +52,10 @@ __all__ = [
 #: Bed states of an epoch, in the order of ``edge.sim.State`` and of the quality model's
 #: classes (``edge.quality`` re-exports it).
 STATES = ("empty", "motion", "poor", "good")
-#: What an event can be.
+#: What an event can be. The unit's software (noted by the boot manager and the agent,
+#: :mod:`edge.maint.slots`): ``update`` a release passed its trial boot and runs from the
+#: next start; ``update_failed`` a trial boot failed and the unit stays on its release;
+#: ``rollback`` back to an earlier release (the operator, or a damaged slot).
 EVENT_KINDS = (
     "bed_entry",
     "bed_exit",
@@ -68,6 +71,7 @@ EVENT_KINDS = (
     "update",
     "rollback",
     "store_recovered",
+    "update_failed",
 )
 #: Epoch lengths accepted (s); the last epoch of a session may be shorter than the rest.
 MAX_EPOCH_S = 300.0

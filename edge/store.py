@@ -1,8 +1,8 @@
 """The vitals store: epochs and events of every session in one SQLite file.
 
-    store = Store("vitals.db")                    # creates, or opens and checks
+    store = Store("vitals.db")                    # creates, or opens, checks and migrates
     sid = store.open_session(source="sim:42", fs=250, epoch_s=30,
-                             software_version="0.1.0", t_utc=time.time())
+                             software_version="0.1.0", t_utc=time.time())  # tz: the unit's
     store.add_epoch(epoch); store.add_event(Event(t, "bed_entry"))
     store.commit()                                # one transaction, on disk when it returns
     store.close_session(clean=True, t_utc=time.time()); store.close()
@@ -18,11 +18,27 @@ bound hard. Row ids only ever increase, so a reader can resume from the last id 
 
 One writer per file (an advisory lock, E267); any number of readers
 (``Store(path, readonly=True)``), also while the writer runs.
+
+Events of other processes (the boot manager's update or failed trial, the agent's
+rollback) never wait for that lock: :func:`note_event` appends them, fsynced, to a small
+journal beside the store (``vitals.db.events``, JSON lines under an ``flock``), and the
+writer imports it into the events table when it opens the store and at each commit (in one
+transaction, then empties it). A store that cannot be opened (locked, damaged, full, not
+yet made) therefore never stops a boot nor loses its event; an import cut short by a kill
+is done again, and an event the table already holds (same time, kind and detail) is not
+added twice.
+
+Schema versions (``PRAGMA user_version``), each file migrated in place when the writer
+opens it (readers read either): 1 the first; 2 adds ``sessions.tz``, the unit's time zone
+at the session's start (:func:`edge.localzone.unit_time_zone`: an IANA name such as
+``Europe/Berlin``, else an offset such as ``+01:00``; NULL in sessions made before).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import math
 import os
 import sqlite3
@@ -34,6 +50,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import BedsideError, fail
+from .localzone import unit_time_zone
 from .records import (
     EPOCH_FIELDS,
     EPOCH_SCHEMA,
@@ -52,7 +69,11 @@ __all__ = [
     "MIN_MAX_BYTES",
     "SessionInfo",
     "Store",
+    "note_event",
+    "pending_events_path",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The store's file name in the unit's state folder (`bedside run`, the agent, the boot manager).
 STORE_NAME = "vitals.db"
@@ -61,7 +82,11 @@ DEFAULT_MAX_BYTES = 256 * 2**20
 MIN_MAX_BYTES = 2**20
 
 _APPLICATION_ID = 0x42434756  # "BCGV": tells our file from another application's SQLite file
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+#: What takes a file of schema version N to N + 1 (run in one transaction with the new
+#: user_version): new columns go at the end, where a fresh file has them too.
+_MIGRATIONS = {1: ("ALTER TABLE sessions ADD COLUMN tz TEXT",)}
+_PENDING_EVENTS_SUFFIX = ".events"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _READ_PAGE = 4096  # rows per query when iterating, so no read transaction stays open long
 _PRUNE_HIGH, _PRUNE_LOW = 0.95, 0.92  # prune when used pages pass HIGH x budget, down to LOW
@@ -82,7 +107,8 @@ CREATE TABLE sessions (
     software_version TEXT NOT NULL,
     started_utc REAL NOT NULL,
     ended_utc REAL,           -- NULL while open, and after a kill until the next session
-    clean INTEGER             -- 1 clean shutdown, 0 not, NULL while open
+    clean INTEGER,            -- 1 clean shutdown, 0 not, NULL while open
+    tz TEXT                   -- the unit's time zone at the start, NULL before schema 2
 );
 CREATE TABLE epochs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -112,7 +138,9 @@ class SessionInfo:
     """One run of the pipeline as the store knows it.
 
     ``ended_utc`` and ``clean`` are ``None`` while the session is open, and for a session
-    that was killed until the next one starts (which marks it ``clean=False``).
+    that was killed until the next one starts (which marks it ``clean=False``). ``tz`` is
+    the unit's time zone at its start (an IANA name or ``+HH:MM``), ``None`` for a session
+    recorded before the store had the column.
     """
 
     id: int
@@ -125,6 +153,7 @@ class SessionInfo:
     clean: bool | None
     n_epochs: int
     n_events: int
+    tz: str | None = None
 
 
 class Store:
@@ -173,6 +202,7 @@ class Store:
                 recovered = Event(time.time(), "store_recovered", detail)
                 self._events.append((None, *_record_row("event", Event, EVENT_SCHEMA, recovered)))
                 self.commit()
+            self._import_pending_events()
         except BaseException:
             self._release()
             raise
@@ -180,19 +210,30 @@ class Store:
     # --- writing ---------------------------------------------------------------------------
 
     def open_session(
-        self, *, source: str, fs: float, epoch_s: float, software_version: str, t_utc: float
+        self,
+        *,
+        source: str,
+        fs: float,
+        epoch_s: float,
+        software_version: str,
+        t_utc: float,
+        tz: str | None = None,
     ) -> int:
         """Start a session and return its id (committed at once).
 
-        A ``restart`` event is recorded when the previous session did not end cleanly (the
-        process was killed or lost power, or ended with ``clean=False``); events recorded
-        between sessions (``store_recovered``) join this session.
+        ``software_version`` is the release whose code records it (:mod:`edge.version`);
+        ``tz`` the unit's time zone, by default :func:`edge.localzone.unit_time_zone` at
+        ``t_utc``. A ``restart`` event is recorded when the previous session did not end
+        cleanly (the process was killed or lost power, or ended with ``clean=False``);
+        events recorded between sessions (``store_recovered``, those other processes noted)
+        join this session.
         """
         conn = self._writer()
         if self._session_id is not None:
             fail("E266", f"session {self._session_id} is still open", "call close_session first")
         t_utc = _time("t_utc", t_utc)
         fs, epoch_s = _positive("fs", fs), _positive("epoch_s", epoch_s)
+        tz = unit_time_zone(t_utc) if tz is None else str(tz)
         self.commit()
         with _transaction(conn, self.path):
             last = conn.execute(
@@ -213,9 +254,9 @@ class Store:
             elif last is not None and last[2] == 0:
                 restart = f"session {last[0]} ended with an error"
             cur = conn.execute(
-                "INSERT INTO sessions (source, fs, epoch_s, software_version, started_utc) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (str(source), fs, epoch_s, str(software_version), t_utc),
+                "INSERT INTO sessions (source, fs, epoch_s, software_version, started_utc, tz) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (str(source), fs, epoch_s, str(software_version), t_utc, tz),
             )
             sid = int(cur.lastrowid)
             conn.execute("UPDATE events SET session_id = ? WHERE session_id IS NULL", (sid,))
@@ -256,9 +297,11 @@ class Store:
 
         On failure nothing of the batch is written and the buffer is kept, so a later
         call retries it: E261 the disk (or the size bound) is full, E262 an I/O error,
-        E267 the file is locked.
+        E267 the file is locked. Events other processes left (:func:`note_event`) are
+        imported first, in their own transaction.
         """
         conn = self._writer()
+        self._import_pending_events()
         if not self._epochs and not self._events:
             return
         for attempt in range(3):
@@ -332,9 +375,12 @@ class Store:
             for table in ("epochs", "events"):
                 rows = conn.execute(f"SELECT session_id, COUNT(*) FROM {table} GROUP BY session_id")
                 counts[table] = dict(rows.fetchall())
+            # A store of schema 1 opened read-only (not migrated) has no tz column.
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+            tz = "tz" if "tz" in columns else "NULL"
             rows = conn.execute(
-                "SELECT id, source, fs, epoch_s, software_version, started_utc, ended_utc, clean "
-                "FROM sessions ORDER BY id"
+                "SELECT id, source, fs, epoch_s, software_version, started_utc, ended_utc, "
+                f"clean, {tz} FROM sessions ORDER BY id"
             ).fetchall()
         except sqlite3.Error as error:
             raise _store_error(error, self.path) from error
@@ -344,6 +390,7 @@ class Store:
                 clean=None if row[7] is None else bool(row[7]),
                 n_epochs=counts["epochs"].get(row[0], 0),
                 n_events=counts["events"].get(row[0], 0),
+                tz=row[8],
             )
             for row in rows
         ]
@@ -430,6 +477,8 @@ class Store:
                             conn.execute(statement)
                     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            else:
+                _migrate(conn, self.path)
             self._conn = conn
             if self._used_pages() > self._budget_pages:  # max_bytes was lowered
                 with _transaction(conn, self.path):
@@ -495,6 +544,46 @@ class Store:
                     (kept, self._session_id),
                 )
 
+    def _import_pending_events(self) -> None:
+        """Move the events other processes left beside the store (:func:`note_event`) into
+        it: they join the open session, or the next one. A failure (a full disk) leaves
+        them in the journal for the next commit; it never stops the writer."""
+        path = pending_events_path(self.path)
+        try:
+            if path.stat().st_size == 0:  # one stat per commit when there is nothing
+                return
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            log.warning("%s: cannot read the pending events (%s)", path.name, error.strerror)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a writer appends a line at a time under it
+            with os.fdopen(os.dup(fd), "rb") as f:
+                lines = f.read().splitlines()
+            rows = [row for row in map(_pending_row, lines) if row is not None]
+            conn = self._conn
+            if rows:
+                with _transaction(conn, self.path):
+                    for row in rows:
+                        # An import cut short after its commit runs again: skip what is in.
+                        held = conn.execute(
+                            "SELECT 1 FROM events WHERE t_utc = ? AND kind = ? AND detail = ? "
+                            "LIMIT 1",
+                            row,
+                        ).fetchone()
+                        if held is None:
+                            conn.execute(_INSERT_EVENT, (self._session_id, *row))
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        except BedsideError as error:
+            log.warning("pending events kept for the next commit: %s: %s", error.code, error)
+        except OSError as error:
+            log.warning("%s: cannot empty the pending events (%s)", path.name, error.strerror)
+        finally:
+            os.close(fd)  # drops the flock
+
     def _checkpoint(self) -> None:
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -513,7 +602,76 @@ class Store:
             self._lock_fd = None
 
 
+# --- events of other processes ----------------------------------------------------------
+
+
+def pending_events_path(db: str | os.PathLike) -> Path:
+    """The journal beside the store at ``db`` where :func:`note_event` leaves events."""
+    return _sidecar(Path(db), _PENDING_EVENTS_SUFFIX)
+
+
+def note_event(db: str | os.PathLike, event: Event) -> Path:
+    """Leave ``event`` for the store at ``db``: its writer imports it at its next open or
+    commit (see the module docstring). For processes that are not the store's writer (the
+    boot manager, the agent): the store itself is not opened, so neither its lock, its
+    state nor a full store can stop the caller. On disk (fsynced) when this returns.
+
+    Returns the journal's path. Raises E265 for an event that breaks the contract, E260
+    when the journal cannot be written.
+    """
+    t_utc, kind, detail = _record_row("event", Event, EVENT_SCHEMA, event)
+    line = json.dumps({"t_utc": t_utc, "kind": kind, "detail": detail}) + "\n"
+    path = pending_events_path(db)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the importer reads and empties it under the lock
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line  # after a line torn by a killed writer: not glued to it
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dir_fd = os.open(path.parent, os.O_RDONLY)  # a new journal's name, durable too
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as error:
+        fail(
+            "E260",
+            f"{path.name}: cannot note the {kind} event ({error.strerror})",
+            "check the state folder is writable",
+        )
+    return path
+
+
+def _pending_row(line: bytes) -> tuple | None:
+    """An event row from a journal line; None (and a warning) for a line that is not one
+    (only a writer killed mid-line leaves such a line: its event was never acknowledged)."""
+    try:
+        doc = json.loads(line)
+        return _record_row("event", Event, EVENT_SCHEMA, Event(**doc))
+    except (ValueError, TypeError, BedsideError) as error:
+        log.warning("a pending event that is not one was dropped (%s): %r", error, line[:200])
+        return None
+
+
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring a store of an older schema version to :data:`_SCHEMA_VERSION`, a version a
+    transaction: a kill mid-way leaves a file of one version or the next."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    while version < _SCHEMA_VERSION:
+        with _transaction(conn, path):
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        version += 1
 
 
 @contextmanager

@@ -8,6 +8,17 @@ Means are weighted by epoch length; minimum and maximum are over epochs with a v
 Coverage is the share of the time in bed (any state but ``empty``) whose epochs have a
 value: the part of the night the numbers speak for. No value is made up: a night without
 any heart rate has ``hr_mean_bpm = None``, not 0.
+
+Two heart rates describe the calm part of the night, both over in-bed epochs only:
+
+- *lowest* (``hr_lowest_bpm``): the lowest sustained rate, the lowest median over
+  consecutive 5 min blocks from the night's first epoch, counting only blocks with a heart
+  rate in at least half their time (one odd epoch never sets it);
+- *resting* (``hr_resting_bpm``): the 10th percentile of the epochs' heart rates.
+
+Breathing slower than :data:`PAUSE_BELOW_BPM` (breaths 10 s or more apart on average) is
+a pause in breathing, not a rate: such epochs count as ``rr_pauses`` and stay out of the
+breathing mean, lowest and highest (they do count as covered: the unit measured them).
 """
 
 from __future__ import annotations
@@ -17,11 +28,28 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from .errors import fail
 from .records import Epoch, Event
 from .store import Store
 
-__all__ = ["NightSummary", "pick_session", "summarize", "summary_of_session"]
+__all__ = [
+    "LOWEST_BLOCK_S",
+    "PAUSE_BELOW_BPM",
+    "RESTING_PERCENTILE",
+    "NightSummary",
+    "pick_session",
+    "summarize",
+    "summary_of_session",
+]
+
+#: The block over which the lowest sustained heart rate is a median (s).
+LOWEST_BLOCK_S = 300.0
+#: The resting heart rate is this percentile of the in-bed epochs' heart rates.
+RESTING_PERCENTILE = 10.0
+#: An epoch breathing slower than this (breaths/min) holds a pause in breathing.
+PAUSE_BELOW_BPM = 6.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,9 @@ class NightSummary:
     n_epochs: int
     events: dict[str, int] = field(default_factory=dict)  #: count per kind
     session_id: int | None = None
+    hr_lowest_bpm: float | None = None  #: lowest 5 min median in bed (module docstring)
+    hr_resting_bpm: float | None = None  #: 10th percentile of in-bed epoch heart rates
+    rr_pauses: int = 0  #: epochs breathing slower than PAUSE_BELOW_BPM: pauses, not rates
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (``--json``); times also as ISO 8601 UTC text."""
@@ -63,8 +94,10 @@ class NightSummary:
             f"  in bed        {self.hours_in_bed:.1f} h",
             "  heart rate    "
             + _rate(self.hr_mean_bpm, self.hr_min_bpm, self.hr_max_bpm, "bpm", self.hr_coverage),
+            *_calm_hr(self.hr_lowest_bpm, self.hr_resting_bpm),
             "  breathing     "
-            + _rate(self.rr_mean_bpm, self.rr_min_bpm, self.rr_max_bpm, "/min", self.rr_coverage),
+            + _rate(self.rr_mean_bpm, self.rr_min_bpm, self.rr_max_bpm, "/min", self.rr_coverage)
+            + _pauses(self.rr_pauses),
             "  HRV (RMSSD)   "
             + (
                 "-  no trustworthy value"
@@ -86,7 +119,8 @@ def summarize(
     in_bed = [e for e in epochs if e.in_bed]
     bed_s = sum(e.duration_s for e in in_bed)
     hr = _stats(epochs, "hr_bpm")
-    rr = _stats(epochs, "rr_bpm")
+    steady = [e for e in epochs if e.rr_bpm is None or e.rr_bpm >= PAUSE_BELOW_BPM]
+    rr = _stats(steady, "rr_bpm")
     hrv = sorted(e.hrv_rmssd_ms for e in epochs if e.hrv_rmssd_ms is not None)
     return NightSummary(
         start_utc=epochs[0].t_utc if epochs else None,
@@ -105,6 +139,9 @@ def summarize(
         n_epochs=len(epochs),
         events=dict(Counter(e.kind for e in events)),
         session_id=session_id,
+        hr_lowest_bpm=_lowest_sustained_hr(in_bed),
+        hr_resting_bpm=_resting_hr(in_bed),
+        rr_pauses=len(epochs) - len(steady),
     )
 
 
@@ -137,6 +174,39 @@ def _stats(epochs: Sequence[Epoch], name: str) -> tuple[float | None, float | No
     values = [v for v, _ in pairs]
     mean = sum(v * d for v, d in pairs) / sum(d for _, d in pairs)
     return mean, min(values), max(values)
+
+
+def _lowest_sustained_hr(in_bed: Sequence[Epoch]) -> float | None:
+    """The lowest median heart rate of a 5 min block with a rate in half its time or more."""
+    pairs = [(e.t_utc, e.duration_s, e.hr_bpm) for e in in_bed if e.hr_bpm is not None]
+    if not pairs:
+        return None
+    t, dur, hr = (np.array(column) for column in zip(*pairs, strict=True))
+    block = ((t - t.min()) // LOWEST_BLOCK_S).astype(int)
+    medians = [
+        float(np.median(hr[block == b]))
+        for b in np.unique(block)
+        if dur[block == b].sum() >= LOWEST_BLOCK_S / 2
+    ]
+    return min(medians) if medians else None
+
+
+def _resting_hr(in_bed: Sequence[Epoch]) -> float | None:
+    values = [e.hr_bpm for e in in_bed if e.hr_bpm is not None]
+    return float(np.percentile(values, RESTING_PERCENTILE)) if values else None
+
+
+def _pauses(n: int) -> str:
+    if not n:
+        return ""
+    return f", {n} pause{'s' if n > 1 else ''} in breathing (epochs under {PAUSE_BELOW_BPM:g} /min)"
+
+
+def _calm_hr(lowest: float | None, resting: float | None) -> list[str]:
+    if lowest is None and resting is None:
+        return []
+    shown = ["-" if v is None else f"{v:.1f} bpm" for v in (lowest, resting)]
+    return [f"  lowest HR     {shown[0]} (5 min), resting {shown[1]}"]
 
 
 def _coverage(in_bed: Sequence[Epoch], name: str, bed_s: float) -> float | None:

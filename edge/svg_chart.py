@@ -8,8 +8,8 @@ drawn as one ``<path>`` whose subpaths are the runs of consecutive values: a mis
 
 from __future__ import annotations
 
+import datetime
 import math
-import time
 from dataclasses import dataclass
 from html import escape
 
@@ -22,27 +22,30 @@ _TIME_STEPS_S = (600, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 @dataclass(frozen=True)
 class TimeAxis:
-    """Unix seconds ``[t0, t1]`` onto pixels ``[x0, x1]``; ticks at whole local hours."""
+    """Unix seconds ``[t0, t1]`` onto pixels ``[x0, x1]``; ticks at whole hours of ``zone``
+    (the night's time zone; None: this machine's)."""
 
     t0: float
     t1: float
     x0: float
     x1: float
+    zone: datetime.tzinfo | None = None
 
     def x(self, t: np.ndarray | float) -> np.ndarray | float:
         return self.x0 + (np.asarray(t) - self.t0) * (self.x1 - self.x0) / max(self.t1 - self.t0, 1)
 
+    def local(self, t: float) -> datetime.datetime:
+        """``t`` on the axis's clock."""
+        return datetime.datetime.fromtimestamp(t, self.zone or datetime.UTC).astimezone(self.zone)
+
     def ticks(self, max_ticks: int = 14) -> list[tuple[float, str]]:
-        """``(t, "HH:MM")`` at whole steps of local time (the unit's time zone)."""
+        """``(t, "HH:MM")`` at whole steps of local time (the axis's zone)."""
         span = self.t1 - self.t0
         step = next((s for s in _TIME_STEPS_S if span / s <= max_ticks), _TIME_STEPS_S[-1])
-        offset = time.localtime(self.t0).tm_gmtoff
+        offset = self.local(self.t0).utcoffset().total_seconds()
         first = math.ceil((self.t0 + offset) / step) * step - offset
         fmt = "%H:%M" if step < 86400 else "%d %b"
-        return [
-            (t, time.strftime(fmt, time.localtime(t)))
-            for t in np.arange(first, self.t1 + 1e-6, step)
-        ]
+        return [(t, self.local(t).strftime(fmt)) for t in np.arange(first, self.t1 + 1e-6, step)]
 
 
 @dataclass(frozen=True)

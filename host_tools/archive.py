@@ -35,6 +35,14 @@ from urllib.parse import quote
 
 from edge.errors import BedsideError, fail
 from edge.log_pages import EPOCH_COLUMNS, EVENT_COLUMNS
+from edge.nights import (
+    ARCHIVE_SUFFIX,
+    ARCHIVE_UNITS,
+    Night,
+    archive_unit_files,
+    list_nights,
+    summarize_night,
+)
 from edge.records import EPOCH_SCHEMA, EVENT_SCHEMA, sql_columns
 
 try:
@@ -45,14 +53,19 @@ except ImportError:  # Windows: no flock, and a folder cannot be opened to fsync
     fcntl = None
     fsync_dir = None
 
-__all__ = ["Archive", "SessionRow", "unit_archives"]
+__all__ = ["ARCHIVE_ENV", "Archive", "SessionRow", "default_archive_dir", "unit_archives"]
 
-UNITS_DIR = "units"
-SUFFIX = ".sqlite"
+#: The folder layout, ``DIR/units/<device_id>.sqlite``: edge.nights reads archives as well.
+UNITS_DIR, SUFFIX = ARCHIVE_UNITS, ARCHIVE_SUFFIX
+#: The environment variable naming the archive folder (see :func:`default_archive_dir`).
+ARCHIVE_ENV = "BEDSIDE_ARCHIVE"
 #: Device ids that can name an archive file as they are.
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _APPLICATION_ID = 0x42434741  # "BCGA": tells an archive from another SQLite file
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+#: What each version after the first adds, run in order by the writer that opens an older
+#: archive (a reader takes it as it is: a missing column reads as unknown).
+_MIGRATIONS = {2: "ALTER TABLE sessions ADD COLUMN tz TEXT"}
 
 # The epochs' and events' columns after the unit's id and session_id are their records'
 # fields (edge.records).
@@ -78,6 +91,7 @@ CREATE TABLE sessions (
     person TEXT,                    -- the participant the unit was with when first pulled
     unit_epochs INTEGER NOT NULL,   -- rows the unit had at the last pull (for progress)
     unit_events INTEGER NOT NULL,
+    tz TEXT,                        -- the unit's time zone (NULL: a unit that did not say)
     PRIMARY KEY (generation, id)
 );
 CREATE TABLE epochs (
@@ -270,20 +284,48 @@ class Archive:
             (generation, session_id),
         ).fetchone()[0]
 
-    def rows(self, table: str) -> Iterator[tuple]:
+    def rows(
+        self, table: str, *, generation: int | None = None, session_id: int | None = None
+    ) -> Iterator[tuple]:
         """Every row of ``table`` ("epochs", "events", "sessions") with its generation first,
-        in (generation, id) order, read in slices so memory stays flat."""
+        in (generation, id) order, read in slices so memory stays flat; only those of one
+        ``generation`` and, for epochs and events, one ``session_id`` when given."""
+        where, args = "", ()
+        if generation is not None:
+            where, args = " AND generation = ?", (generation,)
+            if session_id is not None and table != "sessions":
+                where, args = f"{where} AND session_id = ?", (*args, session_id)
         sql = (
             f"SELECT generation, {COLUMNS[table]} FROM {table} "
-            "WHERE (generation, id) > (?, ?) ORDER BY generation, id LIMIT 4096"
+            f"WHERE (generation, id) > (?, ?){where} ORDER BY generation, id LIMIT 4096"
         )
         last = (0, 0)
         while True:
-            batch = self._query(sql, last).fetchall()
+            batch = self._query(sql, (*last, *args)).fetchall()
             yield from batch
             if len(batch) < 4096:
                 return
             last = batch[-1][:2]
+
+    def session_counts(self, table: str) -> dict[tuple[int, int], tuple[int, int]]:
+        """``(generation, session_id) -> (rows, last id)`` of ``table`` ("epochs" or
+        "events"), for every session that has rows there: what changes as a pull adds rows."""
+        if table not in ("epochs", "events"):
+            raise ValueError(f"unknown table {table!r}")
+        rows = self._query(
+            f"SELECT generation, session_id, COUNT(*), MAX(id) FROM {table} "
+            "GROUP BY generation, session_id"
+        ).fetchall()
+        return {(g, s): (n, last) for g, s, n, last in rows}
+
+    def nights(self) -> list[Night]:
+        """Every archived session's :class:`edge.nights.Night` (the night report's figures),
+        by night date and start; ``generation`` tells a new store's sessions apart."""
+        return self._nights(list_nights)
+
+    def night(self, generation: int, session_id: int) -> Night:
+        """The :class:`edge.nights.Night` of one archived session."""
+        return self._nights(summarize_night, session_id, generation=generation)
 
     def log_offset(self, ident: str) -> int:
         """Bytes of log file ``ident`` copied so far."""
@@ -311,7 +353,8 @@ class Archive:
         return generation
 
     def save_sessions(self, generation: int, rows: Sequence[tuple]) -> None:
-        """Insert or update sessions (rows of ``edge.log_pages.SESSION_COLUMNS``).
+        """Insert or update sessions (rows of ``edge.log_pages.SESSION_COLUMNS``, then the
+        time zone when the unit sent it).
 
         A session's end and counts change on the unit; its person stays the one it was
         first archived with.
@@ -320,13 +363,21 @@ class Archive:
         with self._transaction() as conn:
             conn.executemany(
                 "INSERT INTO sessions (generation, id, source, fs, epoch_s, software_version, "
-                "started_utc, ended_utc, clean, person, unit_epochs, unit_events) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "started_utc, ended_utc, clean, person, unit_epochs, unit_events, tz) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (generation, id) DO UPDATE SET ended_utc = excluded.ended_utc, "
                 "clean = excluded.clean, unit_epochs = excluded.unit_epochs, "
-                "unit_events = excluded.unit_events",
+                "unit_events = excluded.unit_events, tz = COALESCE(excluded.tz, tz)",
                 [
-                    (generation, *r[:7], None if r[7] is None else int(r[7]), person, *r[8:])
+                    (
+                        generation,
+                        *r[:7],
+                        None if r[7] is None else int(r[7]),
+                        person,
+                        r[8],
+                        r[9],
+                        r[10] if len(r) > 10 else None,
+                    )
                     for r in rows
                 ],
             )
@@ -414,6 +465,15 @@ class Archive:
             fail("E361", f"{self.path.name} is not a log archive this version reads", _ASIDE)
         elif self.meta("device_id") != device_id:
             fail("E361", f"{self.path.name} holds another unit's logs", _ASIDE)
+        elif version < _SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        """Bring an archive of an older ``version`` to this one, in one transaction."""
+        with self._transaction() as c:
+            for step in range(version + 1, _SCHEMA_VERSION + 1):
+                c.execute(_MIGRATIONS[step])
+            c.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _initialise(self, device_id: str) -> None:
         """The schema and the unit's id, in an empty file."""
@@ -426,6 +486,15 @@ class Archive:
             c.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             c.execute("INSERT INTO meta VALUES ('device_id', ?)", (device_id,))
             c.execute("INSERT INTO meta VALUES ('generation', '1')")
+
+    def _nights(self, summary, *args, **kwargs):
+        """``summary(connection, ...)`` of :mod:`edge.nights`, with the archive's errors."""
+        if self._conn is None:
+            raise BedsideError("E360", f"{self.path.name}: the archive is closed — open it again")
+        try:
+            return summary(self._conn, *args, **kwargs)
+        except sqlite3.Error as error:
+            raise _archive_error(error, self.path) from error
 
     def _query(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         if self._conn is None:
@@ -492,10 +561,17 @@ def _make_folders(folder: Path) -> None:
             fsync_dir(new.parent)
 
 
+def default_archive_dir() -> Path:
+    """The archive folder when ``--archive`` is not given: ``$BEDSIDE_ARCHIVE``, else
+    ``~/bedside-archive``."""
+    if os.environ.get(ARCHIVE_ENV):
+        return Path(os.environ[ARCHIVE_ENV])
+    return Path.home() / "bedside-archive"
+
+
 def unit_archives(folder: str | os.PathLike) -> list[Path]:
     """The archive files in ``folder``, by name."""
-    units = Path(folder) / UNITS_DIR
-    return sorted(p for p in units.glob(f"*{SUFFIX}") if p.is_file())
+    return archive_unit_files(folder)
 
 
 _WRITABLE = "check the archive folder (--archive) exists and is writable, and the disk has room"

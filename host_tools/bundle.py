@@ -132,6 +132,7 @@ def build_bundle(
         fail(BAD_BUILD, f"--out {out} is a folder", "give a file name, e.g. bedside.bundle")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # e.g. build/ in a fresh checkout
         with open(tmp, "wb") as f:
             bundles.pack(f, raw_manifest=raw, signature=key.sign(raw), files=entries)
         os.replace(tmp, out)

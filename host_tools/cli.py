@@ -24,12 +24,30 @@ from pathlib import Path
 import click
 
 from edge.errors import BedsideError
-from edge.link import Client, LinkError
+from edge.link import Client, Command, LinkError
 from edge.link.codes import BAD_KEY_FILE, NO_KEY, UNIT_KEY_CHANGED
 
-from .devices import list_serial_ports
-from .keys import HostKey, KnownUnits, ReleaseKey, default_keys_dir
-from .ui import connect, emit, json_option, keys_option, port_option, trace_option
+from .devices import list_serial_ports, resolve_port
+from .keys import (
+    RELEASE_PUB,
+    HostKey,
+    KnownUnits,
+    ReleaseKey,
+    default_keys_dir,
+    read_public_key,
+    release_public_key,
+)
+from .ui import (
+    connect,
+    emit,
+    global_port_option,
+    json_option,
+    json_requested,
+    keys_option,
+    port_option,
+    report_error,
+    trace_option,
+)
 
 __all__ = ["STATUS_SECTIONS", "cli", "main"]
 
@@ -43,33 +61,49 @@ STATUS_SECTIONS: dict[str, tuple[Callable[[Client], dict], Callable[[dict], str]
 
 #: Login failures that make ``status`` exit 1 (see :func:`status`).
 STATUS_FAILURES = frozenset({NO_KEY, BAD_KEY_FILE, UNIT_KEY_CHANGED})
+#: The unit's runtime states that make ``status`` exit 1: it answers but records nothing.
+RUNTIME_FAILURES = frozenset({"stopped", "not responding"})
 
 
 class _Group(click.Group):
-    """The click group, with usage errors as one ``error E382`` line."""
+    """The click group: usage errors as one ``error E382`` line, and a command's
+    BedsideError as its one line, or one JSON object when the command was given --json."""
 
-    def main(self, *args, **kwargs):
+    def main(self, args=None, *rest, **kwargs):
         kwargs["standalone_mode"] = False
+        # A command line that does not parse has no parsed --json: the word decides.
+        as_json = "--json" in (sys.argv[1:] if args is None else args)
         try:
-            return super().main(*args, **kwargs)
+            return super().main(args, *rest, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help())
             return 0
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "bedside-host"
             message = exc.format_message().rstrip(".")
-            click.echo(f"error {USAGE}: {message} — see {where} --help", err=True)
+            report_error(BedsideError(USAGE, f"{message} — see {where} --help"), as_json)
             sys.exit(2)
         except click.exceptions.Abort:
-            click.echo(f"error {USAGE}: aborted — nothing was changed by this step", err=True)
+            aborted = BedsideError(USAGE, "aborted — nothing was changed by this step")
+            report_error(aborted, as_json)
+            sys.exit(1)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BedsideError as exc:
+            # ctx.meta is shared with the command's context: its --json is known here.
+            report_error(exc, json_requested(ctx))
             sys.exit(1)
 
 
 @click.group(
     cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="example: bedside-host status --port socket://127.0.0.1:7000",
+    epilog="examples:\n\n  bedside-host status --port socket://127.0.0.1:7000\n\n"
+    "  bedside-host -p /dev/ttyACM0 status    (-p before the command, as esptool)",
 )
+@global_port_option
 @click.version_option(package_name="bedside-bcg", message="bedside-host %(version)s")
 def cli() -> None:
     """Maintain bedside BCG units: pair, status, flash, pull logs, simulate a unit."""
@@ -149,6 +183,32 @@ def keys_authorize(port: str, keys: Path | None, name: str | None, trace: bool, 
     )
 
 
+@keys.command(
+    "provision",
+    epilog="example (the laptop that signs bundles, paired with the unit):\n\n"
+    "  bedside-host keys provision --port /dev/ttyACM0",
+)
+@port_option
+@keys_option
+@trace_option
+@json_option
+def keys_provision(port: str, keys: Path | None, trace: bool, as_json: bool):
+    """Install this laptop's release public key on a unit: the key it checks bundles with.
+
+    A unit without a release key (a new one) takes it from any paired laptop. Replacing
+    the key a unit already trusts needs physical access, as pairing does: press its pairing
+    button (or touch DIR/pairing on it) and run this within 10 minutes (else E386)."""
+    keys_dir = keys or default_keys_dir()
+    release = release_public_key(keys_dir)
+    with connect(port, keys=keys_dir, trace=trace) as unit:
+        reply, _ = unit.call(Command.RELEASE_KEY, {"public_key": release.line()})
+        device = unit.device_id
+    result = {"device_id": device, **reply}
+    done = "installed" if reply["installed"] else "already installed"
+    replaced = f" (it replaces {reply['replaced']})" if reply.get("replaced") else ""
+    emit(result, as_json, f"{device}: release key {reply['fingerprint']} {done}{replaced}")
+
+
 # --- devices and status -------------------------------------------------------------------
 
 
@@ -171,6 +231,25 @@ def devices(show_all: bool, as_json: bool):
         )
 
 
+@cli.command(
+    epilog="examples:\n\n  bedside-host monitor -p /dev/ttyUSB0 --fs 250\n\n"
+    "  bedside-host monitor -p socket://127.0.0.1:5555 --raw --seconds 60 > bench.csv",
+)
+@port_option
+@click.option("--fs", type=int, default=250, show_default=True, help="sampling rate, 50..1000 Hz")
+@click.option("--seconds", type=float, default=None, help="stop after this long (else Ctrl-C)")
+@click.option("--raw", is_flag=True, help="every sample as CSV (replays with bedside run)")
+@json_option
+def monitor(port: str, fs: int, seconds: float | None, raw: bool, as_json: bool) -> None:
+    """Watch the sensor's raw signal: one line a second (rate, ADC range, link counters).
+
+    The port is the sensor MCU's serial line (a USB-UART cable on its UART, or the virtual
+    sensor's socket://), not the unit's maintenance port."""
+    from edge.sources.monitor import watch
+
+    watch(resolve_port(port), fs=fs, seconds=seconds, raw=raw, as_json=as_json)
+
+
 @cli.command(epilog="example: bedside-host status --port socket://127.0.0.1:7000 --json")
 @port_option
 @keys_option
@@ -181,9 +260,9 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool) -> int:
 
     Exit status 0 when authenticated, or refused only because this host is not (yet)
     authorized (E321: a unit before pairing); 1, with the error's line on stderr, when this
-    laptop cannot log in at all (no or an unusable host key) or the unit proved itself with
-    another key than the one pinned for it: a script must not read those as a healthy
-    unit."""
+    laptop cannot log in at all (no or an unusable host key), the unit proved itself with
+    another key than the one pinned for it, or its runtime has stopped or hangs (E392,
+    E393): a script must not read those as a healthy unit."""
     sections: list[str] = []
     failed: BedsideError | None = None
     with connect(port, trace=trace, authenticate=False) as unit:
@@ -203,9 +282,13 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool) -> int:
                 sections.append(f"{name}:\n" + textwrap.indent(format_text(result[name]), "  "))
     identity = "\n".join(f"{k}: {v}" for k, v in result.items() if k not in STATUS_SECTIONS)
     emit(result, as_json, text="\n".join([identity, *sections]))
+    if failed is None and result.get("runtime_state") in RUNTIME_FAILURES:
+        # the unit answers, but records nothing: E392 stopped, E393 not responding
+        code, _, message = str(result.get("runtime", "")).removeprefix("error ").partition(": ")
+        failed = BedsideError(code, message)
     if failed is None:
         return 0
-    click.echo(f"error {failed.code}: {failed}", err=True)  # the one line scripts look for
+    report_error(failed, as_json)  # the one line (or JSON object) scripts look for
     return 1
 
 
@@ -228,15 +311,31 @@ def status(port: str, keys: Path | None, trace: bool, as_json: bool) -> int:
 @click.option("--speed", default="realtime", show_default=True, help="sensor speed, e.g. 60x")
 @click.option("--no-sensor", is_flag=True, help="the agent only: no runtime, no vitals")
 @click.option("--pairing", is_flag=True, help="open the pairing window (its button, pressed)")
+@click.option(
+    "--release-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the release public key the unit trusts (a release.pub file; default: this "
+    "laptop's, KEYS/release.pub, when there is one)",
+)
+@keys_option
 @trace_option
 @json_option
-def sim(state, listen, seed, speed, no_sensor, pairing, trace, as_json):
+def sim(state, listen, seed, speed, no_sensor, pairing, release_key, keys, trace, as_json):
     """Run a virtual unit (the real agent and runtime on the simulated sensor); print its URL.
 
     The first line printed is the URL to pass as --port (with --json: {"url": ...}).
-    Runs until Ctrl-C or SIGTERM."""
+    At start it is provisioned with a release key, as a unit is in the factory: --release-key,
+    or this laptop's own (bedside-host keys init --release), so that the bundles built here
+    flash. Runs until Ctrl-C or SIGTERM."""
     from .virtual_unit import VirtualUnit
 
+    if release_key is not None:
+        trusted = read_public_key(release_key)
+    elif (keys or default_keys_dir()).joinpath(RELEASE_PUB).exists():
+        trusted = release_public_key(keys or default_keys_dir())
+    else:
+        trusted = None  # the unit refuses every bundle (E348) until one is provisioned
     unit = VirtualUnit(
         state,
         listen=listen,
@@ -244,11 +343,17 @@ def sim(state, listen, seed, speed, no_sensor, pairing, trace, as_json):
         speed=speed,
         sensor=not no_sensor,
         pairing=pairing,
+        release_key=trusted,
         trace=sys.stderr if trace else None,
     )
     signal.signal(signal.SIGTERM, lambda *_: unit.stop())
     signal.signal(signal.SIGINT, lambda *_: unit.stop())
-    result = {"url": unit.url, "state": str(state), "device_id": unit.agent.identity["device_id"]}
+    result = {
+        "url": unit.url,
+        "state": str(state),
+        "device_id": unit.agent.identity["device_id"],
+        "release_key": trusted.fingerprint if trusted else None,
+    }
     emit(result, as_json, unit.url)
     sys.stdout.flush()
     unit.serve_forever()
@@ -258,12 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``bedside-host``; returns the exit status."""
     try:
         result = cli.main(args=argv, prog_name="bedside-host")
-    except BedsideError as exc:
-        click.echo(f"error {exc.code}: {exc}", err=True)
+    except BedsideError as exc:  # raised before any command ran (no --json known yet)
+        report_error(exc, "--json" in (sys.argv[1:] if argv is None else argv))
         return 1
-    except KeyboardInterrupt:
-        click.echo(f"error {USAGE}: interrupted — run the command again to finish", err=True)
-        return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     return result if isinstance(result, int) else 0
@@ -278,7 +380,9 @@ cli.add_command(flash_command)
 cli.add_command(rollback_command)
 STATUS_SECTIONS["slots"] = (slot_info, format_slots)
 
-# --- logs: pull and export (host_tools/logs.py, archive.py, export.py) -----------------------
+# --- logs: pull, export, query (host_tools/logs.py, archive.py, export.py, dataset.py) -------
 from .logs import logs_group as _logs_cli  # noqa: E402
+from .logs import query_command  # noqa: E402
 
 cli.add_command(_logs_cli)
+cli.add_command(query_command)

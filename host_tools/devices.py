@@ -7,6 +7,7 @@ no USB id) are listed by ``devices --all`` but never picked automatically.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict, dataclass
 
@@ -18,6 +19,11 @@ __all__ = ["Port", "list_serial_ports", "resolve_port"]
 
 NO_PORT = "E380"
 AMBIGUOUS_PORT = "E381"
+BARE_ADDRESS = "E385"
+
+#: ``HOST:PORT`` with no scheme (``127.0.0.1:7000``, ``unit.local:7000``): a network address
+#: that pyserial would take for a device name.
+_BARE_ADDRESS = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,14 @@ def list_serial_ports(*, include_non_usb: bool = False) -> list[Port]:
 
 def resolve_port(port: str, *, candidates: list[Port] | None = None) -> str:
     """``port`` itself, or for ``auto`` the one USB serial port; asks when several and
-    stdin is a terminal, E381 when it is not, E380 when there is none."""
+    stdin is a terminal, E381 when it is not, E380 when there is none; E385 for a bare
+    ``HOST:PORT`` (it names no device: ``socket://HOST:PORT`` does)."""
+    if _BARE_ADDRESS.match(port):
+        fail(
+            BARE_ADDRESS,
+            f"{port} is a network address, not a port name",
+            f"write it as a pyserial URL: --port socket://{port}",
+        )
     if port != "auto":
         return port
     found = list_serial_ports() if candidates is None else candidates

@@ -1,11 +1,14 @@
 """``logs export``: every unit of an archive as CSV or Parquet tables, pseudonymized.
 
     result = export("trial-logs/", "out/", fmt="parquet")
-    # out/sessions.parquet, out/epochs.parquet, out/events.parquet: one row per unit row
+    # out/nights.parquet, out/sessions.parquet, out/epochs.parquet, out/events.parquet
 
 The tables hold every unit of the archive side by side, so DuckDB or Spark reads many units
 at once (``SELECT device, avg(hr_bpm) FROM 'out/epochs.parquet' GROUP BY device``), and
-exports of several archives can be stacked. Identifiers are replaced by pseudonyms:
+exports of several archives can be stacked. ``nights`` has one row per night (a session:
+its local date and time zone, hours in bed, heart rate, HRV, breathing, coverage), the
+figures of :mod:`edge.nights`, the same as the unit's night report. Identifiers are
+replaced by pseudonyms:
 
 - ``device``: ``u_`` + 16 hex digits of HMAC-SHA256(key, device id); ``person``: ``p_`` + the
   same of the participant code given to ``logs pull --person`` (empty without one).
@@ -16,38 +19,75 @@ The key is 32 random bytes in ``ARCHIVE/export.key`` (mode 0600), made by the fi
 and used by every later one, so a unit keeps its pseudonym from export to export; copy it to
 another archive folder to give that archive the same pseudonyms. It never leaves the folder:
 without it a pseudonym cannot be traced back, and it is never written into an export.
-Times stay exact Unix seconds UTC; values are the unit's own, bit for bit.
+
+Times are timestamps (UTC instants: Parquet ``TIMESTAMP`` adjusted to UTC, ISO 8601 with
+``Z`` in CSV) to the millisecond; values are rounded to what they can tell
+(:data:`DECIMALS`, :data:`SIGNIFICANT`): 68.6 bpm, not 68.5894070147492. The columns are
+described in docs/field-tester.md ("Columns"). The partitioned dataset for many nights is
+:mod:`host_tools.dataset`.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.errors import BedsideError, fail
+from edge.errors import fail
+from edge.nights import Night
 from edge.records import EPOCH_SCHEMA, EVENT_SCHEMA
 
 from .archive import Archive, unit_archives
+from .parquet import duckdb_connection, write_parquet
 
-__all__ = ["FORMATS", "KEY_NAME", "TABLES", "ExportResult", "export", "pseudonym"]
+__all__ = [
+    "DECIMALS",
+    "FORMATS",
+    "KEY_NAME",
+    "SIGNIFICANT",
+    "TABLES",
+    "ExportResult",
+    "export",
+    "output_columns",
+    "pseudonym",
+    "rounded",
+    "rounder",
+    "table_rows",
+]
 
 FORMATS = ("csv", "parquet")
 KEY_NAME = "export.key"
 _KEY_BYTES = 32
 _PREFIX = {"device": "u", "person": "p"}
-_BATCH = 65536  # rows per Parquet row group and per read from the archive
 
 #: The columns every table starts with: which unit, participant and session a row is of.
 _KEYS = (("device", "text"), ("person", "text"), ("generation", "int"), ("session_id", "int"))
-#: The exported tables: (column, type) in order; types "text", "int", "real", "bool". Epochs
-#: and events: the keys, the unit's row id, then the record's fields (edge.records).
+#: The exported tables: (column, kind) in order, kinds "text", "int", "real", "bool", "date".
+#: Epochs and events: the keys, the unit's row id, then the record's fields (edge.records).
+#: A "real" column in :data:`TIMES` is exported as a timestamp.
 TABLES = {
+    "nights": (
+        *_KEYS,
+        ("night", "date"),
+        ("tz", "text"),
+        ("start_utc", "real"),
+        ("end_utc", "real"),
+        ("hours_recorded", "real"),
+        ("hours_in_bed", "real"),
+        ("hr_mean_bpm", "real"),
+        ("hr_lowest_bpm", "real"),
+        ("hr_resting_bpm", "real"),
+        ("hrv_rmssd_ms", "real"),
+        ("breathing_mean_bpm", "real"),
+        ("coverage", "real"),
+        ("software_version", "text"),
+    ),
     "sessions": (
         *_KEYS,
         ("source_kind", "text"),
@@ -61,6 +101,34 @@ TABLES = {
     "epochs": (*_KEYS, ("epoch_id", "int"), *((f.name, f.kind) for f in EPOCH_SCHEMA)),
     "events": (*_KEYS, ("event_id", "int"), *((f.name, f.kind) for f in EVENT_SCHEMA)),
 }
+#: Columns of Unix seconds that are exported as timestamps (to the millisecond).
+TIMES = frozenset(
+    {"start_utc", "end_utc", "started_utc", "ended_utc"}
+    | {f.name for f in (*EPOCH_SCHEMA, *EVENT_SCHEMA) if f.check == "time"}
+)
+#: Decimal places a value is rounded to: a tenth of a bpm, breath or ms says all a
+#: ballistocardiogram can; hours to 36 s, shares to 0.1 %.
+DECIMALS = {
+    "fs": 3,
+    "epoch_s": 3,
+    "duration_s": 3,
+    "quality": 3,
+    "hr_bpm": 1,
+    "hrv_rmssd_ms": 1,
+    "rr_bpm": 1,
+    "hours_recorded": 2,
+    "hours_in_bed": 2,
+    "hr_mean_bpm": 1,
+    "hr_lowest_bpm": 1,
+    "hr_resting_bpm": 1,
+    "breathing_mean_bpm": 1,
+    "coverage": 3,
+}
+#: Significant digits of values whose scale depends on the sensor (motion energy).
+SIGNIFICANT = {"motion": 3}
+#: Significant digits of a "real" column in neither map (a field added to edge.records).
+DEFAULT_SIGNIFICANT = 6
+_TIME_DECIMALS = 3  # timestamps to the millisecond
 
 
 @dataclass
@@ -107,21 +175,18 @@ def load_key(folder: str | os.PathLike, *, create: bool = True) -> bytes:
 
 
 def export(folder: str | os.PathLike, out: str | os.PathLike, *, fmt: str) -> ExportResult:
-    """Write ``sessions``, ``epochs`` and ``events`` of every unit in archive ``folder``
-    into the folder ``out`` as ``<table>.csv`` or ``<table>.parquet``.
+    """Write ``nights``, ``sessions``, ``epochs`` and ``events`` of every unit in archive
+    ``folder`` into the folder ``out`` as ``<table>.csv`` or ``<table>.parquet``.
 
     Each file is written beside its final name and renamed into place, so a reader never
     sees half an export. Raises E369 (nothing to export), E370 (``out`` cannot be written),
-    E371 (Parquet without pyarrow), E372 (the key), E361 (a damaged archive).
+    E371 (Parquet without duckdb), E372 (the key), E361 (a damaged archive).
     """
     if fmt not in FORMATS:
         fail("E370", f"unknown export format {fmt!r}", f"use one of {', '.join(FORMATS)}")
-    writer = _write_parquet if fmt == "parquet" else _write_csv
     if fmt == "parquet":
-        _pyarrow()  # before any work: fail fast without it
-    paths = unit_archives(folder)
-    if not paths:
-        fail("E369", f"no unit logs in {Path(folder).name or folder}", "run logs pull first")
+        duckdb_connection().close()  # before any work: fail fast without duckdb (E371)
+    paths = archive_paths(folder)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -129,117 +194,182 @@ def export(folder: str | os.PathLike, out: str | os.PathLike, *, fmt: str) -> Ex
         fail("E370", f"cannot make the export folder {out.name} ({error.strerror})", _OUT)
     key = load_key(folder)
     result = ExportResult(units=len(paths))
-    for table, columns in TABLES.items():
+    for table in TABLES:
         target = out / f"{table}.{fmt}"
-        partial = out / f".{table}.{fmt}.partial"
+        rows = (row for path in paths for row in table_rows(path, table, key))
         try:
-            n = writer(partial, columns, _table_rows(paths, table, key))
-            os.replace(partial, target)
+            if fmt == "parquet":
+                n = write_parquet(target, output_columns(table), rounded(table, rows))
+            else:
+                n = _write_csv(target, table, rows)
         except OSError as error:
-            partial.unlink(missing_ok=True)
             fail("E370", f"cannot write {target.name} ({error.strerror})", _OUT)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
         result.rows[table] = n
         result.files.append(str(target))
     return result
 
 
+def archive_paths(folder: str | os.PathLike) -> list[Path]:
+    """The unit archives in ``folder``; E369 when there are none."""
+    paths = unit_archives(folder)
+    if not paths:
+        fail(
+            "E369",
+            f"no unit logs in {Path(folder).name or folder}",
+            "run logs pull first, or point --archive (or $BEDSIDE_ARCHIVE) at its folder",
+        )
+    return paths
+
+
+def output_columns(table: str) -> tuple[tuple[str, str], ...]:
+    """``table``'s columns with the kinds they are written as (``host_tools.parquet``):
+    Unix seconds (:data:`TIMES`) become ``time``."""
+    return tuple(
+        (name, "time" if name in TIMES and kind == "real" else kind) for name, kind in TABLES[table]
+    )
+
+
 # --- rows -----------------------------------------------------------------------------------
 
 
-def _table_rows(paths: list[Path], table: str, key: bytes) -> Iterator[tuple]:
-    """The export rows of ``table`` for every unit, pseudonymized."""
-    for path in paths:
-        with Archive.open(path) as archive:
-            device = pseudonym(key, "device", archive.device_id)
-            persons = {}
-            for row in archive.rows("sessions"):
-                generation, session_id, person = row[0], row[1], row[9]
-                persons[generation, session_id] = (
-                    None if person is None else pseudonym(key, "person", person)
-                )
-                if table == "sessions":
-                    source_kind = row[2].split(":", 1)[0]
-                    clean = None if row[8] is None else bool(row[8])
-                    yield (
-                        device,
-                        persons[generation, session_id],
-                        generation,
-                        session_id,
-                        source_kind,
-                        *row[3:8],
-                        clean,
-                    )
-            if table == "sessions":
-                continue
+def table_rows(
+    path: Path,
+    table: str,
+    key: bytes,
+    sessions: Collection[tuple[int, int]] | None = None,
+    *,
+    known: Mapping[tuple[int, int], Night] | None = None,
+) -> Iterator[tuple]:
+    """The rows of ``table`` (:data:`TABLES` order, values as the archive holds them) for
+    the unit archive at ``path``, pseudonymized: of every session, or only of ``sessions``
+    (``(generation, session_id)`` pairs). ``known``: nights already summarized, by session
+    (a night's summary reads all its epochs)."""
+    with Archive.open(path) as archive:
+        device = pseudonym(key, "device", archive.device_id)
+        persons, sources = {}, {}
+        for row in archive.rows("sessions"):
+            generation, session_id, person = row[0], row[1], row[9]
+            persons[generation, session_id] = (
+                None if person is None else pseudonym(key, "person", person)
+            )
+            sources[generation, session_id] = row
+        chosen = sorted(sources if sessions is None else set(sessions) & set(sources))
+        if table == "sessions":
+            for generation, session_id in chosen:
+                row = sources[generation, session_id]
+                source_kind = row[2].split(":", 1)[0]
+                clean = None if row[8] is None else bool(row[8])
+                person = persons[generation, session_id]
+                yield (device, person, generation, session_id, source_kind, *row[3:8], clean)
+        elif table == "nights":
+            if sessions is None:
+                nights = archive.nights()
+            else:
+                known = known or {}
+                nights = [known.get(k) or archive.night(*k) for k in chosen]
+            for night in nights:
+                yield _night_row(device, persons.get((night.generation, night.session_id)), night)
+        elif sessions is None:
             for row in archive.rows(table):
-                # row: generation, id, session_id, ...; the export puts the session first.
-                generation, row_id, session_id = row[0], row[1], row[2]
-                person = persons.get((generation, session_id))
-                yield (device, person, generation, session_id, row_id, *row[3:])
+                yield _record_row(device, persons, row)
+        else:
+            for generation, session_id in chosen:
+                for row in archive.rows(table, generation=generation, session_id=session_id):
+                    yield _record_row(device, persons, row)
+
+
+def _record_row(device: str, persons: dict, row: tuple) -> tuple:
+    """An archive's epoch or event row (generation, id, session_id, ...) as exported: the
+    session first."""
+    generation, row_id, session_id = row[0], row[1], row[2]
+    return (device, persons.get((generation, session_id)), generation, session_id, row_id, *row[3:])
+
+
+def _night_row(device: str, person: str | None, night: Night) -> tuple:
+    return (
+        device,
+        person,
+        night.generation,
+        night.session_id,
+        night.night_date,
+        night.tz,
+        night.start_utc,
+        night.end_utc,
+        night.hours_recorded,
+        night.hours_in_bed,
+        night.hr_mean,
+        night.hr_lowest,
+        night.hr_resting,
+        night.hrv_rmssd_ms,
+        night.breathing_mean,
+        night.coverage,
+        night.software_version,
+    )
+
+
+def rounder(name: str) -> Callable[[float | None], float | None]:
+    """The function that rounds values of the "real" column ``name`` for export."""
+    if name in TIMES:
+        digits = _TIME_DECIMALS
+    elif name in DECIMALS:
+        digits = DECIMALS[name]
+    else:
+        significant = SIGNIFICANT.get(name, DEFAULT_SIGNIFICANT)
+        return lambda v: None if v is None else float(f"{v:.{significant}g}")
+    return lambda v: None if v is None else round(v, digits)
+
+
+def rounded(table: str, rows: Iterator[tuple]) -> Iterator[tuple]:
+    """``rows`` of ``table`` with each "real" value rounded for export (:func:`rounder`)."""
+    fixes = [(i, rounder(name)) for i, (name, kind) in enumerate(TABLES[table]) if kind == "real"]
+    for row in rows:
+        values = list(row)
+        for i, fix in fixes:
+            values[i] = fix(values[i])
+        yield tuple(values)
 
 
 # --- writers --------------------------------------------------------------------------------
 
 
-def _write_csv(path: Path, columns: tuple, rows: Iterator[tuple]) -> int:
-    """CSV with a header row; NULL is an empty field, floats are written exactly (repr)."""
+def _write_csv(target: Path, table: str, rows: Iterator[tuple]) -> int:
+    """CSV with a header row: NULL an empty field, times ISO 8601 UTC, booleans 0/1.
+
+    Written beside ``target`` and renamed into place when whole."""
+    partial = target.with_name(f".{target.name}.partial")
+    columns = output_columns(table)
+    text = [_csv_text(kind) for _, kind in columns]
     n = 0
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow([name for name, _ in columns])
-        for row in rows:
-            w.writerow(["" if v is None else (int(v) if isinstance(v, bool) else v) for v in row])
-            n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    return n
-
-
-def _write_parquet(path: Path, columns: tuple, rows: Iterator[tuple]) -> int:
-    pa, pq = _pyarrow()
-    types = {"text": pa.string(), "int": pa.int64(), "real": pa.float64(), "bool": pa.bool_()}
-    schema = pa.schema([(name, types[kind]) for name, kind in columns])
-    n = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as w:
-        batch: list[tuple] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) == _BATCH:
-                w.write_table(_arrow_table(pa, schema, batch))
-                n += len(batch)
-                batch = []
-        if batch or n == 0:
-            w.write_table(_arrow_table(pa, schema, batch))
-            n += len(batch)
-    return n
-
-
-def _arrow_table(pa, schema, rows: list[tuple]):
-    names = schema.names
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return pa.table(
-        {
-            name: pa.array(list(col), schema.field(name).type)
-            for name, col in zip(names, cols, strict=True)
-        },
-        schema=schema,
-    )
-
-
-def _pyarrow():
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as error:
-        raise BedsideError(
-            "E371",
-            f"Parquet export needs pyarrow ({error}) — pip install 'bedside-bcg[host]', "
-            "or export --format csv",
-        ) from error
-    return pa, pq
+        with partial.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow([name for name, _ in columns])
+            for row in rounded(table, rows):
+                w.writerow([fmt(v) for fmt, v in zip(text, row, strict=True)])
+                n += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return n
+
+
+def _csv_text(kind: str) -> Callable:
+    if kind == "time":
+        return lambda v: "" if v is None else iso_utc(v)
+    if kind == "bool":
+        return lambda v: "" if v is None else int(v)
+    if kind == "date":
+        return lambda v: "" if v is None else v.isoformat()
+    return lambda v: "" if v is None else v
+
+
+def iso_utc(t_utc: float) -> str:
+    """Unix seconds as ISO 8601 UTC to the millisecond: ``2026-11-24T22:30:00.000Z``."""
+    moment = datetime.datetime.fromtimestamp(round(t_utc, _TIME_DECIMALS), datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 _OUT = "choose an --out folder you can write, on a disk with room"

@@ -15,6 +15,7 @@ rolled back by itself).
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import zlib
 from collections.abc import Callable
@@ -38,6 +39,20 @@ GAVE_UP = "E357"
 MAX_RECONNECTS = 8
 #: How long to wait for the unit's trial boot (dsp_c build and health check) to decide.
 TRIAL_WAIT_S = 300.0
+#: How often ``flash`` asks the unit how its trial boot goes (the stages' resolution).
+TRIAL_POLL_S = 0.25
+#: What ``flash`` shows for each stage: its upload, then what the unit reports it does
+#: (the unit's ``flash.finish`` times verify, check and unpack; ``slots.status`` says which
+#: stage of the trial boot it is in).
+STAGES = {
+    "upload": "upload",
+    "verify": "unit: SHA-256 of the whole upload",
+    "check": "unit: every file checked against the signed manifest",
+    "unpack": "unit: unpacked into the inactive slot",
+    "boot": "unit: trial boot starting",
+    "build": "unit: trial boot: files checked, compiling dsp_c",
+    "health": "unit: trial boot: health check",
+}
 _RESYNC = (NO_UPLOAD,)  # the unit holds another offset: ask it again with flash.begin
 
 Connect = Callable[[], contextlib.AbstractContextManager[Client]]
@@ -53,6 +68,7 @@ def flash_bundle(
     show_progress: bool = True,
     chunk_bytes: int | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    on_stage: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Upload ``path`` (resuming), have the unit install it, wait for its trial boot.
 
@@ -66,10 +82,13 @@ def flash_bundle(
         wait_s: how long to wait for the outcome.
         chunk_bytes: cap on a chunk's size (default: what the link allows).
         on_chunk: called with the unit's offset after each acknowledged chunk (tests).
+        on_stage: called with ``{"stage", "elapsed"}`` as each stage starts (see
+            :data:`STAGES`): the upload, then what the unit reports it is doing.
 
     Returns:
         ``{"version", "slot", "sha256", "bytes", "sent", "seconds", "upload_seconds",
-        "reconnects", "outcome"}``: ``seconds`` from the first request to the outcome,
+        "reconnects", "outcome", "stages"}``: ``seconds`` from the first request to the
+        outcome, ``stages`` each stage's ``{"stage", "elapsed", "seconds"}``,
         ``upload_seconds`` the chunks alone (of the last connection); outcome is
         "confirmed", "trial pending" (without ``boot``) or "already confirmed" (the unit
         runs this very bundle: nothing was sent or changed).
@@ -84,6 +103,7 @@ def flash_bundle(
     sha, size = bundles.file_sha256(path), path.stat().st_size
     begin = {"sha256": sha, "size": size, "signature": signature.hex(), "force": force}
     t0, sent, reconnects, failures, upload_s = time.monotonic(), 0, 0, 0, 0.0
+    timeline = _Timeline(t0, on_stage)
     done: dict | None = None  # flash.finish's reply, once the unit installed the bundle
     clients: list[Client] = []  # their own reconnects (the link reopens a cut port) count too
     last_problem = ""
@@ -104,6 +124,7 @@ def flash_bundle(
                         offset = reply["offset"]
                         if bar is None:  # only once the unit accepted the bundle
                             label = f"flash {manifest.version}"
+                            timeline.start("upload")
                             bar = stack.enter_context(progress(size, label, enabled=show_progress))
                         bar.update(offset - shown)
                         shown = offset
@@ -124,13 +145,21 @@ def flash_bundle(
                                 if on_chunk is not None:
                                     on_chunk(offset)
                         upload_s = time.monotonic() - t_upload
+                        bar.close()  # the stages print below it
                         args = {"sha256": sha, "force": force, "boot": boot}
+                        t_finish = time.monotonic()
                         done, _ = unit.call(Command.FLASH_FINISH, args, timeout_s=120.0)
+                        # The unit timed its stages within the call: placed from its start.
+                        for stage in done.get("stages", []):
+                            timeline.start(stage["stage"], at=t_finish)
+                            t_finish += stage["seconds"]
                     outcome = "trial pending"
                     if done.get("trial") is False:
                         outcome = "already confirmed"
                     elif boot:
-                        wait_for_trial(unit, done["slot"], sha, wait_s=wait_s)
+                        wait_for_trial(
+                            unit, done["slot"], sha, wait_s=wait_s, on_stage=timeline.start
+                        )
                         outcome = "confirmed"
                     t_done = time.monotonic()  # (closing the port is not part of the flash)
                     break
@@ -152,11 +181,47 @@ def flash_bundle(
         "reconnects": reconnects
         + sum(getattr(c, "stats", {}).get("reconnects", 0) for c in clients),
         "outcome": outcome,
+        "stages": timeline.stages(t_done),
     }
 
 
-def wait_for_trial(unit: Client, slot: str, sha: str, *, wait_s: float = TRIAL_WAIT_S) -> dict:
-    """Poll the unit until the trial of bundle ``sha`` in ``slot`` is confirmed or rolled back.
+class _Timeline:
+    """The stages of one flash as they start: told to ``on_stage``, timed at the end."""
+
+    def __init__(self, t0: float, on_stage: Callable[[dict[str, Any]], None] | None) -> None:
+        self._t0 = t0
+        self._on_stage = on_stage
+        self._started: list[tuple[str, float]] = []
+
+    def start(self, stage: str, *, at: float | None = None) -> None:
+        """Stage ``stage`` started ``at`` (default now); a stage already current is not
+        started again."""
+        if self._started and self._started[-1][0] == stage:
+            return
+        at = time.monotonic() if at is None else at
+        self._started.append((stage, at))
+        if self._on_stage is not None:
+            self._on_stage({"stage": stage, "elapsed": round(at - self._t0, 3)})
+
+    def stages(self, t_end: float) -> list[dict[str, Any]]:
+        """Each stage with its start (``elapsed`` since the flash began) and duration."""
+        ends = [at for _, at in self._started[1:]] + [t_end]
+        return [
+            {"stage": stage, "elapsed": round(at - self._t0, 3), "seconds": round(end - at, 3)}
+            for (stage, at), end in zip(self._started, ends, strict=True)
+        ]
+
+
+def wait_for_trial(
+    unit: Client,
+    slot: str,
+    sha: str,
+    *,
+    wait_s: float = TRIAL_WAIT_S,
+    on_stage: Callable[[str], None] | None = None,
+) -> dict:
+    """Poll the unit until the trial of bundle ``sha`` in ``slot`` is confirmed or rolled back;
+    ``on_stage`` is told each stage the unit reports the trial in (``trial_stage``).
 
     Raises:
         BedsideError: E352 the unit rolled back (its reason in the message), E357 no outcome
@@ -166,9 +231,14 @@ def wait_for_trial(unit: Client, slot: str, sha: str, *, wait_s: float = TRIAL_W
     while True:
         state, _ = unit.call(Command.SLOTS_STATUS)
         info = state["slots"][slot]
+        if on_stage is not None and state.get("trial") == slot and state.get("trial_stage"):
+            on_stage(state["trial_stage"])
         if info.get("sha256") == sha and state["confirmed"] == slot:
             return state
         if info.get("sha256") == sha and info["status"] == "failed":
+            reached = state.get("failed_stage", {}).get(slot)  # an older unit: none
+            if on_stage is not None and reached:
+                on_stage(reached)  # the stage it failed in, if polling missed it
             fail(
                 HEALTH_FAILED,
                 f"version {info['version']} failed its trial boot and the unit rolled back "
@@ -187,7 +257,7 @@ def wait_for_trial(unit: Client, slot: str, sha: str, *, wait_s: float = TRIAL_W
                 f"the unit did not finish the trial boot of slot {slot} in {wait_s:.0f} s",
                 "check `bedside-host status` later: the unit decides by itself",
             )
-        time.sleep(0.5)
+        time.sleep(TRIAL_POLL_S)
 
 
 def slot_info(unit: Client) -> dict[str, Any]:
@@ -247,7 +317,19 @@ def flash_command(
     no_boot: bool,
     wait: float,
 ) -> None:
-    """Send BUNDLE to the unit (resumable), install it in the inactive slot, trial-boot it."""
+    """Send BUNDLE to the unit (resumable), install it in the inactive slot, trial-boot it.
+
+    After the upload's progress bar, each stage the unit reports (verify, unpack, trial
+    boot: dsp_c build, health check) is shown as it starts, with the seconds since the
+    flash began (on stderr; with --json as one JSON record a line)."""
+
+    def show_stage(record: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(json.dumps(record), err=True)
+        elif record["stage"] != "upload":  # the bar shows that one
+            text = STAGES.get(record["stage"], record["stage"])
+            click.echo(f"{record['elapsed']:6.1f} s  {text}", err=True)
+
     result = flash_bundle(
         lambda: connect(port, keys=keys, trace=trace),
         bundle,
@@ -255,6 +337,7 @@ def flash_command(
         boot=not no_boot,
         wait_s=wait,
         show_progress=not as_json,
+        on_stage=show_stage,
     )
     rate = result["bytes"] / max(result["seconds"], 1e-9)
     resumed = f", resumed {result['reconnects']} times" if result["reconnects"] else ""

@@ -26,13 +26,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.errors import fail
 from edge.files import atomic_write
 from edge.link.auth import PublicKey, raw_public, write_private_key
-from edge.link.codes import BAD_KEY_FILE, KEY_EXISTS, NO_KEY, UNIT_KEY_CHANGED
+from edge.link.codes import BAD_KEY_FILE, BAD_KEY_LINE, KEY_EXISTS, NO_KEY, UNIT_KEY_CHANGED
 
 __all__ = [
     "HostKey",
     "KnownUnits",
     "ReleaseKey",
     "default_keys_dir",
+    "read_public_key",
+    "release_public_key",
 ]
 
 
@@ -42,6 +44,34 @@ def default_keys_dir() -> Path:
         return Path(os.environ["BEDSIDE_KEYS"])
     config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(config) / "bedside-host" / "keys"
+
+
+#: The release public key's file, beside ``release_key`` here and in ``DIR/keys`` on a unit.
+RELEASE_PUB = "release.pub"
+
+
+def read_public_key(path: Path) -> PublicKey:
+    """The public key line in ``path`` (``ed25519 BASE64 NAME``, ``#`` lines skipped).
+
+    Raises:
+        BedsideError: E324 when the file does not exist, E326 when it holds no key line.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(NO_KEY, f"no public key file {path}", ReleaseKey.HOW_TO_MAKE)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(BAD_KEY_LINE, f"cannot read {Path(path).name}: {exc}", "check the file")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not lines:
+        fail(BAD_KEY_LINE, f"{Path(path).name} holds no public key line", "copy the key again")
+    return PublicKey.parse(lines[0])
+
+
+def release_public_key(keys_dir: Path) -> PublicKey:
+    """This laptop's release public key (``release.pub`` in ``keys_dir``): what a unit
+    needs to accept the bundles signed here. E324 when there is none."""
+    return read_public_key(Path(keys_dir) / RELEASE_PUB)
 
 
 class _Ed25519Key:
@@ -141,7 +171,7 @@ class ReleaseKey(_Ed25519Key):
     def _save(self, path: Path) -> None:
         super()._save(path)
         # The name units and bundle tooling look for (DIR/keys/release.pub on the unit).
-        atomic_write(path.with_name("release.pub"), (self.public.line() + "\n").encode())
+        atomic_write(path.with_name(RELEASE_PUB), (self.public.line() + "\n").encode())
 
 
 class KnownUnits:

@@ -13,6 +13,7 @@ pull in a row copies nothing.
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from collections.abc import Callable
@@ -27,12 +28,14 @@ from edge.log_pages import (
     EPOCH_COLUMNS,
     EVENT_COLUMNS,
     MAX_PAGE_BYTES,
-    SESSION_COLUMNS,
+    SESSION_EXTRA_COLUMNS,
     decode_page,
     digest,
+    session_columns,
 )
 
-from .archive import Archive
+from .archive import ARCHIVE_ENV, Archive, default_archive_dir
+from .dataset import DATASET_ENV, export_dataset, query
 from .export import FORMATS, export
 from .ui import (
     connect,
@@ -45,7 +48,7 @@ from .ui import (
     trace_option,
 )
 
-__all__ = ["PullResult", "logs_group", "pull"]
+__all__ = ["PullResult", "logs_group", "pull", "query_command"]
 
 #: Times a page whose digest does not match is asked for again before giving up (E362).
 PAGE_ATTEMPTS = 3
@@ -53,6 +56,14 @@ PAGE_ATTEMPTS = 3
 Progress = Callable[[str, int, int], None]
 #: The command that pages each stream of rows.
 _PAGES = {"epochs": Command.LOGS_EPOCHS, "events": Command.LOGS_EVENTS}
+
+
+def _session_columns(reply: dict) -> tuple[tuple[str, str], ...]:
+    """The columns of a sessions page: the extra ones the unit names (an older unit, none)."""
+    extra = reply.get("with", [])
+    if not isinstance(extra, list):
+        fail("E362", "logs.sessions: its reply's 'with' is not a list", _AGAIN)
+    return session_columns(extra)
 
 
 @dataclass
@@ -181,7 +192,8 @@ class _Puller:
         """Every session on the unit now (all of them: a handful of pages even for years)."""
         rows, since_id, more = [], 0, True
         while more:
-            reply, page = self._page(Command.LOGS_SESSIONS, SESSION_COLUMNS, {"since_id": since_id})
+            args = {"since_id": since_id, "with": [name for name, _ in SESSION_EXTRA_COLUMNS]}
+            reply, page = self._page(Command.LOGS_SESSIONS, _session_columns, args)
             rows += page
             more = reply["more"] and bool(page)
             since_id = page[-1][0] if page else since_id
@@ -243,7 +255,8 @@ class _Puller:
                 more = reply["more"] and bool(rows)
 
     def _page(self, command: str, columns, args: dict) -> tuple[dict, list[tuple]]:
-        """One verified page: the digest matches, it decodes, and it holds what it says."""
+        """One verified page: the digest matches, it decodes, and it holds what it says.
+        ``columns``: the page's columns, or a function of the reply that gives them."""
         request = {**args, "max_bytes": self.page_bytes}
         for attempt in range(PAGE_ATTEMPTS):
             reply, blob = self.client.call(command, request)
@@ -251,7 +264,7 @@ class _Puller:
                 if attempt + 1 < PAGE_ATTEMPTS:
                     continue
                 fail("E362", f"{command}: page digest does not match after retries", _AGAIN)
-            rows = decode_page(columns, blob)
+            rows = decode_page(columns(reply) if callable(columns) else columns, blob)
             last = rows[-1][0] if rows else None
             if len(rows) != reply.get("n") or last != reply.get("last_id"):
                 fail("E362", f"{command}: the page does not hold what its reply says", _AGAIN)
@@ -339,8 +352,9 @@ def logs_group() -> None:
 @click.option(
     "--archive",
     type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="the archive folder on this laptop (made if missing; one file per unit inside)",
+    default=None,
+    help="the archive folder on this laptop (made if missing; one file per unit inside); "
+    f"default ${ARCHIVE_ENV}, else ~/bedside-archive",
 )
 @click.option(
     "--person",
@@ -364,6 +378,7 @@ def pull_command(
     and written with its cursor in one transaction. Interrupted (cable pulled, Ctrl-C, the
     unit restarting)? Run the same command again: it goes on where it stopped, and copies
     nothing twice. A second pull right after the first copies nothing."""
+    archive = archive or default_archive_dir()
     with connect(port, keys=keys, trace=trace, timeout_s=timeout) as unit:
         with _Bars(enabled=not as_json) as bars:
             result = pull(unit, archive, person=person, on_progress=bars.update)
@@ -372,36 +387,111 @@ def pull_command(
 
 @logs_group.command(
     "export",
-    epilog="examples:\n\n  bedside-host logs export --archive ~/trial-logs --format parquet "
-    '--out ~/trial-export\n\n  duckdb -c "SELECT device, avg(hr_bpm) FROM '
-    "'~/trial-export/epochs.parquet' GROUP BY device\"",
+    epilog="examples:\n\n  bedside-host logs export --dataset ~/trial-dataset\n\n"
+    "  bedside-host logs export --archive ~/trial-logs --format parquet --out ~/trial-export\n\n"
+    '  bedside-host query --dataset ~/trial-dataset "SELECT device, night, hr_mean_bpm, '
+    'coverage FROM nights"',
 )
 @click.option(
     "--archive",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    required=True,
-    help="the archive folder that logs pull filled",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"the archive folder that logs pull filled; default ${ARCHIVE_ENV}, else "
+    "~/bedside-archive",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="bring this Hive-partitioned Parquet dataset (device=/night= folders) up to date: "
+    "only new and grown nights are written",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="csv",
+    show_default=True,
+    help="of the --out tables",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    required=True,
-    help="folder for sessions, epochs and events (.csv or .parquet), made if missing",
+    help="folder for the nights, sessions, epochs and events tables (.csv or .parquet), "
+    "made if missing",
 )
 @json_option
-def export_command(archive: Path, fmt: str, out: Path, as_json: bool) -> None:
-    """Write every unit's sessions, epochs and events as CSV or Parquet, pseudonymized.
+def export_command(
+    archive: Path | None, dataset: Path | None, fmt: str, out: Path | None, as_json: bool
+) -> None:
+    """Export every unit's nights, sessions, epochs and events, pseudonymized: as four
+    tables (--out), or into a partitioned dataset that grows with each pull (--dataset).
 
     Device ids and participant codes become keyed pseudonyms (the key stays in the archive
     folder as export.key): the same unit has the same pseudonym in every export, so exports
-    join across units and over time in DuckDB or Spark. Parquet needs the "host" extra."""
+    join across units and over time in DuckDB, Spark or Trino. Parquet needs the "host"
+    extra (duckdb)."""
+    if (dataset is None) == (out is None):
+        raise click.UsageError("give --out FOLDER or --dataset FOLDER (one of them)")
+    archive = archive or default_archive_dir()
+    if dataset is not None:
+        with _Bars(enabled=not as_json) as bars:
+            done = export_dataset(
+                archive, dataset, on_progress=lambda n, total: bars.update("export", n, total)
+            )
+        emit(done.as_json(), as_json, done.summary())
+        return
     result = export(archive, out, fmt=fmt)
     emit(
         {"units": result.units, "rows": result.rows, "files": result.files},
         as_json,
         result.summary(),
     )
+
+
+@click.command(
+    "query",
+    epilog="examples:\n\n"
+    '  bedside-host query --dataset ~/trial-dataset "SELECT device, night, hr_mean_bpm, '
+    'coverage FROM nights ORDER BY night"\n\n'
+    '  BEDSIDE_DATASET=~/trial-dataset bedside-host query --json "SELECT count(*) FROM epochs"',
+)
+@click.argument("sql")
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=DATASET_ENV,
+    required=True,
+    help=f"the dataset folder logs export --dataset wrote (default ${DATASET_ENV})",
+)
+@json_option
+def query_command(sql: str, dataset: Path, as_json: bool) -> None:
+    """Ask the exported dataset a question in SQL (DuckDB, on this laptop).
+
+    The tables are nights, sessions, epochs and events, with the columns of the export
+    (docs/field-tester.md) and the partition columns device and night. Times print in UTC."""
+    names, rows = query(dataset, sql)
+    if as_json:
+        click.echo(json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=str))
+        return
+    click.echo(_table(names, rows))
+
+
+def _table(names: list[str], rows: list[tuple]) -> str:
+    """Rows as aligned text columns, numbers to the right, NULL as an empty cell."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    numeric = [
+        all(isinstance(row[i], int | float) or row[i] is None for row in rows)
+        for i in range(len(names))
+    ]
+
+    def line(values):
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(names), *(line(r) for r in cells)])
 
 
 class _Bars:
@@ -417,7 +507,7 @@ class _Bars:
         if stream != self._stream:
             self.close()
             unit = "B" if stream == "logs" else "rows"
-            label = "log files" if stream == "logs" else stream
+            label = {"logs": "log files", "export": "epochs"}.get(stream, stream)
             self._bar = progress(total, label, enabled=self.enabled, unit=unit)
             self._stream, self._done = stream, 0
         self._bar.update(done - self._done)

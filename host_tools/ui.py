@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,29 +24,76 @@ from typing import Any
 
 import click
 
+from edge.errors import BedsideError
 from edge.link import Client
 
 from .devices import resolve_port
 from .keys import HostKey, KnownUnits, default_keys_dir
 
 __all__ = [
+    "PORT_ENV",
     "Progress",
     "connect",
     "emit",
+    "error_record",
+    "global_port_option",
     "json_option",
+    "json_requested",
     "keys_option",
     "port_option",
     "progress",
+    "report_error",
     "timeout_option",
     "trace_option",
 ]
 
+#: The environment variable that names the port when no -p/--port is given.
+PORT_ENV = "BEDSIDE_PORT"
+# Shared between a command and the group above it (click shares ``ctx.meta`` down the chain).
+_PORT_META = "bedside_host.port"
+_JSON_META = "bedside_host.json"
+_PORT_HELP = (
+    "the unit's port: a device path, a pyserial URL (socket://HOST:PORT, loop://) or 'auto'"
+)
+
+
+def _remember_group_port(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[_PORT_META] = value
+
+
+def _command_port(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The command's own -p/--port, else one given before the command, else $BEDSIDE_PORT,
+    else auto: the precedence of esptool and mpremote."""
+    return value or ctx.meta.get(_PORT_META) or os.environ.get(PORT_ENV) or "auto"
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[_JSON_META] = value  # so that an error of this command is printed as JSON too
+    return value
+
+
+def json_requested(ctx: click.Context | None) -> bool:
+    """True when the command being run was given ``--json``."""
+    return bool(ctx is not None and ctx.meta.get(_JSON_META))
+
+
 port_option = click.option(
+    "-p",
     "--port",
-    default="auto",
-    show_default=True,
-    envvar="BEDSIDE_PORT",
-    help="device path, pyserial URL (socket://HOST:PORT, loop://) or 'auto' ($BEDSIDE_PORT)",
+    default=None,
+    callback=_command_port,
+    help=f"{_PORT_HELP}; default: -p before the command, ${PORT_ENV}, else auto",
+)
+#: ``bedside-host -p PORT COMMAND``: the port for whichever command follows.
+global_port_option = click.option(
+    "-p",
+    "--port",
+    default=None,
+    expose_value=False,
+    is_eager=True,
+    callback=_remember_group_port,
+    help=f"{_PORT_HELP}, for the command that follows (or ${PORT_ENV})",
 )
 keys_option = click.option(
     "--keys",
@@ -57,7 +105,11 @@ trace_option = click.option(
     "--trace", is_flag=True, help="print a hexdump of every frame on the link (stderr)"
 )
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="print the result as one JSON object"
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_remember_json,
+    help="print the result as one JSON object (an error too: one JSON object on stderr)",
 )
 timeout_option = click.option(
     "--timeout", type=float, default=2.0, show_default=True, help="seconds of silence per try"
@@ -102,6 +154,21 @@ def emit(result: dict[str, Any], as_json: bool, text: str | None = None) -> None
     if text is None:
         text = "\n".join(f"{k}: {v}" for k, v in result.items())
     click.echo(text)
+
+
+def error_record(error: BedsideError) -> dict[str, dict[str, str]]:
+    """``{"error": {"code", "message", "hint"}}``: what happened and what to do, apart."""
+    message, _, hint = str(error).partition(" — ")
+    return {"error": {"code": error.code, "message": message, "hint": hint}}
+
+
+def report_error(error: BedsideError, as_json: bool) -> None:
+    """Print ``error`` on stderr: the line ``error E<code>: what — what to do``, or with
+    ``as_json`` the same as one JSON object (:func:`error_record`) on one line."""
+    if as_json:
+        click.echo(json.dumps(error_record(error)), err=True)
+    else:
+        click.echo(f"error {error.code}: {error}", err=True)
 
 
 class Progress:

@@ -3,7 +3,7 @@
 A request's header is ``{"cmd": NAME, "args": {...}}``; :class:`Command` lists every name a
 unit answers (a ``str``: it goes into the JSON header as it is, and compares equal to the
 name that comes off the wire). What each one takes and answers is documented where it is
-served: the built-ins in :mod:`edge.maint.agent`, flashing and slots in
+served: the built-ins in :mod:`edge.maint.agent`, flashing, slots and the release key in
 :mod:`edge.maint.flash`, log pages in :mod:`edge.maint.logs`.
 """
 
@@ -25,7 +25,7 @@ class Command(enum.StrEnum):
     KEYS_AUTHORIZE = "keys.authorize"
     LOGS_SUBSCRIBE = "logs.subscribe"
     PING = "ping"
-    # flashing and the A/B slots (edge.maint.flash)
+    # flashing, the A/B slots and the release key bundles are checked with (edge.maint.flash)
     FLASH_BEGIN = "flash.begin"
     FLASH_CHUNK = "flash.chunk"
     FLASH_STATUS = "flash.status"
@@ -33,6 +33,7 @@ class Command(enum.StrEnum):
     SLOTS_STATUS = "slots.status"
     SLOTS_ROLLBACK = "slots.rollback"
     SLOTS_BOOT = "slots.boot"
+    RELEASE_KEY = "keys.release"
     # the unit's records and log files, in pages (edge.maint.logs)
     LOGS_SESSIONS = "logs.sessions"
     LOGS_EPOCHS = "logs.epochs"

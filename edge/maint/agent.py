@@ -61,6 +61,7 @@ from typing import Any, TextIO
 
 from ..errors import BedsideError, fail
 from ..files import atomic_write
+from ..heartbeat import runtime_status
 from ..link.auth import (
     CHALLENGE_TTL_S,
     PublicKey,
@@ -89,6 +90,7 @@ from ..link.frame import MIN_FRAME, Channel, Frame, Kind, Sealed, body_size
 from ..link.protocol import DEFAULT_MAX_FRAME, PROTOCOL_VERSION, SUPPORTED_VERSIONS
 from ..link.session import KeyExchange, SessionCipher
 from ..link.transport import BytePort, ListeningPort, open_port
+from ..store import STORE_NAME
 from ..version import software_version
 
 __all__ = [
@@ -716,6 +718,9 @@ class Agent:
 
         @self.command(Command.IDENTIFY)
         def identify(args: dict, data: bytes) -> tuple[dict, bytes]:
+            # Whether `bedside run` records (its heartbeat beside the store): operational
+            # state like pairing_open, no health data; a stopped runtime is its E392 line.
+            runtime = runtime_status(self.state_dir / STORE_NAME)
             return {
                 **self.identity,
                 "unit_key": PublicKey(self.unit_key).fingerprint,
@@ -723,6 +728,8 @@ class Agent:
                 "max_frame": self._session.max_frame,
                 "authenticated": self._session.host is not None,
                 "pairing_open": self.pairing.is_open(),
+                "runtime": runtime["text"],
+                "runtime_state": runtime["state"],
             }, b""
 
         @self.command(Command.AUTH_CHALLENGE)
@@ -866,7 +873,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "  bedside agent --port listen://127.0.0.1:7000 --state /tmp/unit",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--port", required=True, help="device path, pyserial URL or listen://")
+    parser.add_argument(
+        "-p", "--port", required=True, help="device path, pyserial URL or listen://"
+    )
     parser.add_argument("--state", default="/var/lib/bedside", help="state folder")
     parser.add_argument("--trace", action="store_true", help="hexdump every frame to stderr")
     return parser

@@ -15,7 +15,10 @@ What one boot does (the slots' rules are in :mod:`edge.maint.slots`):
    (sensor, or the simulator) produces samples, and a store can be written next to the
    vitals store. All pass: the slot is confirmed. Any fails: it is marked failed and the
    unit stays on the confirmed slot, by itself. A trial interrupted twice (killed, power
-   cut) is rolled back without a third try.
+   cut) is rolled back without a third try. The outcome is an ``update`` or
+   ``update_failed`` event of the vitals store, noted by :mod:`edge.maint.slots` in the
+   store's journal, so that a store ``bedside run`` holds (or a damaged one) never stops a
+   boot: the runtime imports it when it opens the store.
 3. The confirmed slot's files are checked against its manifest; a damaged one is left for
    the previous slot (or the installed software) when there is one.
 4. Unless ``--check-only``: replace this process with ``bedside run`` from the confirmed
@@ -72,15 +75,21 @@ class BootResult:
 # --- the boot manager ---------------------------------------------------------------------
 
 
-def boot(state_dir: str | os.PathLike, *, source: str | None = None) -> BootResult:
+def boot(
+    state_dir: str | os.PathLike,
+    *,
+    source: str | None = None,
+    db: str | os.PathLike | None = None,
+) -> BootResult:
     """Decide a pending trial (health check, confirm or roll back); return the slot to run.
 
     Args:
         state_dir: the unit's state folder.
         source: the health check's source spec (default: the config's ``run.source``, or
             the simulator when there is no config).
+        db: the vitals store its events go to (default ``state_dir/vitals.db``).
     """
-    slots = Slots(state_dir, factory_version=software_version())
+    slots = Slots(state_dir, factory_version=software_version(), db=db)
     with slots.locked():
         try:
             state = slots.load()
@@ -222,7 +231,10 @@ def exec_run(state_dir: str | os.PathLike, slot: str, run_args: list[str]) -> No
     slots = Slots(state_dir)
     state = slots.load()
     root = None if slot_is_factory(state, slot) else slots.slot_dir(slot)
-    argv = [sys.executable, "-m", "edge", "run", *run_args]
+    # -P: the working folder does not go first on sys.path (`python -m` puts it there), so
+    # a unit started from a folder that holds a package `edge` (the virtual unit, run from
+    # the project) still runs the slot's code, as PYTHONPATH says.
+    argv = [sys.executable, "-P", "-m", "edge", "run", *run_args]
     sys.stdout.flush()
     os.execve(sys.executable, argv, _slot_env(root))
 
@@ -378,9 +390,7 @@ def run_command(args: argparse.Namespace) -> int:
     source = args.source
     if source is None and "--source" in run_args[:-1]:  # check what will run
         source = run_args[run_args.index("--source") + 1]
-    result = boot(args.state, source=source)
-    if result.outcome != "none":
-        _record_event(result, run_args)
+    result = boot(args.state, source=source, db=_run_db(run_args))
     if args.json:
         print(json.dumps(result.__dict__))
     if args.check_only:
@@ -389,28 +399,23 @@ def run_command(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _record_event(result: BootResult, run_args: list[str]) -> None:
-    """Note an update or a rollback in the vitals store (it joins the next night, so the
-    report shows it). Best effort: a store another process holds is left alone."""
+def _run_db(run_args: list[str]) -> str | None:
+    """The store ``bedside run`` will write: ``--db`` after ``--``, else the db of its
+    config (``--config`` after ``--``, ``$BEDSIDE_CONFIG``, /etc/bedside) when there is one;
+    None (the state folder's ``vitals.db``) otherwise."""
     from ..config import find_config, load_config
-    from ..records import Event
-    from ..store import Store
 
+    def option(name: str) -> str | None:
+        return run_args[run_args.index(name) + 1] if name in run_args[:-1] else None
+
+    if option("--db") is not None:
+        return option("--db")
     try:
-        if "--db" in run_args[:-1]:
-            db = run_args[run_args.index("--db") + 1]
-        elif find_config(None) is not None:
-            db = load_config(find_config(None)).run_db
-        else:
-            return  # no store named (a check started by the agent): nothing to note in
-        kind = "update" if result.outcome == "confirmed" else "rollback"
-        detail = f"slot {result.slot}: version {result.version}"
-        if result.reason:
-            detail += f" (trial failed: {result.reason})"
-        with Store(db) as store:
-            store.add_event(Event(time.time(), kind, detail[:500]))
-    except BedsideError as exc:
-        _say(f"the {result.outcome} was not noted in the store: {exc.code}: {exc}")
+        config_path = find_config(option("--config"))
+        return None if config_path is None else load_config(config_path).run_db
+    except BedsideError as exc:  # `bedside run` refuses that config itself, with its line
+        _say(f"{exc.code}: {exc}")
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

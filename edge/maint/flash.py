@@ -5,10 +5,12 @@ Commands (all need an authenticated host; ``register(agent)`` adds them)::
     flash.begin   {sha256, size, signature, force}  data: zlib(manifest.json) -> {offset}
     flash.chunk   {sha256, offset}                  data: bundle bytes -> {offset}
     flash.status  {sha256}                                             -> {offset, size}
-    flash.finish  {sha256, force, boot}                                -> {slot, version}
-    slots.status  {}                                                   -> the slots (slots.summary)
+    flash.finish  {sha256, force, boot}          -> {slot, version, stages: [{stage, seconds}]}
+    slots.status  {}                             -> the slots (slots.summary), trial_stage,
+                                                    failed_stage
     slots.rollback {}                                                  -> the slots after it
     slots.boot    {}                                                   -> {started}
+    keys.release  {public_key}                  -> {fingerprint, installed, replaced}
 
 An upload is kept in ``DIR/incoming/<sha256>.part``, every chunk fsynced before it is
 acknowledged; ``begin`` answers with the offset the unit already holds, so a host whose link
@@ -18,10 +20,16 @@ before it is sent. ``finish`` checks the whole file's SHA-256, verifies every fi
 bundle once without writing, then unpacks it into the slot that is not confirmed and marks
 that slot for a trial boot. Nothing is confirmed here: the boot manager (:mod:`edge.maint.boot`)
 confirms the trial after its health check or rolls back; ``boot`` asks it to run now.
+
+The release key (``DIR/keys/release.pub``, what every bundle's signature is checked with) is
+provisioned with ``keys.release``: a unit without one takes it from an authenticated host;
+replacing the key a unit already trusts also needs its pairing window open (physical
+access, as for pairing), since whoever sets it decides what software the unit accepts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,17 +37,21 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import BedsideError, fail
 from ..files import atomic_write, fsync_dir
+from ..link.auth import PublicKey
 from ..link.commands import Command
 from . import bundle as bundles
+from .boot import BUILT_MARK
 from .slots import Slots, summary
 
-__all__ = ["Flasher", "register"]
+__all__ = ["Flasher", "install_release_key", "register", "release_key_path"]
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +59,33 @@ UPLOAD_DAMAGED = "E349"
 NO_UPLOAD = "E350"
 BAD_REQUEST = "E354"
 NO_ROOM = "E355"
+RELEASE_KEY_REFUSED = "E386"
 
 #: A bundle file larger than this is refused at ``begin`` (compressed; the unpacked limit
 #: is :data:`edge.maint.bundle.MAX_TOTAL_BYTES`).
 MAX_BUNDLE_BYTES = 128 * 2**20
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def release_key_path(state_dir: str | os.PathLike) -> Path:
+    """Where a unit keeps the release public key it checks bundles with."""
+    return Path(state_dir) / "keys" / "release.pub"
+
+
+def install_release_key(state_dir: str | os.PathLike, key: PublicKey) -> PublicKey | None:
+    """Make ``key`` the release key of the unit in ``state_dir`` (written atomically).
+
+    Returns the key it replaced (None when there was none, or it was this one). Who may call
+    it is the caller's rule: the agent's ``keys.release`` checks it, a virtual unit's
+    ``--release-key`` is its owner at its console."""
+    try:
+        before = bundles.load_release_key(state_dir)
+    except BedsideError:  # none yet, or unreadable: either way replaced by a good one
+        before = None
+    path = release_key_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (key.line() + "\n").encode())
+    return before if before is not None and before.raw != key.raw else None
 
 
 class Flasher:
@@ -61,6 +95,8 @@ class Flasher:
         state_dir: the unit's state folder.
         hardware: this unit's hardware id (``device.json``).
         factory_version: the installed software's version.
+        pairing: the unit's pairing window (``is_open()``, ``close()``); replacing a release
+            key needs it open. None: a release key, once set, is never replaced.
     """
 
     def __init__(
@@ -70,8 +106,10 @@ class Flasher:
         hardware: str,
         factory_version: str,
         identity: dict | None = None,
+        pairing: Any = None,
     ):
         self.state_dir = Path(state_dir)
+        self.pairing = pairing
         self.incoming = self.state_dir / "incoming"
         self.hardware = hardware
         self.slots = Slots(self.state_dir, factory_version=factory_version)
@@ -178,7 +216,10 @@ class Flasher:
                 f"the upload is incomplete: {held} of {size} bytes",
                 "run the flash again: it resumes from what the unit holds",
             )
-        if bundles.file_sha256(part) != sha:
+        stages = _Stages()
+        with stages.timed("verify"):
+            whole = bundles.file_sha256(part)
+        if whole != sha:
             part.unlink()
             meta.unlink()
             fail(
@@ -196,15 +237,17 @@ class Flasher:
             # Verify every file before touching a slot: a refused bundle changes nothing,
             # and its upload is deleted (it can never become acceptable).
             try:
-                manifest = bundles.unpack(part, None, key, check=check)
+                with stages.timed("check"):
+                    manifest = bundles.unpack(part, None, key, check=check)
             except BedsideError:
                 part.unlink(missing_ok=True)
                 meta.unlink(missing_ok=True)
                 raise
             state = self.slots.load()
             target = self.slots.begin_install(state)
-            bundles.unpack(part, self.slots.slot_dir(target), key, check=check)
-            self.slots.mark_trial(target, version=manifest.version, sha256=sha)
+            with stages.timed("unpack"):
+                bundles.unpack(part, self.slots.slot_dir(target), key, check=check)
+                self.slots.mark_trial(target, version=manifest.version, sha256=sha)
         # The bundle first, durably, then its record: a disk may keep the second unlink and
         # lose the first, and a .part without its record is never cleaned (make crashcheck).
         part.unlink()
@@ -214,17 +257,45 @@ class Flasher:
         log.info(
             "bundle %s unpacked into slot %s, waiting for its trial boot", manifest.version, target
         )
-        return self._finished(target, manifest.version, args), b""
+        return {**self._finished(target, manifest.version, args), "stages": stages.done}, b""
 
     def _finished(self, slot: str, version: str, args: dict) -> dict:
         started = self.start_boot() if args.get("boot") else False
         return {"slot": slot, "version": version, "trial": True, "boot_started": started}
 
+    def trial_stage(self, state: dict[str, Any]) -> str | None:
+        """What the pending trial boot is doing now, from the boot manager's own marks:
+        "boot" until it counted its attempt, "build" (files checked, dsp_c compiled) until
+        the slot's dsp_c carries its built mark, then "health"; None with no trial."""
+        trial = state["trial"]
+        if trial is None:
+            return None
+        if state["trial_boots"] == 0:
+            return "boot"
+        return self._stage_reached(trial)
+
+    def _stage_reached(self, slot: str) -> str:
+        """ "health" once the slot's dsp_c carries its built mark, else "build"."""
+        built = self.slots.slot_dir(slot) / "dsp_c" / BUILT_MARK
+        return "health" if built.exists() else "build"
+
     # --- slots -----------------------------------------------------------------------------
 
     def slot_status(self, args: dict, data: bytes) -> tuple[dict, bytes]:
-        """The slots: versions, statuses, which is confirmed, which boots next."""
-        return summary(self._noted(self.slots.load())), b""
+        """The slots: versions, statuses, which is confirmed, which boots next, and the
+        stage a pending trial boot is in (``trial_stage``, :meth:`trial_stage`)."""
+        state = self._noted(self.slots.load())
+        # Where a failed trial stopped, for a host whose polling missed a short last stage.
+        failed = {
+            name: self._stage_reached(name)
+            for name, slot in state["slots"].items()
+            if slot.get("status") == "failed"
+        }
+        return {
+            **summary(state),
+            "trial_stage": self.trial_stage(state),
+            "failed_stage": failed,
+        }, b""
 
     def _noted(self, state: dict[str, Any]) -> dict[str, Any]:
         """Keep ``identify``'s software_version the confirmed slot's version."""
@@ -269,10 +340,55 @@ class Flasher:
             )
         return True
 
+    # --- the release key -------------------------------------------------------------------
+
+    def release_key(self, args: dict, data: bytes) -> tuple[dict, bytes]:
+        """Install the release public key ``args["public_key"]`` (a key line).
+
+        A unit without a release key takes it; the same key again changes nothing; another
+        key replaces the current one only while the pairing window is open (E386)."""
+        key = PublicKey.parse(str(args.get("public_key", "")))
+        try:
+            current = bundles.load_release_key(self.state_dir)
+        except BedsideError:
+            current = None
+        if current is not None and current.raw == key.raw:
+            return {"fingerprint": key.fingerprint, "installed": False, "replaced": None}, b""
+        window_open = self.pairing is not None and self.pairing.is_open()
+        if current is not None and not window_open:
+            fail(
+                RELEASE_KEY_REFUSED,
+                f"the unit already trusts release key {current.fingerprint}, not "
+                f"{key.fingerprint}; replacing it needs physical access",
+                "press the unit's pairing button (or touch DIR/pairing on it) and run this "
+                "again within 10 minutes",
+            )
+        install_release_key(self.state_dir, key)
+        if current is not None:
+            self.pairing.close()  # one replacement per press, as one pairing per press
+        log.warning(
+            "release key %s installed%s",
+            key.fingerprint,
+            f" (replaces {current.fingerprint})" if current else "",
+        )
+        replaced = current.fingerprint if current else None
+        return {"fingerprint": key.fingerprint, "installed": True, "replaced": replaced}, b""
+
     # --- helpers ---------------------------------------------------------------------------
 
-    def _release_key(self):
-        return bundles.load_release_key(self.state_dir)
+    def _release_key(self) -> PublicKey:
+        try:
+            return bundles.load_release_key(self.state_dir)
+        except BedsideError as exc:
+            if exc.code != bundles.NO_RELEASE_KEY:
+                raise
+        # The host that sees this can fix it: name the command (issue 17).
+        fail(
+            bundles.NO_RELEASE_KEY,
+            "the unit has no readable release key (keys/release.pub), so it accepts no bundle",
+            "install yours from the laptop that signs the bundles: bedside-host keys provision "
+            "--port PORT (a virtual unit: bedside-host sim takes it at start)",
+        )
 
     def _check(self, manifest: bundles.Manifest, *, force: bool) -> None:
         state = self.slots.load()
@@ -308,6 +424,19 @@ class Flasher:
                 path.unlink(missing_ok=True)
 
 
+class _Stages:
+    """The stages of one request with the seconds each took, for the host to show."""
+
+    def __init__(self) -> None:
+        self.done: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        yield
+        self.done.append({"stage": stage, "seconds": round(time.monotonic() - t0, 3)})
+
+
 def _sha_arg(args: dict) -> str:
     sha = args.get("sha256")
     if not isinstance(sha, str) or not _SHA_RE.match(sha):
@@ -334,6 +463,7 @@ def register(agent) -> Flasher:
         hardware=agent.identity["hardware"],
         factory_version=agent.identity.get("software_version", "unknown"),
         identity=agent.identity,
+        pairing=agent.pairing,
     )
     try:
         flasher._noted(flasher.slots.load())
@@ -346,4 +476,5 @@ def register(agent) -> Flasher:
     agent.command(Command.SLOTS_STATUS)(flasher.slot_status)
     agent.command(Command.SLOTS_ROLLBACK)(flasher.rollback)
     agent.command(Command.SLOTS_BOOT)(flasher.boot)
+    agent.command(Command.RELEASE_KEY)(flasher.release_key)
     return flasher

@@ -7,8 +7,9 @@ negotiated ``max_data``) and carries the SHA-256 of its data, which the host che
 =================  =========================================  ===================================
 command            args                                       reply (args; data)
 =================  =========================================  ===================================
-``logs.sessions``  since_id, max_bytes                        n, last_id, more, sha256;
-                                                              page of :data:`SESSION_COLUMNS`
+``logs.sessions``  since_id, max_bytes, with (optional:        n, last_id, more, sha256, with;
+                   names of SESSION_EXTRA_COLUMNS)            page of :data:`SESSION_COLUMNS`
+                                                              and the extra columns in with
 ``logs.epochs``    session_id, since_id, max_bytes            n, last_id, more, sha256;
                                                               page of :data:`EPOCH_COLUMNS`
 ``logs.events``    session_id, since_id, max_bytes            the same, :data:`EVENT_COLUMNS`
@@ -42,9 +43,10 @@ from ..link.frame import max_data
 from ..log_pages import (
     EPOCH_COLUMNS,
     EVENT_COLUMNS,
-    SESSION_COLUMNS,
+    SESSION_EXTRA_COLUMNS,
     digest,
     encode_fitting,
+    session_columns,
 )
 from ..store import STORE_NAME, Store
 
@@ -74,29 +76,34 @@ class LogSource:
     # --- the store --------------------------------------------------------------------------
 
     def sessions(self, args: dict, data: bytes = b"") -> tuple[dict, bytes]:
-        """``logs.sessions``: sessions with id > ``since_id``, with their row counts now."""
+        """``logs.sessions``: sessions with id > ``since_id``, with their row counts now, and
+        the extra columns named in ``with`` that this unit has (named in the reply)."""
         since_id, budget = _whole(args, "since_id"), self._budget(args)
+        extra = [name for name, _ in SESSION_EXTRA_COLUMNS if name in _names(args, "with")]
+        columns = session_columns(extra)
         store = self._store()
-        if store is None:
-            return self._page("sessions", SESSION_COLUMNS, [], budget, more=False)
-        with store:
-            rows = [
-                (
-                    s.id,
-                    s.source,
-                    s.fs,
-                    s.epoch_s,
-                    s.software_version,
-                    s.started_utc,
-                    s.ended_utc,
-                    None if s.clean is None else float(s.clean),
-                    s.n_epochs,
-                    s.n_events,
-                )
-                for s in store.sessions()
-                if s.id > since_id
-            ]
-        return self._page("sessions", SESSION_COLUMNS, rows, budget, more=False)
+        rows = []
+        if store is not None:
+            with store:
+                rows = [
+                    (
+                        s.id,
+                        s.source,
+                        s.fs,
+                        s.epoch_s,
+                        s.software_version,
+                        s.started_utc,
+                        s.ended_utc,
+                        None if s.clean is None else float(s.clean),
+                        s.n_epochs,
+                        s.n_events,
+                        *([s.tz] if "tz" in extra else []),
+                    )
+                    for s in store.sessions()
+                    if s.id > since_id
+                ]
+        reply, blob = self._page("sessions", columns, rows, budget, more=False)
+        return {**reply, "with": extra}, blob
 
     def epochs(self, args: dict, data: bytes = b"") -> tuple[dict, bytes]:
         """``logs.epochs``: epochs of ``session_id`` with id > ``since_id``, as many as fit."""
@@ -272,6 +279,13 @@ def _text(args: dict, key: str) -> str:
     value = (args or {}).get(key)
     if not isinstance(value, str) or not value:
         fail("E365", f"request: {key} must be text, got {value!r}", _UPDATE)
+    return value
+
+
+def _names(args: dict, key: str) -> list[str]:
+    value = (args or {}).get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        fail("E365", f"request: {key} must be a list of names, got {value!r}", _UPDATE)
     return value
 
 

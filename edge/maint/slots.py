@@ -17,6 +17,13 @@ The rules that keep the unit bootable:
 * Every write is atomic (:func:`edge.files.atomic_write`: temp file, fsync, rename, fsync of
   the folder): after a kill or a power cut the file is either the old state or the new one.
 * One process at a time changes the state (:meth:`Slots.locked`, an ``flock``).
+
+What changes the software a night runs is also an event in the vitals store, for the night
+report and the pulled logs: ``update`` (a trial confirmed), ``update_failed`` (a trial
+failed; the unit stays on its release) and ``rollback`` (the operator's, or away from a
+damaged slot). They are noted after the state is saved (:func:`edge.store.note_event`: a
+journal beside the store that its writer imports), so the boot manager and the agent note
+them without opening the store that ``bedside run`` holds.
 """
 
 from __future__ import annotations
@@ -26,14 +33,17 @@ import copy
 import errno
 import fcntl
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import fail
+from ..errors import BedsideError, fail
 from ..files import atomic_write
+from ..records import Event
+from ..store import STORE_NAME, note_event
 
 __all__ = [
     "MAX_TRIAL_BOOTS",
@@ -58,6 +68,8 @@ STATE_FORMAT = 1
 ROLLED_BACK = "rolled back"
 STATE_DAMAGED = "E351"
 SLOTS_BUSY = "E358"
+
+log = logging.getLogger(__name__)
 
 
 def _empty_slot() -> dict[str, Any]:
@@ -110,13 +122,22 @@ class Slots:
         state_dir: the unit's state folder (``--state DIR``).
         factory_version: the installed software's version, recorded for slot a when the
             state file is first made.
+        db: the vitals store that updates and rollbacks are noted in (default
+            ``state_dir/vitals.db``, the store the agent's log pages read).
     """
 
-    def __init__(self, state_dir: str | os.PathLike, *, factory_version: str = "unknown") -> None:
+    def __init__(
+        self,
+        state_dir: str | os.PathLike,
+        *,
+        factory_version: str = "unknown",
+        db: str | os.PathLike | None = None,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.root = self.state_dir / "slots"
         self.path = self.root / "state.json"
         self.factory_version = factory_version
+        self.db = Path(db) if db is not None else self.state_dir / STORE_NAME
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -253,6 +274,11 @@ class Slots:
         version = state["slots"][slot]["version"]
         _log(state, "confirmed", f"slot {slot}: version {version} passed its health check{detail}")
         self.save(state)
+        self._note(
+            "update",
+            f"version {version} (slot {slot}) passed its trial boot and runs from the next "
+            f"start; before: {_release(state, previous)}",
+        )
         return state
 
     def fail_trial(self, state: dict[str, Any], reason: str) -> dict[str, Any]:
@@ -266,6 +292,11 @@ class Slots:
         state["trial"], state["trial_boots"] = None, 0
         _log(state, "rollback", f"slot {slot} rolled back to slot {state['confirmed']}: {reason}")
         self.save(state)
+        self._note(
+            "update_failed",
+            f"version {state['slots'][slot]['version']} (slot {slot}) failed its trial boot "
+            f"({reason}); the unit stays on {_release(state, state['confirmed'])}",
+        )
         return state
 
     def abandon_confirmed(self, state: dict[str, Any], reason: str) -> dict[str, Any] | None:
@@ -286,6 +317,10 @@ class Slots:
         state["confirmed"] = back
         _log(state, "rollback", f"slot {bad} is damaged ({reason}); back to slot {back}")
         self.save(state)
+        self._note(
+            "rollback",
+            f"{_release(state, bad)} is damaged ({reason}); back to {_release(state, back)}",
+        )
         return state
 
     def roll_back(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +341,11 @@ class Slots:
             state["trial"], state["trial_boots"] = None, 0
             _log(state, "rollback", f"slot {slot}: pending trial cancelled by the operator")
             self.save(state)
+            self._note(
+                "rollback",
+                f"the pending trial of {_release(state, slot)} was cancelled by the operator; "
+                f"the unit stays on {_release(state, state['confirmed'])}",
+            )
             return state
         back = other(state["confirmed"])
         info = state["slots"][back]
@@ -327,10 +367,24 @@ class Slots:
             current["status"] = ROLLED_BACK
         if info["status"] == "previous":
             info["status"] = "confirmed"
+        left = state["confirmed"]
         state["confirmed"] = back
         _log(state, "rollback", f"back to slot {back} (version {info['version']}) by the operator")
         self.save(state)
+        self._note(
+            "rollback",
+            f"back to {_release(state, back)} by the operator, from {_release(state, left)}; "
+            "it runs from the next start",
+        )
         return state
+
+    def _note(self, kind: str, detail: str) -> None:
+        """Note a change of the software in the vitals store (after the state is saved:
+        the state is what boots; a failure to note is logged, never raised)."""
+        try:
+            note_event(self.db, Event(time.time(), kind, detail[:500]))
+        except BedsideError as exc:
+            log.warning("the %s was not noted in the vitals store: %s: %s", kind, exc.code, exc)
 
 
 def active_slot(state: dict[str, Any]) -> str:
@@ -358,6 +412,11 @@ def _log(state: dict[str, Any], event: str, detail: str) -> None:
     state["history"] = [*state["history"], {"utc": _utc_now(), "event": event, "detail": detail}][
         -HISTORY_LEN:
     ]
+
+
+def _release(state: dict[str, Any], slot: str) -> str:
+    """``version 0.2.0 (slot b)``: a slot's release, for event details."""
+    return f"version {state['slots'][slot]['version'] or 'unknown'} (slot {slot})"
 
 
 def slot_is_factory(state: dict[str, Any], slot: str) -> bool:

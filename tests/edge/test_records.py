@@ -22,8 +22,14 @@ T0 = 1_795_559_400.0
 
 #: sha256 of each schema's CREATE text, by schema version: files made under a version must
 #: still open, so a change of the text (a new field, too) needs a new version and a migration.
-_STORE_SCHEMA = {1: "80e270126322a46f87f8b4c0c37eb8cdfa7d480c5d721cb3e74dda1f80ebf69e"}
-_ARCHIVE_SCHEMA = {1: "1173a102ead271ce97be7b8acee242c2161ba1ac5a5bf8ac69cf2025a1324cbe"}
+_STORE_SCHEMA = {
+    1: "80e270126322a46f87f8b4c0c37eb8cdfa7d480c5d721cb3e74dda1f80ebf69e",
+    2: "b6842493555fc0fafcbf429806efd156273b89c153a71155bbf6d331d5241d56",  # + sessions.tz
+}
+_ARCHIVE_SCHEMA = {
+    1: "1173a102ead271ce97be7b8acee242c2161ba1ac5a5bf8ac69cf2025a1324cbe",
+    2: "75412ad3048dabf35c7cb874f1676cd92cd68323b693257f49a7eeb26dd96742",  # + sessions.tz
+}
 
 
 def _table_info(path: Path, table: str) -> list[tuple[str, str, bool]]:

@@ -342,3 +342,153 @@ def test_the_file_is_wal_with_full_sync_and_ours(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x42434756
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+
+
+# --- schema versions: an old store opens and is migrated --------------------------------------
+
+#: The sessions table of schema version 1 (stores made before sessions.tz), verbatim.
+_SESSIONS_V1 = """CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    fs REAL NOT NULL,
+    epoch_s REAL NOT NULL,
+    software_version TEXT NOT NULL,
+    started_utc REAL NOT NULL,
+    ended_utc REAL,
+    clean INTEGER
+)"""
+
+
+def _store_of_schema_1(path: Path) -> None:
+    """A store as schema version 1 made it, with one closed session and an epoch."""
+    with Store(path) as store:  # the epochs and events tables have not changed since
+        session(store)
+        store.add_epoch(epoch(0))
+        store.close_session(clean=True, t_utc=T0 + 30)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        "BEGIN; CREATE TABLE old AS SELECT id, source, fs, epoch_s, software_version, "
+        f"started_utc, ended_utc, clean FROM sessions; DROP TABLE sessions; {_SESSIONS_V1};"
+        "INSERT INTO sessions SELECT * FROM old; DROP TABLE old; PRAGMA user_version = 1; COMMIT;"
+    )
+    conn.close()
+
+
+def test_a_store_of_schema_1_is_read_as_it_is_and_migrated_by_its_writer(tmp_path):
+    path = tmp_path / "v.db"
+    _store_of_schema_1(path)
+    with Store(path, readonly=True) as store:  # a reader changes nothing
+        (old,) = store.sessions()
+        assert (old.software_version, old.tz, old.n_epochs) == ("0.1.0", None, 1)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+    with Store(path) as store:
+        sid = store.open_session(
+            source="sim:2",
+            fs=250.0,
+            epoch_s=30.0,
+            software_version="0.2.0",
+            t_utc=T0 + 3600,
+            tz="Europe/Berlin",
+        )
+        store.add_epoch(epoch(200))
+        store.close_session(clean=True, t_utc=T0 + 3700)
+        assert [(s.id, s.software_version, s.tz) for s in store.sessions()] == [
+            (1, "0.1.0", None),
+            (sid, "0.2.0", "Europe/Berlin"),
+        ]
+        assert [e for _, e in store.epochs(session_id=1)] == [epoch(0)]  # nothing lost
+        assert store.integrity_check() == "ok"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module._SCHEMA_VERSION
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(sessions)")]
+    conn.close()
+    assert columns[-1] == "tz"
+    with Store(tmp_path / "fresh.db"):
+        pass
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:  # a migrated file is a fresh one
+        assert [row[1] for row in conn.execute("PRAGMA table_info(sessions)")] == columns
+    conn.close()
+
+
+def test_a_session_records_the_units_time_zone(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "America/St_Johns")  # a half-hour zone with summer time
+    with Store(tmp_path / "v.db") as store:
+        session(store)
+        store.close_session(clean=True, t_utc=T0 + 60)
+        store.open_session(
+            source="sim:1", fs=250.0, epoch_s=30.0, software_version="x", t_utc=T0, tz="+05:30"
+        )
+        assert [s.tz for s in store.sessions()] == ["America/St_Johns", "+05:30"]
+
+
+# --- events other processes note: the journal beside the store ---------------------------------
+
+
+def test_events_noted_while_the_writer_holds_the_store_join_its_session(tmp_path):
+    path = tmp_path / "v.db"
+    with Store(path) as store:
+        sid = session(store)
+        # The boot manager and the agent never take the writer's lock: this returns at once.
+        journal = store_module.note_event(path, Event(T0 + 5, "update", "version 0.2.0"))
+        store_module.note_event(path, Event(T0 + 6, "rollback", "back to 0.1.0"))
+        assert journal == store_module.pending_events_path(path) and journal.stat().st_size
+        store.commit()  # the writer imports them at its next commit
+        assert [(e.kind, e.detail) for _, e in store.events(session_id=sid)] == [
+            ("update", "version 0.2.0"),
+            ("rollback", "back to 0.1.0"),
+        ]
+        assert journal.stat().st_size == 0
+
+
+def test_events_noted_without_a_store_wait_for_the_next_session(tmp_path):
+    path = tmp_path / "unit" / "v.db"
+    note = Event(T0, "update_failed", "version 0.2.0 (slot b) failed its trial boot")
+    store_module.note_event(path, note)  # no store yet, not even its folder
+    assert not path.exists()
+    with Store(path) as store:
+        sid = session(store, t=T0 + 60)
+        assert [(e.kind, e.detail) for _, e in store.events(session_id=sid)] == [
+            ("update_failed", note.detail)
+        ]
+
+
+def test_an_import_cut_short_is_done_again_without_duplicates(tmp_path):
+    path = tmp_path / "v.db"
+    journal = store_module.pending_events_path(path)
+    store_module.note_event(path, Event(T0, "update", "version 0.2.0"))
+    kept = journal.read_bytes()
+    with Store(path) as store:
+        session(store)
+    # Killed after the import's commit, before the journal was emptied: it is read again;
+    # a line torn by a writer killed mid-write is dropped (its event was never acknowledged).
+    journal.write_bytes(kept + b'{"t_utc": 1795559460.0, "kind": "rollb')
+    store_module.note_event(path, Event(T0 + 9, "rollback", "back to 0.1.0"))
+    with Store(path) as store:
+        assert [(e.t_utc, e.kind) for _, e in store.events()] == [
+            (T0, "update"),
+            (T0 + 9, "rollback"),
+        ]
+    assert journal.stat().st_size == 0
+
+
+def test_a_damaged_store_keeps_the_noted_events_for_the_new_one(tmp_path):
+    path = tmp_path / "v.db"
+    path.write_bytes(b"not a database at all" * 100)
+    store_module.note_event(path, Event(T0, "rollback", "back to 0.1.0"))  # never opens it
+    with Store(path) as store:
+        assert store.recovered_to is not None
+        assert {e.kind for _, e in store.events()} == {"store_recovered", "rollback"}
+
+
+def test_a_bad_event_is_refused_before_the_journal_and_an_unwritable_one_is_e260(tmp_path):
+    with pytest.raises(BedsideError) as bad:
+        store_module.note_event(tmp_path / "v.db", Event(T0, "upgrade"))
+    assert bad.value.code == "E265"
+    assert not store_module.pending_events_path(tmp_path / "v.db").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(BedsideError) as unwritable:
+        store_module.note_event(blocker / "v.db", Event(T0, "update"))
+    assert unwritable.value.code == "E260" and "update" in str(unwritable.value)

@@ -85,3 +85,30 @@ def test_summary_of_a_stored_session_and_which_session(tmp_path):
         with pytest.raises(BedsideError) as err:
             pick_session(store, 99)
         assert err.value.code == "E264" and "1, 2" in str(err.value)
+
+
+def test_lowest_and_resting_heart_rate_by_hand():
+    """Lowest: the lowest 5 min block median, blocks with a rate in half their time or more;
+    resting: the 10th percentile of the in-bed epochs' rates; an empty bed counts in neither."""
+    hrs = [50.0] + [70.0] * 9 + [60.0] * 10 + [45.0] * 2  # blocks of 10 epochs: 70, 60, (45)
+    epochs = [epoch(i, hr_bpm=hr) for i, hr in enumerate(hrs)]
+    epochs.append(epoch(len(hrs), state="empty", hr_bpm=30.0))  # not in bed
+    s = summarize(epochs)
+    assert s.hr_lowest_bpm == 60.0  # one low epoch (50) and a short block (45) do not set it
+    # 45 45 50 60 ...: the 10th percentile of 22 values is at 2.1, between 50 and 60
+    assert s.hr_resting_bpm == pytest.approx(51.0)
+    assert "lowest HR     60.0 bpm (5 min), resting 51.0 bpm" in s.format_text()
+    too_short = summarize([epoch(i, hr_bpm=50.0) for i in range(4)])
+    assert too_short.hr_lowest_bpm is None and too_short.hr_resting_bpm == 50.0
+
+
+def test_breathing_pauses_are_counted_not_taken_for_a_slow_rate():
+    """Breathing under 6 /min (breaths 10 s or more apart) is a pause: counted, and kept out
+    of the breathing mean, lowest and highest; the epoch still counts as covered."""
+    epochs = [epoch(i, rr_bpm=rate) for i, rate in enumerate((12.0, 2.8, 14.0, 5.9, 6.0))]
+    s = summarize(epochs)
+    assert s.rr_pauses == 2
+    assert (s.rr_min_bpm, s.rr_max_bpm) == (6.0, 14.0)
+    assert s.rr_mean_bpm == pytest.approx((12 + 14 + 6) / 3)
+    assert s.rr_coverage == 1.0
+    assert "(6.0 to 14.0), in 100% of the time in bed, 2 pauses in breathing" in s.format_text()

@@ -123,3 +123,34 @@ def wait_for(condition, timeout_s: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.01)
+
+
+def write_archive(
+    folder: Path,
+    device_id: str = "bcg-test-1",
+    *,
+    nights: int = 2,
+    epochs: int = 120,
+    person: str | None = None,
+) -> Path:
+    """An archive as ``logs pull --person PERSON`` files it, without a unit: ``nights``
+    closed sessions of ``epochs`` 1 s epochs each (:func:`vitals`, seed = the night's
+    number), one per evening from :data:`T0`, each with a bed entry and a bed exit."""
+    sessions, epoch_rows, event_rows = [], [], []
+    for night in range(nights):
+        session_id, t0 = night + 1, T0 + night * 86400.0
+        part = vitals(epochs, seed=night + 1, t0=t0)
+        first = len(epoch_rows) + 1
+        epoch_rows += [(first + k, session_id, *e.values()) for k, e in enumerate(part)]
+        for t, kind in ((t0, "bed_entry"), (t0 + epochs - 1, "bed_exit")):
+            event_rows.append((len(event_rows) + 1, session_id, t, kind, ""))
+        sessions.append(
+            (session_id, f"sim:{session_id}", 250.0, 1.0, "0.1.0", t0, t0 + epochs, 1.0, epochs, 2)
+        )
+    with Archive.create(folder, device_id) as archive:
+        if person is not None:
+            archive.set_meta("person", person)
+        archive.save_sessions(1, sessions)
+        archive.add_epochs(1, epoch_rows)
+        archive.add_events(1, event_rows)
+        return archive.path

@@ -9,14 +9,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from edge.errors import BedsideError
+from edge.heartbeat import Heartbeat
 from edge.link import Client
 from edge.maint.agent import HANDLER_MODULES, Agent
+from edge.store import STORE_NAME, Store
 from host_tools.virtual_unit import VirtualUnit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +121,60 @@ def test_virtual_unit_runs_the_runtime_on_the_simulated_sensor(tmp_path) -> None
         unit.stop()
         thread.join(timeout=20)
     assert unit.runtime is not None and unit.runtime.poll() is not None  # stopped with it
+
+
+def _proc_state(pid: int) -> str | None:
+    """The process state letter of ``pid`` ("Z": defunct), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def test_virtual_unit_records_night_after_night_and_reaps_each_runtime(tmp_path) -> None:
+    state = tmp_path / "unit"
+    unit = VirtualUnit(state, speed="max", night_length="1m", seed=3)
+    first = unit.runtime
+    thread = unit.serve_in_thread()
+    log = state / "logs" / "runtime.log"
+    try:
+        deadline = time.monotonic() + 180
+        while unit.nights < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert unit.nights >= 2, log.read_text()[-2000:]
+        assert first.returncode == 0 and _proc_state(first.pid) is None  # reaped, not "Z"
+        with Client.open(unit.url) as client:  # between nights or in the next one
+            assert client.identify()["runtime_state"] in ("recording", "stopped")
+    finally:
+        unit.stop()
+        thread.join(timeout=20)
+    assert unit.runtime.poll() is not None and not unit._supervisor.is_alive()
+    with Store(state / STORE_NAME, readonly=True) as store:
+        sessions = store.sessions()
+    # One after another: each night its own clean session (a second runtime on the store at
+    # the same time would have failed on its lock, E267), each with the next seed.
+    assert [s.source for s in sessions[:2]] == ["sim:3", "sim:4"]
+    assert all(s.clean for s in sessions[:2]), log.read_text()[-2000:]
+    text = log.read_text()
+    assert "E267" not in text and "virtual unit: night 1 ended (exit 0" in text
+
+
+def test_identify_tells_whether_the_runtime_records(tmp_path) -> None:
+    state = tmp_path / "unit"
+    agent = Agent("listen://127.0.0.1:0", state_dir=state, modules=())
+    thread = threading.Thread(target=agent.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with Client.open(agent.url) as client:
+            assert client.identify()["runtime_state"] == "not started"
+            heartbeat = Heartbeat(state / STORE_NAME, release="0.2.0", source="sim:1")
+            heartbeat.beat()
+            info = client.identify()
+            assert info["runtime_state"] == "recording" and "release 0.2.0" in info["runtime"]
+            heartbeat.stopped("end of source")
+            info = client.identify()
+    finally:
+        agent.stop()
+        thread.join(timeout=5)
+    assert info["runtime_state"] == "stopped"
+    assert info["runtime"].startswith("error E392: the runtime (release 0.2.0) stopped at ")

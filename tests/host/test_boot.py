@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from edge.files import atomic_write
 from edge.maint import bundle as bundles
 from edge.maint.boot import BUILT_MARK, _build_dsp, boot
 from edge.maint.slots import MAX_TRIAL_BOOTS, Slots
-from edge.store import Store
+from edge.store import STORE_NAME, Store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bundle_kit import build, copy_tree, release_key, tree_digest  # noqa: E402
@@ -65,6 +66,13 @@ def bootable(slots: Slots) -> str:
     return confirmed
 
 
+def noted(state: Path) -> list[tuple[str, str]]:
+    """(kind, detail) of the events in the unit's store, once its writer imported what the
+    boot manager and the rollbacks noted (as `bedside run` does when it opens the store)."""
+    with Store(state / STORE_NAME) as store:
+        return [(event.kind, event.detail) for _, event in store.events()]
+
+
 def test_factory_state(tmp_path) -> None:
     slots = Slots(tmp_path, factory_version="0.1.0")
     state = slots.load()
@@ -81,8 +89,16 @@ def test_factory_state(tmp_path) -> None:
 
 def test_good_trial_is_confirmed(tmp_path, slot_images) -> None:
     slots = trial_unit(tmp_path, slot_images["good"])
-    result = boot(tmp_path, source="sim:3")
+    with Store(tmp_path / STORE_NAME):  # the runtime holds the vitals store all night
+        result = boot(tmp_path, source="sim:3")
     assert (result.slot, result.outcome, result.version) == ("b", "confirmed", "0.2.0")
+    assert noted(tmp_path) == [
+        (
+            "update",
+            "version 0.2.0 (slot b) passed its trial boot and runs from the next start; "
+            "before: version 0.1.0 (slot a)",
+        )
+    ]
     state = slots.load()
     assert state["confirmed"] == "b" and state["trial"] is None
     assert state["slots"]["a"]["status"] == "factory"  # still the fallback
@@ -97,6 +113,9 @@ def test_broken_trial_rolls_back_by_itself(tmp_path, slot_images) -> None:
     result = boot(tmp_path, source="sim:3")
     assert (result.slot, result.outcome) == ("a", "rolled back")
     assert "model" in result.reason and "E221" in result.reason  # the child's own error
+    [(kind, detail)] = noted(tmp_path)
+    assert kind == "update_failed" and detail.startswith("version 0.2.0 (slot b) failed its")
+    assert "E221" in detail and detail.endswith("the unit stays on version 0.1.0 (slot a)")
     state = slots.load()
     assert state["confirmed"] == "a" and state["trial"] is None
     assert state["slots"]["b"]["status"] == "failed"
@@ -118,6 +137,8 @@ def test_trial_interrupted_too_often_is_rolled_back_unchecked(tmp_path, slot_ima
         state = slots.count_trial_boot(state)
     result = boot(tmp_path, source="sim:3")
     assert result.outcome == "rolled back" and "interrupted" in result.reason
+    [(kind, detail)] = noted(tmp_path)
+    assert kind == "update_failed" and "interrupted 2 times" in detail
 
 
 def test_kill_minus_9_anywhere_in_boot_leaves_a_bootable_unit(tmp_path, slot_images) -> None:
@@ -160,6 +181,10 @@ def test_damaged_confirmed_slot_falls_back_to_the_previous_one(tmp_path, slot_im
     state = slots.load()
     assert state["slots"]["b"]["status"] == "failed" and "E342" in state["slots"]["b"]["reason"]
     assert state["slots"]["a"]["status"] == "factory"
+    events = noted(tmp_path)
+    assert [kind for kind, _ in events] == ["update", "rollback"]
+    assert events[1][1].startswith("version 0.2.0 (slot b) is damaged (E342")
+    assert events[1][1].endswith("back to version 0.1.0 (slot a)")
 
 
 def test_damaged_state_file_boots_the_installed_software(tmp_path) -> None:
@@ -191,6 +216,23 @@ def test_operator_rollback_rules(tmp_path, slot_images) -> None:
         slots.roll_back(state)
     assert info.value.code == "E353" and "never goes forward" in str(info.value)
     assert slots.load()["confirmed"] == "a"  # nothing changed
+    assert noted(tmp_path) == [  # what changed the software, in order; refusals note nothing
+        (
+            "rollback",
+            "the pending trial of version 0.2.0 (slot b) was cancelled by the operator; "
+            "the unit stays on version 0.1.0 (slot a)",
+        ),
+        (
+            "update",
+            "version 0.3.0 (slot b) passed its trial boot and runs from the next start; "
+            "before: version 0.1.0 (slot a)",
+        ),
+        (
+            "rollback",
+            "back to version 0.1.0 (slot a) by the operator, from version 0.3.0 (slot b); "
+            "it runs from the next start",
+        ),
+    ]
 
 
 def test_the_lock_refuses_a_second_writer(tmp_path) -> None:
@@ -252,7 +294,8 @@ def test_boot_runs_the_confirmed_slot(tmp_path, slot_images) -> None:
         [sys.executable, "-m", "edge", "boot", "--state", str(tmp_path), "--source", "sim:2"]
         + ["--", "--source", "sim:2", "--speed", "max", "--duration", "2m", "--db", str(db)]
         + ["--quiet", "--no-gate"],
-        cwd=tmp_path,
+        cwd=ROOT,  # a folder holding another `edge` (as the virtual unit's): the slot's runs
+        env={**os.environ, "TZ": "Europe/Berlin"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -263,6 +306,9 @@ def test_boot_runs_the_confirmed_slot(tmp_path, slot_images) -> None:
         kinds = [event.kind for _, event in store.events()]
         assert kinds.count("update") == 1
         assert len(list(store.epochs())) >= 3  # and `bedside run` recorded from the slot
+        (night,) = store.sessions()  # made by the slot's release, as `status` shows it
+        assert (night.software_version, night.tz) == ("0.2.0", "Europe/Berlin")
+    assert not (tmp_path / STORE_NAME).exists()  # noted where `bedside run` writes (--db)
     assert tree_digest(tmp_path / "slots" / "a") == {}  # the factory slot has no files
 
 

@@ -18,10 +18,11 @@ import pytest
 from edge.errors import BedsideError
 from edge.link import Client
 from edge.maint import bundle as bundles
+from edge.maint.boot import BUILT_MARK
 from edge.maint.flash import Flasher
 from edge.maint.slots import Slots
 from host_tools.cli import main as host_main
-from host_tools.flash import flash_bundle
+from host_tools.flash import STAGES, flash_bundle
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bundle_kit import (  # noqa: E402
@@ -82,6 +83,19 @@ def test_pair_flash_confirm_status_rollback(tmp_path, flash_unit, keys_dir, caps
     result = json.loads(text)
     assert result["outcome"] == "confirmed" and result["slot"] == "b"
     assert result["sent"] == out.stat().st_size  # nothing sent twice on a clean link
+    # The stages (issue 17, item 3): one record a line on stderr as each starts, then all
+    # of them with their durations in the result.
+    live = [json.loads(line) for line in err.splitlines()]
+    names = [record["stage"] for record in live]
+    assert names[:4] == ["upload", "verify", "check", "unpack"]
+    # Then the trial boot's stages ("boot", its start, may be over before the first look).
+    assert [name for name in names[4:] if name != "boot"] == ["build", "health"]
+    assert [stage["stage"] for stage in result["stages"]] == names
+    elapsed = [stage["elapsed"] for stage in result["stages"]]
+    assert elapsed == sorted(elapsed) and elapsed[-1] < result["seconds"]
+    assert abs(sum(s["seconds"] for s in result["stages"]) - result["seconds"]) < 0.2
+    building = next(s for s in result["stages"] if s["stage"] == "build")
+    assert building["seconds"] > 0.5  # compiling dsp_c: the long one the user waits for
     state = slots_of(unit)
     assert state["confirmed"] == "b" and state["slots"]["b"]["version"] == "0.2.0"
     assert not list((unit.state / "incoming").iterdir())  # the upload was cleaned up
@@ -101,6 +115,12 @@ def test_failing_health_check_rolls_back_by_itself(tmp_path, flash_unit, rkey, c
     bundle = build(tmp_path / "bad.bundle", rkey, root=root)
     code, _, err = run_cli(capsys, "flash", str(bundle), "--port", unit.url)
     assert code == 1
+    # The stages the unit went through, each with the seconds since the flash began.
+    shown = [line.split(" s  ", 1) for line in err.splitlines() if " s  unit: " in line]
+    assert [float(seconds) for seconds, _ in shown] == sorted(float(s) for s, _ in shown)
+    texts = [text for _, text in shown]
+    assert texts[:3] == [STAGES["verify"], STAGES["check"], STAGES["unpack"]]
+    assert texts[-1] == STAGES["health"]  # where it failed
     line = err.strip().splitlines()[-1]
     assert line.startswith("error E352: version 0.2.0 failed its trial boot")
     assert "source" in line and "rolled back to slot a" in line
@@ -299,3 +319,21 @@ def test_agent_killed_during_finish_recovers_on_retry(tmp_path, rkey, point) -> 
     while list(slots.root.glob("b.*")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not list(slots.root.glob("b.*"))  # no staging or old folder left behind
+
+
+def test_trial_stage_follows_the_boot_managers_marks(tmp_path, rkey) -> None:
+    """slots.status says which stage a trial boot is in: from the attempt it counted and the
+    built mark of the slot's dsp_c (issue 17, item 3)."""
+    state = tmp_path / "unit"
+    flasher = Flasher(state, hardware="sim", factory_version="0.1.0")
+    slots = flasher.slots
+    assert flasher.slot_status({}, b"")[0]["trial_stage"] is None  # no trial
+    slots.save(slots.load())
+    current = slots.mark_trial(slots.begin_install(slots.load()), version="0.2.0", sha256="0" * 64)
+    assert flasher.trial_stage(current) == "boot"  # the boot manager has not started it
+    current = slots.count_trial_boot(current)
+    assert flasher.trial_stage(current) == "build"
+    mark = slots.slot_dir(current["trial"]) / "dsp_c" / BUILT_MARK
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.touch()
+    assert flasher.slot_status({}, b"")[0]["trial_stage"] == "health"

@@ -28,17 +28,20 @@ from edge.log_pages import (
     digest,
     encode_fitting,
     encode_page,
+    session_columns,
 )
 from edge.maint.logs import LogSource
 from edge.records import Event
 from edge.store import Store
 from host_tools.archive import Archive, unit_archives
-from host_tools.export import KEY_NAME, export, pseudonym
+from host_tools.export import KEY_NAME, TIMES, export, iso_utc, pseudonym, rounder
 from host_tools.logs import pull
+from host_tools.parquet import duckdb_connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from logs_fixtures import (  # noqa: E402
     ROOT,
+    T0,
     archive_rows,
     connect,
     record,
@@ -281,29 +284,27 @@ def test_pull_pull_again_and_export(filled_unit, tmp_path):
     device = proc_device(path)
     key_bytes = (archive / KEY_NAME).read_bytes()
     expected_device = pseudonym(key_bytes, "device", device)
-    assert (
-        _csv_epochs(out_csv / "epochs.csv")
-        == [(expected_device, 1, *r) for r in epochs]
-        == _parquet_epochs(out_pq / "epochs.parquet")
-    )
+    # The unit's values, rounded as the export rounds them; times as timestamps.
+    expected = [(expected_device, 1, *_exported(EPOCH_COLUMNS, r)) for r in epochs]
+    assert _csv_epochs(out_csv / "epochs.csv") == expected
+    assert _parquet_rows(out_pq / "epochs.parquet", EPOCH_COLUMNS) == expected
     with open(out_csv / "events.csv", newline="") as f:
         got = [
             (
                 r["device"],
                 int(r["session_id"]),
                 int(r["event_id"]),
-                float(r["t_utc"]),
+                r["t_utc"],
                 r["kind"],
                 r["detail"],
             )
             for r in csv.DictReader(f)
         ]
-    assert got == [(expected_device, *r) for r in events]
-    pq_events = pytest.importorskip("pyarrow.parquet").read_table(out_pq / "events.parquet")
-    assert [
-        (r["session_id"], r["event_id"], r["t_utc"], r["kind"], r["detail"])
-        for r in pq_events.to_pylist()
-    ] == events
+    expected_events = [_exported(EVENT_COLUMNS, r) for r in events]
+    assert got == [(expected_device, *r) for r in expected_events]
+    assert [r[2:] for r in _parquet_rows(out_pq / "events.parquet", EVENT_COLUMNS)] == (
+        expected_events
+    )
     with open(out_csv / "sessions.csv", newline="") as f:
         sessions = list(csv.DictReader(f))
     assert {s["source_kind"] for s in sessions} == {"replay"}
@@ -355,9 +356,10 @@ def test_cli_pull_and_export(filled_unit, keys_dir, tmp_path):
     archive = str(tmp_path / "archive")
     args = ["logs", "pull", "--port", proc.url, "--archive", archive, "--json"]
     first = json.loads(_cli(args, env).stdout)
-    again = _cli(args[:-1], env)
+    # Without --archive: $BEDSIDE_ARCHIVE (the same folder, so nothing new).
+    again = _cli(["logs", "pull", "--port", proc.url], {**env, "BEDSIDE_ARCHIVE": archive})
     assert first["epochs"] == 4000 and not first["nothing_new"]
-    assert again.returncode == 0 and "nothing new" in again.stdout
+    assert again.returncode == 0 and "nothing new" in again.stdout, again.stderr
     out = tmp_path / "out"
     run = _cli(["logs", "export", "--archive", archive, "--format", "csv", "--out", str(out)], env)
     assert run.returncode == 0 and (out / "epochs.csv").exists(), run.stderr
@@ -382,6 +384,63 @@ def test_a_new_store_on_the_unit_is_a_new_generation(paired_unit, tmp_path):
     assert result.new_store and result.epochs == 200
     assert archive_rows(tmp_path / "archive", generation=2)[0] == unit_rows(state)[0]
     assert len(archive_rows(tmp_path / "archive", generation=1)[0]) == 300
+
+
+def test_the_units_time_zone_reaches_the_archive_and_its_nights(paired_unit, tmp_path):
+    proc, key = paired_unit
+    with Store(proc.state / "vitals.db") as store:
+        store.open_session(
+            source="sim:1", fs=250, epoch_s=30, software_version="0.1.0", t_utc=T0,
+            tz="Europe/Berlin",
+        )  # fmt: skip
+        store.close_session(clean=True, t_utc=T0 + 60)
+    with connect(proc.url, key) as client:
+        pull(client, tmp_path / "archive")
+    (path,) = unit_archives(tmp_path / "archive")
+    with Archive.open(path) as archive:
+        (night,) = archive.nights()
+    assert night.tz == "Europe/Berlin"
+
+
+def test_hosts_and_units_of_either_age_read_each_others_session_pages(tmp_path):
+    record(tmp_path, 10)
+    source = LogSource(tmp_path)
+    # An older host asks without "with": the columns it knows, and the reply names none.
+    reply, blob = source.sessions({"since_id": 0, "max_bytes": 4096})
+    assert reply["with"] == [] and len(decode_page(SESSION_COLUMNS, blob)[0]) == 10
+    # A newer host names the time zone: it comes last, and the reply says so.
+    reply, blob = source.sessions({"since_id": 0, "max_bytes": 4096, "with": ["tz", "later"]})
+    assert reply["with"] == ["tz"]
+    (row,) = decode_page(session_columns(reply["with"]), blob)
+    assert (
+        row[:10]
+        == decode_page(SESSION_COLUMNS, source.sessions({"since_id": 0, "max_bytes": 4096})[1])[0]
+    )
+    assert isinstance(row[10], str) and row[10]
+    with pytest.raises(BedsideError) as info:
+        source.sessions({"since_id": 0, "max_bytes": 4096, "with": "tz"})
+    assert info.value.code == "E365"
+
+
+def test_an_archive_of_version_1_is_read_as_it_is_and_migrated_by_its_writer(tmp_path):
+    folder = tmp_path / "archive"
+    with Archive.create(folder, "unit-1") as archive:
+        path = archive.path
+    # Make it what version 1 wrote: no tz column.
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE sessions DROP COLUMN tz")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Archive.open(path) as archive:  # a reader takes it as it is
+        assert archive.sessions() == []
+    with Archive.create(folder, "unit-1") as archive:
+        row = (1, "sim:1", 250.0, 30.0, "0.1.0", T0, T0 + 60, 1.0, 2, 0, "+01:00")
+        archive.save_sessions(1, [row])
+        (night,) = archive.nights()
+    assert night.tz == "+01:00"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -420,16 +479,30 @@ def _number(text: str, kind: str):
     return int(text) if kind == "int" else float(text)
 
 
+def _exported(columns, row: tuple) -> tuple:
+    """A unit row (session_id, id, values...) as the export writes it: reals rounded,
+    Unix seconds as ISO 8601 UTC text."""
+    out = []
+    for (name, kind), value in zip(columns, row, strict=True):
+        if name in TIMES and value is not None:
+            value = iso_utc(value)
+        elif kind == "real":
+            value = rounder(name)(value)
+        out.append(value)
+    return tuple(out)
+
+
 def _csv_epochs(path: Path) -> list[tuple]:
-    """(device, generation, session_id, id, values...) from the CSV, typed back."""
-    kinds = dict(EPOCH_COLUMNS)
+    """(device, generation, session_id, id, values...) from the CSV, typed back (times stay
+    text)."""
     out = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             values = []
             for name, kind in EPOCH_COLUMNS[2:]:
                 text = row[name]
-                values.append((text or None) if kind == "text" else _number(text, kind))
+                typed = kind == "text" or name in TIMES
+                values.append((text or None) if typed else _number(text, kind))
             out.append(
                 (
                     row["device"],
@@ -439,20 +512,25 @@ def _csv_epochs(path: Path) -> list[tuple]:
                     *values,
                 )
             )
-    assert kinds["t_utc"] == "real"
     return out
 
 
-def _parquet_epochs(path: Path) -> list[tuple]:
-    pq = pytest.importorskip("pyarrow.parquet")
-    table = pq.read_table(path).to_pylist()
-    names = [name for name, _ in EPOCH_COLUMNS[2:]]
-    out = [
-        (r["device"], r["generation"], r["session_id"], r["epoch_id"], *(r[n] for n in names))
-        for r in table
-    ]
-    assert all(not (isinstance(v, float) and math.isnan(v)) for r in out for v in r)
-    return out
+def _parquet_rows(path: Path, columns) -> list[tuple]:
+    """(device, generation, session_id, id, values...) read back by DuckDB; timestamps as
+    ISO 8601 UTC text, and they must be real UTC timestamps in the file."""
+    con = duckdb_connection()
+    try:
+        id_column = "epoch_id" if columns is EPOCH_COLUMNS else "event_id"
+        described = con.execute(f"DESCRIBE SELECT * FROM '{path}'").fetchall()
+        kinds = {name: kind for name, kind, *_ in described}
+        names = ["device", "generation", "session_id", id_column, *(n for n, _ in columns[2:])]
+        shown = [f"strftime({n}, '%Y-%m-%dT%H:%M:%S.%gZ')" if n in TIMES else n for n in names]
+        rows = con.execute(f"SELECT {', '.join(shown)} FROM '{path}'").fetchall()
+    finally:
+        con.close()
+    assert all(kinds[n] == "TIMESTAMP WITH TIME ZONE" for n in names if n in TIMES), kinds
+    assert all(not (isinstance(v, float) and math.isnan(v)) for r in rows for v in r)
+    return rows
 
 
 def test_the_page_layout_of_epochs_follows_the_store_fields() -> None:

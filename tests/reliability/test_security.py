@@ -78,7 +78,9 @@ def cli(env: dict, *argv: str, ok: bool = True) -> bytes:
         assert done.returncode == 0, done.stderr.decode()
     else:
         last = (done.stderr.strip().splitlines() or [b""])[-1]
-        assert done.returncode != 0 and last.startswith(b"error E"), done.stderr
+        # one error line: plain text, or under --json one JSON object with the code
+        assert done.returncode != 0, done.stderr
+        assert last.startswith((b"error E", b'{"error": {"code": "E')), done.stderr
     return done.stdout + done.stderr
 
 
