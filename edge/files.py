@@ -59,10 +59,12 @@ def _load_syncfs():
 _syncfs = _load_syncfs()
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash (or a power cut) leaves either the old
     or the new file, whole; the new one has ``mode`` from its first byte (0o600: never
-    readable by others, not even for a moment)."""
+    readable by others, not even for a moment). ``durable=False`` skips the two fsyncs, for
+    a file rewritten often whose loss in a power cut costs nothing (it may then be left
+    empty, so its reader must take that)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # left by a crash of an earlier process with this pid: its mode may differ
@@ -71,10 +73,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)

@@ -92,17 +92,19 @@ class Heartbeat:
         if self._last is not None and now - self._last < BEAT_EVERY_S:
             return
         self._last = now
-        self._write(beat_utc=self._wall())
+        # Not synced: a beat every 10 s must not wear the SD card (two fsyncs each); after a
+        # power cut an old or empty file reads as "stopped", which the runtime then was.
+        self._write(durable=False, beat_utc=self._wall())
 
     def stopped(self, reason: str) -> None:
         """Say the runtime stopped, and why ("end of source", "stopped by SIGTERM", ...)."""
         now = self._wall()
         self._write(state="stopped", beat_utc=now, stopped_utc=now, reason=reason)
 
-    def _write(self, **changes: Any) -> None:
+    def _write(self, durable: bool = True, **changes: Any) -> None:
         self._doc.update(changes)
         try:
-            atomic_write(self.path, (json.dumps(self._doc) + "\n").encode())
+            atomic_write(self.path, (json.dumps(self._doc) + "\n").encode(), durable=durable)
         except OSError as exc:
             if not self._failing:  # a full or read-only disk: said once, recording goes on
                 log.warning("cannot write the heartbeat %s: %s", self.path.name, exc.strerror)

@@ -93,7 +93,21 @@ def test_an_unreadable_heartbeat_is_a_problem_and_an_unwritable_one_no_crash(tmp
     db = tmp_path / "vitals.db"
     heartbeat_path(db).write_text("{not json")
     assert runtime_status(db)["problem"] == "E392"
+    heartbeat_path(db).write_bytes(b"")  # a beat (not synced) lost to a power cut
+    assert runtime_status(db)["problem"] == "E392"
     Heartbeat(tmp_path / "missing" / "vitals.db", release="x", source="y").beat()  # logged only
+
+
+def test_beats_are_not_synced_but_the_stop_is(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    heartbeat = Heartbeat(tmp_path / "vitals.db", release="0.1.0", source="sim:1")
+    heartbeat.beat()
+    assert synced == []  # every 10 s all night: no fsync to wear the SD card
+    heartbeat.stopped("end of source")
+    assert len(synced) == 2  # the file and its folder
+    assert runtime_status(tmp_path / "vitals.db")["state"] == "stopped"
 
 
 def _run(db: Path, *extra: str) -> subprocess.Popen:
