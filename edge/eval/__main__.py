@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-machines", action="store_true", help="product: skip the machine signals"
     )
+    parser.add_argument(
+        "--no-claims", action="store_true", help="product: skip the wrong sampling-rate claims"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
     args = parser.parse_args(argv)
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             real=not args.no_real,
             transforms=not args.no_transforms,
             machines=not args.no_machines,
+            claims=not args.no_claims,
             progress=lambda text: print(f"[product] {text}", file=sys.stderr, flush=True),
         )
         print(product_report(product))

@@ -74,6 +74,10 @@ EPOCH_S = 10.0
 LABELS_PATH = DATA_DIR / "real_labels.json"
 #: Start time written into every replayed file (Unix s), so epochs map back to samples.
 T0_UTC = 1.7e9
+#: A wrong sampling-rate claim (a file without a rate of its own, read with the wrong
+#: ``--fs``): the record's samples claimed at these multiples of their real rate. The unit
+#: must refuse the claim (a rate outside 50-1000 Hz) or store no heart or breathing rate.
+CLAIM_FACTORS = (0.2, 5.0)
 #: Transformed runs must give the same state in at least this share of epochs (%) ...
 SAME_STATE_GOAL = 95.0
 #: ... and, where both have an HR, one within this many bpm.
@@ -344,14 +348,23 @@ def evaluate_product(
     sim: bool = True,
     transforms: bool = True,
     machines: bool = True,
+    claims: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Replay every record through the unit and score it; a JSON-ready dict:
     ``records`` (per record: scores, errors, epochs), ``groups`` (each simulated set
-    pooled), ``transforms`` (per real record and transform), ``machines``, ``runtime_s``."""
+    pooled), ``transforms`` (per real record and transform), ``machines``, ``claims``
+    (wrong sampling-rate claims, :data:`CLAIM_FACTORS`), ``runtime_s``."""
     say = progress or (lambda text: None)
     hr_range, rr_range = _ranges()
-    out: dict = {"epoch_s": EPOCH_S, "records": {}, "groups": {}, "transforms": {}, "machines": {}}
+    out: dict = {
+        "epoch_s": EPOCH_S,
+        "records": {},
+        "groups": {},
+        "transforms": {},
+        "machines": {},
+        "claims": {},
+    }
     start = time.perf_counter()
     recs = (sim_records(seed_set, nights) if sim else []) + (real_records() if real else [])
     extra = robustness_records() if real and transforms else []
@@ -413,8 +426,34 @@ def evaluate_product(
                     "rr_epochs": int(np.count_nonzero(np.isfinite(run.rr))),
                     "events": kinds,
                 }
+        if claims:
+            claimed = _claim_records(recs)
+            say(f"{len(claimed) * len(CLAIM_FACTORS)} wrong rate claims")
+            for rec in claimed:
+                for factor in CLAIM_FACTORS:
+                    run, error = replay(rec.x, rec.fs * factor, work)
+                    out["claims"][f"{rec.name} at {rec.fs:g} Hz read as {rec.fs * factor:g}"] = {
+                        "fs": rec.fs,
+                        "claimed_fs": rec.fs * factor,
+                        "error": error,
+                        "epochs": int(np.count_nonzero(run.state != "")),
+                        "states": _state_counts(run),
+                        "hr_epochs": int(np.count_nonzero(np.isfinite(run.hr))),
+                        "rr_epochs": int(np.count_nonzero(np.isfinite(run.rr))),
+                    }
     out["runtime_s"] = time.perf_counter() - start
     return out
+
+
+def _claim_records(recs: list[ProductRecord]) -> list[ProductRecord]:
+    """The records read with a wrong rate: every real one with a heart rate in it, and the
+    first simulated night of each rate."""
+    out = [r for r in recs if r.group == "real" and r.name != "aydin bcg"]
+    rates = {}
+    for r in recs:
+        if r.group != "real":
+            rates.setdefault(r.fs, r)
+    return out + list(rates.values())
 
 
 def _state_counts(run: StoredRun) -> dict[str, int]:
@@ -476,6 +515,18 @@ def targets(results: dict) -> list[Target]:
         n = len(results["machines"])
         value = f"{n - len(bad)} of {n} without an HR"
         out.append(Target("machines: no HR in any epoch", "all", value, not bad))
+    if results.get("claims"):
+        bad = [
+            k
+            for k, c in results["claims"].items()
+            if c["error"] is None and (c["hr_epochs"] or c["rr_epochs"])
+        ]
+        n = len(results["claims"])
+        value = f"{n - len(bad)} of {n} refused or without a rate" + (
+            f"; rates stored: {', '.join(bad)}" if bad else ""
+        )
+        goal = "the claim refused, or no HR and no RR stored"
+        out.append(Target("wrong --fs claims", goal, value, not bad))
     held = results["groups"].get(HELDOUT_LIKE)
     if held is not None:
         ok = (
@@ -609,6 +660,21 @@ def report(results: dict) -> str:
             lines.append(
                 f"{name[:30]:30} {m['epochs']:>6} {m['hr_epochs']:>3} {m['rr_epochs']:>3}  "
                 f"{states[:24]:24} {events}" + (f" / HR {hrs}" if hrs else "")
+            )
+    if results.get("claims"):
+        lines += [
+            "",
+            "Wrong sampling-rate claims (a file without a rate, read with the wrong --fs): "
+            "no rate may be stored",
+            f"{'record and claim':44} {'epochs':>6} {'HR':>4} {'RR':>4}  states / refusal",
+        ]
+        for name, c in results["claims"].items():
+            if c["error"]:
+                lines.append(f"{name[:44]:44} refused: {c['error'][:60]}")
+                continue
+            states = ", ".join(f"{s} {n}" for s, n in c["states"].items())
+            lines.append(
+                f"{name[:44]:44} {c['epochs']:>6} {c['hr_epochs']:>4} {c['rr_epochs']:>4}  {states}"
             )
     lines += ["", "Targets (issue 15)"]
     for t in targets(results):

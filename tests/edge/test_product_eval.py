@@ -300,6 +300,20 @@ def test_sadek_through_the_unit(tmp_path):
     assert score["state_labelled"] >= 100 and score["still"] >= 90
 
 
+def test_a_wrong_rate_claim_passes_only_when_refused_or_without_rates():
+    def claim(error=None, hr=0, rr=0):
+        return {"error": error, "hr_epochs": hr, "rr_epochs": rr, "states": {}, "epochs": 3}
+
+    results = {"records": {}, "groups": {}, "transforms": {}, "machines": {}}
+    for claims, met in (
+        ({"a": claim("E227: no"), "b": claim()}, True),
+        ({"a": claim(rr=2)}, False),  # a breathing rate read off a stretched time axis
+        ({"a": claim(hr=1)}, False),
+    ):
+        (target,) = [t for t in product.targets({**results, "claims": claims}) if "--fs" in t.name]
+        assert target.met is met
+
+
 def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     out = tmp_path / "acc.json"
     code = main(
@@ -326,3 +340,8 @@ def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     assert all(set(t) == {"name", "goal", "value", "met"} for t in prod["targets"])
     sadek = prod["records"]["sadek"]
     assert len(sadek["epochs"]["state"]) == len(sadek["epochs"]["ref_hr"])
+    # Wrong rate claims: a claim outside 50-1000 Hz is refused, the others replayed.
+    claims = prod["claims"]
+    assert claims["sadek at 50 Hz read as 10"]["error"].startswith("E227")
+    assert claims["sadek at 50 Hz read as 250"]["error"] is None
+    assert "wrong --fs claims" in text
