@@ -418,12 +418,8 @@ def evaluate_product(
                     "fs": case.fs,
                     "gain": case.gain,
                     "offset": case.offset,
-                    "error": error,
-                    "epochs": int(np.count_nonzero(run.state != "")),
-                    "states": _state_counts(run),
-                    "hr_epochs": int(np.count_nonzero(np.isfinite(run.hr))),
+                    **_stored(run, error),
                     "hr_values": sorted({round(float(v), 1) for v in run.hr[np.isfinite(run.hr)]}),
-                    "rr_epochs": int(np.count_nonzero(np.isfinite(run.rr))),
                     "events": kinds,
                 }
         if claims:
@@ -435,11 +431,7 @@ def evaluate_product(
                     out["claims"][f"{rec.name} at {rec.fs:g} Hz read as {rec.fs * factor:g}"] = {
                         "fs": rec.fs,
                         "claimed_fs": rec.fs * factor,
-                        "error": error,
-                        "epochs": int(np.count_nonzero(run.state != "")),
-                        "states": _state_counts(run),
-                        "hr_epochs": int(np.count_nonzero(np.isfinite(run.hr))),
-                        "rr_epochs": int(np.count_nonzero(np.isfinite(run.rr))),
+                        **_stored(run, error),
                     }
     out["runtime_s"] = time.perf_counter() - start
     return out
@@ -458,6 +450,22 @@ def _claim_records(recs: list[ProductRecord]) -> list[ProductRecord]:
 
 def _state_counts(run: StoredRun) -> dict[str, int]:
     return {s: int(np.count_nonzero(run.state == s)) for s in STATES if np.any(run.state == s)}
+
+
+def _stored(run: StoredRun, error: str | None) -> dict:
+    """What a replay of a signal without a reference stored: its error, epochs, states and
+    how many epochs have a heart and a breathing rate."""
+    return {
+        "error": error,
+        "epochs": int(np.count_nonzero(run.state != "")),
+        "states": _state_counts(run),
+        "hr_epochs": int(np.count_nonzero(np.isfinite(run.hr))),
+        "rr_epochs": int(np.count_nonzero(np.isfinite(run.rr))),
+    }
+
+
+def _states_text(states: dict[str, int]) -> str:
+    return ", ".join(f"{s} {n}" for s, n in states.items())
 
 
 # --- targets and the report ------------------------------------------------------------------
@@ -603,7 +611,7 @@ def report(results: dict) -> str:
             errors.append(f"  {name}: {entry['error']}")
     for name, entry in results["records"].items():
         if entry["group"] == "robustness":
-            states = ", ".join(f"{s} {n}" for s, n in entry["states"].items()) or "none"
+            states = _states_text(entry["states"]) or "none"
             lines.append(f"{name:22} (no reference) states: {states}; HR in {entry['hr_epochs']}")
     if errors:
         lines += ["", "Records the unit could not run:", *errors]
@@ -654,7 +662,7 @@ def report(results: dict) -> str:
             if m["error"]:
                 lines.append(f"{name[:30]:30} error {m['error']}")
                 continue
-            states = ", ".join(f"{s} {n}" for s, n in m["states"].items())
+            states = _states_text(m["states"])
             events = ", ".join(f"{k} {n}" for k, n in m["events"].items()) or "-"
             hrs = " ".join(f"{v:g}" for v in m["hr_values"][:4])
             lines.append(
@@ -672,7 +680,7 @@ def report(results: dict) -> str:
             if c["error"]:
                 lines.append(f"{name[:44]:44} refused: {c['error'][:60]}")
                 continue
-            states = ", ".join(f"{s} {n}" for s, n in c["states"].items())
+            states = _states_text(c["states"])
             lines.append(
                 f"{name[:44]:44} {c['epochs']:>6} {c['hr_epochs']:>4} {c['rr_epochs']:>4}  {states}"
             )
