@@ -42,11 +42,13 @@ __all__ = [
     "ARCHIVE_UNITS",
     "Night",
     "archive_unit_files",
+    "last_night",
     "list_nights",
     "local_time",
     "night_date_of",
     "night_records",
     "open_readonly",
+    "session_label",
     "summarize_night",
     "time_zone",
 ]
@@ -87,6 +89,11 @@ class Night:
     source: str = ""  #: ``sessions.source`` (``sim:42``, ``serial:/dev/serial0``, ...)
     hours_recorded: float = 0.0  #: sum of the epochs' lengths
     first_epoch_utc: float | None = None  #: when its data begins (None without epochs)
+
+    @property
+    def session_name(self) -> str:
+        """The session as a person names it: ``3``, or ``2/3`` (generation 2) in an archive."""
+        return session_label(self.session_id, self.generation)
 
     def as_dict(self) -> dict:
         """JSON-ready values (``bedside nights --json``): the date as ``YYYY-MM-DD``."""
@@ -145,6 +152,22 @@ def list_nights(
     return sorted(nights, key=lambda n: (n.night_date, n.start_utc))
 
 
+def last_night(db: sqlite3.Connection) -> Night | None:
+    """The :class:`Night` of the session with epochs that began last (the latest
+    generation's on a tie), or None; only that session's epochs are read."""
+    rows = sorted(_session_rows(db), key=lambda r: (r["started_utc"], r["generation"] or 0))
+    for row in reversed(rows):
+        where, args = _where(db, "epochs", row["id"], row["generation"])
+        if db.execute(f"SELECT 1 FROM epochs WHERE {where} LIMIT 1", args).fetchone():
+            return _summarize(db, row)
+    return None
+
+
+def session_label(session_id: int, generation: int | None) -> str:
+    """A session as a person names it: ``3``, or ``2/3`` (generation 2) in an archive."""
+    return str(session_id) if generation is None else f"{generation}/{session_id}"
+
+
 def summarize_night(
     db: sqlite3.Connection, session_id: int, *, generation: int | None = None
 ) -> Night:
@@ -158,8 +181,9 @@ def summarize_night(
     if generation is not None:
         rows = [r for r in rows if r["generation"] == generation]
     if not rows:
-        have = ", ".join(_session_name(r) for r in _session_rows(db)) or "none"
-        fail("E264", f"no session {session_id}", f"sessions there: {have}")
+        have = ", ".join(session_label(r["id"], r["generation"]) for r in _session_rows(db))
+        have = have or "none"
+        fail("E264", f"{_file_name(db)}: no session {session_id}", f"sessions there: {have}")
     return _summarize(db, rows[-1])
 
 
@@ -205,6 +229,11 @@ def time_zone(tz: str) -> datetime.tzinfo:
 # --- internals -------------------------------------------------------------------------------
 
 
+def _file_name(db: sqlite3.Connection) -> str:
+    """The name of the file ``db`` reads (for messages)."""
+    return Path(db.execute("PRAGMA database_list").fetchone()[2]).name
+
+
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
@@ -223,10 +252,6 @@ def _session_rows(db: sqlite3.Connection) -> list[dict]:
     for row in rows:
         row["tz"] = row["tz"] or "UTC"
     return rows
-
-
-def _session_name(row: dict) -> str:
-    return str(row["id"]) if row["generation"] is None else f"{row['generation']}/{row['id']}"
 
 
 def _where(db: sqlite3.Connection, table: str, session_id: int, generation: int | None):

@@ -37,7 +37,15 @@ import numpy as np
 from . import svg_chart as svg
 from .errors import fail
 from .files import atomic_write
-from .nights import Night, list_nights, local_time, night_records, open_readonly, time_zone
+from .nights import (
+    Night,
+    last_night,
+    local_time,
+    night_records,
+    open_readonly,
+    summarize_night,
+    time_zone,
+)
 from .records import STATES, Epoch, Event
 from .summary import PAUSE_BELOW_BPM, NightSummary, summarize
 
@@ -190,18 +198,14 @@ def check_out(out_path: str | os.PathLike) -> Path:
 
 
 def pick_night(db, name: str, session_id: int | None, generation: int | None) -> Night:
-    """The night of ``session_id`` (and ``generation``), or the last night with epochs; E264."""
-    nights = list_nights(db)
-    if session_id is None:
-        with_data = [n for n in nights if n.n_epochs]
-        if not with_data:
-            fail("E264", f"{name}: no session with epochs yet", "record a night first")
-        return max(with_data, key=lambda n: (n.start_utc, n.generation or 0))
-    found = [n for n in nights if n.session_id == session_id and generation in (None, n.generation)]
-    if not found:
-        have = ", ".join(_session_name(n) for n in nights) or "none"
-        fail("E264", f"{name}: no session {session_id}", f"sessions: {have}")
-    return max(found, key=lambda n: n.generation or 0)
+    """The night of ``session_id`` (and ``generation``), or the last night with epochs; E264.
+    Only that night's epochs are read, however many nights the file holds."""
+    if session_id is not None:
+        return summarize_night(db, session_id, generation=generation)
+    night = last_night(db)
+    if night is None:
+        fail("E264", f"{name}: no session with epochs yet", "record a night first")
+    return night
 
 
 def write_page(out: Path, html: str) -> Path:
@@ -244,7 +248,7 @@ def render_html(
             f"({escape(night.tz)}), {summary.hours_recorded:.1f} h recorded"
         )
     sub = (
-        f"{span} · session {_session_name(night)} · {escape(night.source)} · software "
+        f"{span} · session {night.session_name} · {escape(night.source)} · software "
         f"{escape(night.software_version)}"
     )
     shown = describe_events(events, epochs, summary.end_utc, night.tz)
@@ -746,12 +750,6 @@ def _coverage_chart(frame: _Frame, epochs: list[Epoch]) -> str:
 
 
 # --- output --------------------------------------------------------------------------------
-
-
-def _session_name(night: Night) -> str:
-    if night.generation is None:
-        return str(night.session_id)
-    return f"{night.generation}/{night.session_id}"
 
 
 def _hhmm(t_utc: float, tz: str) -> str:

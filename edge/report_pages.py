@@ -109,6 +109,7 @@ def write_archive_pages(
     """
     from .nights import archive_unit_files
     from .report import write_page
+    from .trend import check_range
 
     files = archive_unit_files(archive_dir)
     if not files:
@@ -117,8 +118,7 @@ def write_archive_pages(
             f"{Path(archive_dir).name}: no unit archives (units/*.sqlite)",
             "give the folder `bedside-host logs pull --archive DIR` filled",
         )
-    if since is not None and until is not None and since > until:
-        fail("E270", f"--since {since} is after --until {until}", "swap them")
+    check_range(since, until)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -131,8 +131,8 @@ def write_archive_pages(
 
 def _unit_pages(path: Path, out: Path, since, until) -> UnitPages:
     from .nights import list_nights, open_readonly
-    from .report import write_report
-    from .trend import write_trend
+    from .report import write_page, write_report
+    from .trend import render_trend
 
     device = path.stem
     try:
@@ -146,8 +146,9 @@ def _unit_pages(path: Path, out: Path, since, until) -> UnitPages:
         last = max(nights, key=lambda n: (n.start_utc, n.generation or 0))
         write_report(path, out / f"{device}.html", session_id=last.session_id,
                      generation=last.generation)  # fmt: skip
-        write_trend(path, out / f"{device}-trend.html", since=since, until=until,
-                    title=f"Unit {device}: nights")  # fmt: skip
+        # The trend of the nights just summarized (write_trend would read them all again).
+        trend = render_trend(nights, since=since, until=until, title=f"Unit {device}: nights")
+        write_page(out / f"{device}-trend.html", trend)
     except BedsideError as error:
         if error.code == "E268":
             raise  # the out folder, not the unit: no other unit will do better
@@ -198,12 +199,11 @@ def _index(units: list[UnitPages], folder: str, since, until) -> str:
 
 
 def _dates(args: argparse.Namespace) -> tuple[datetime.date | None, datetime.date | None]:
-    from .trend import parse_date
+    from .trend import check_range, parse_date
 
     since = None if args.since is None else parse_date(args.since, "--since")
     until = None if args.until is None else parse_date(args.until, "--until")
-    if since is not None and until is not None and since > until:
-        fail("E270", f"--since {since} is after --until {until}", "swap them")
+    check_range(since, until)
     return since, until
 
 
@@ -270,12 +270,11 @@ def nights_table(nights: list[Night]) -> str:
     rows = [("night", "session", "start", "in bed", "resting HR", "lowest HR", "HRV",
              "breathing", "coverage")]  # fmt: skip
     for n in nights:
-        session = str(n.session_id) if n.generation is None else f"{n.generation}/{n.session_id}"
         start = "-" if n.first_epoch_utc is None else _start_clock(n)
         rows.append(
             (
                 n.night_date.strftime("%a %Y-%m-%d"),
-                session,
+                n.session_name,
                 start,
                 f"{n.hours_in_bed:.1f} h",
                 num(n.hr_resting, ".0f", " bpm"),

@@ -62,6 +62,12 @@ def parse_date(text: str, option: str) -> datetime.date:
         fail("E270", f"{option} {text!r} is not a date", "give it as YYYY-MM-DD, e.g. 2026-12-01")
 
 
+def check_range(since: datetime.date | None, until: datetime.date | None) -> None:
+    """E270 when ``since`` is after ``until`` (either may be open)."""
+    if since is not None and until is not None and since > until:
+        fail("E270", f"--since {since} is after --until {until}", "swap them")
+
+
 def write_trend(
     db_path: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -78,8 +84,7 @@ def write_trend(
             E270 ``since`` after ``until``, E271 no night in the range.
     """
     out = check_out(out_path)
-    if since is not None and until is not None and since > until:
-        fail("E270", f"--since {since} is after --until {until}", "swap them")
+    check_range(since, until)
     db = open_readonly(db_path)
     try:
         nights = list_nights(db, since=since, until=until)
