@@ -19,7 +19,15 @@ never invent a value:
 - **RR** (breaths/min) of an epoch in bed and still (good or poor signal: breathing is far
   stronger than the heartbeat): 60 / the median interval between consecutive breaths of one
   stretch, both in still in-bed windows, ending in the epoch (or the last 30 s for shorter
-  epochs), at least :data:`MIN_BREATH_INTERVALS`;
+  epochs), at least :data:`MIN_BREATH_INTERVALS`, and at least :data:`MIN_NORMAL_SHARE` of
+  them within :data:`BREATH_NORMAL_SHARE` of their median (else "irregular");
+- **a person, two rhythms**: a heart rate is stored only when a second look agrees with it
+  (within 12 %): a rate the checks passed in the :data:`CONFIRM_S` before it, stored or not,
+  or the next epoch's (the epoch then waits one epoch to be written); else the reason is
+  "rate unconfirmed". A breathing rate is stored only within :data:`PERSON_S` after an epoch
+  written with a heart rate (else "no heart rhythm"): a breathing-like rhythm with no heart
+  (a pump, a swaying frame, a recording read at the wrong rate, where the heartbeat lands in
+  the breathing band) is no person breathing;
 - a heart rate is kept only when :class:`edge.rhythm.RhythmCheck` confirms it: the
   autocorrelation of the beat band's envelope over the same span must give the same rate
   (within 12 %), else the reason is "rate uncertain" (the picker at half or twice the rate,
@@ -38,9 +46,10 @@ never invent a value:
   tonight, whatever its gain; a movement is many times that.
 
 An epoch is written once no later sample can change it (:data:`LAG_S` of signal after its
-end, or the end of the stream). One that no judged window covers because samples were missing
-(a sensor gap, and the 10 s the gate needs after it) is written too, as ``poor`` with quality
-0 and the reason "sensor gap": every epoch of a session exists. Only the first seconds of a
+end, or the end of the stream; one epoch later when its heart rate waits for the next).
+One that no judged window covers because samples were missing (a sensor gap, and the 10 s
+the gate needs after it) is written too, as ``poor`` with quality 0 and the reason "sensor
+gap": every epoch of a session exists. Only the first seconds of a
 stream, received but not yet judged, have no epoch.
 """
 
@@ -49,7 +58,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,9 +94,21 @@ PATTERN_SHARE = 0.1
 CAUTION = ("motion", "empty", "poor", "good")
 _REASON = {"empty": "empty bed", "motion": "motion", "poor": "poor signal"}
 NOT_A_PERSON = "not a person"
+#: The reason of a heart rate that no rate near it in time agrees with (:data:`CONFIRM_S`).
+UNCONFIRMED = "rate unconfirmed"
+#: The reason of a breathing rate with no heart rate stored near it (:data:`PERSON_S`).
+NO_HEART = "no heart rhythm"
 RR_STATES = ("good", "poor")
 #: The person-or-machine check reads this much signal (s): enough for breathing to show.
 MACHINE_SPAN_S = 30.0
+#: A heart rate is stored only when another rate the checks confirmed in this many seconds
+#: before it (stored or not) agrees within AGREE_SHARE: a rhythm seen once is not yet a rate.
+CONFIRM_S = 60.0
+#: A breath interval further than this share from the median is not a steady breath (a
+#: sleeper's breath-to-breath variation is 10-25 %).
+BREATH_NORMAL_SHARE = 0.3
+#: A breathing rate is stored only within this many seconds after a stored heart rate.
+PERSON_S = 1800.0
 #: The motion value is relative to the median one-second motion energy of this long (s).
 MOTION_MEMORY_S = 1800.0
 
@@ -162,6 +183,12 @@ class EpochVitals:
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
         self.rhythm = RhythmCheck(self.fs) if check_rhythm else None
         self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))
+        self._confirm_span = int(round(CONFIRM_S * fs))
+        self._confirmed: list[tuple[int, float]] = []  # (epoch end, rate) the checks passed
+        # The epoch held back for its unconfirmed (rate, HRV), and the last epoch's such pair.
+        self._held: tuple[Epoch, tuple[float, float | None]] | None = None
+        self._unconfirmed: tuple[float, float | None] | None = None
+        self._heart_utc: float | None = None  # the end of the last epoch written with an HR
         # (start index, energy) of the motion windows since MOTION_MEMORY_S before the next
         # epoch: the night's usual level, and each epoch's own.
         self._motion_history = np.empty((2, 0))
@@ -255,12 +282,47 @@ class EpochVitals:
             e0, e1 = k * self.epoch_len, (k + 1) * self.epoch_len
             if e0 >= processed or not is_final(e1):
                 break
+            self._unconfirmed = None
             epoch = self._epoch(e0, min(e1, processed) if final else e1)
             if epoch is not None:
-                out.append(epoch)
+                out += self._release(epoch)
             self._next_epoch = k + 1
+        if final and self._held is not None:
+            out.append(self._held[0])
+            self._held = None
         self._prune(self._next_epoch * self.epoch_len)
         return out
+
+    def _release(self, epoch: Epoch) -> list[Epoch]:
+        """The epochs ready to write now that ``epoch`` is known. An epoch whose heart rate
+        no rate of the minute before confirmed (:data:`UNCONFIRMED`) is held back one epoch:
+        when the next one's rate agrees, it gets its rate after all (the first epoch of a
+        night or after a movement is confirmed by the one after it)."""
+        out: list[Epoch] = []
+        if self._held is not None:
+            held, (hr, hrv) = self._held
+            self._held = None
+            if epoch.hr_bpm is not None and abs(epoch.hr_bpm / hr - 1.0) <= AGREE_SHARE:
+                held = replace(held, hr_bpm=hr, hrv_rmssd_ms=hrv, hr_reason=None)
+            out.append(self._with_person(held))
+        if self._unconfirmed is not None:
+            self._held = (epoch, self._unconfirmed)
+        else:
+            out.append(self._with_person(epoch))
+        return out
+
+    def _with_person(self, epoch: Epoch) -> Epoch:
+        """``epoch`` as written: its breathing rate only when a heart rate was stored in it
+        or in the :data:`PERSON_S` before it (else the reason :data:`NO_HEART`). A signal
+        with a breathing-like rhythm and no heart (a pump, a bed frame swaying, a recording
+        read at the wrong rate) is not a person breathing."""
+        if epoch.hr_bpm is not None:
+            self._heart_utc = epoch.t_utc + epoch.duration_s
+        if epoch.rr_bpm is None:
+            return epoch
+        if self._heart_utc is None or epoch.t_utc - self._heart_utc > PERSON_S:
+            return replace(epoch, rr_bpm=None, rr_reason=NO_HEART)
+        return epoch
 
     def _prune(self, next_start: int) -> None:
         keep = next_start - max(self._hr_span, self._rr_span) - self.epoch_len
@@ -307,6 +369,10 @@ class EpochVitals:
         stride = 1
         if state == "good":
             hr, hrv, hr_reason, stride = self._heart(e1, good)
+            if hr is not None and not self._seen_before(e1, hr):
+                self._unconfirmed = (hr, hrv)  # the next epoch may still confirm it
+                hr = hrv = None
+                hr_reason = UNCONFIRMED
             if hr_reason in ("rate uncertain", "few beats") and gap:
                 hr_reason = "sensor gap"  # too little signal left to find or confirm the rate
             person = hr_reason != NOT_A_PERSON
@@ -318,10 +384,14 @@ class EpochVitals:
             still = self._covered_by(self._breaths.index, RR_STATES)
             intervals = self._intervals(self._breaths, still, e1 - self._rr_span, e1)
             intervals = intervals[np.isfinite(intervals)]
-            if intervals.size >= MIN_BREATH_INTERVALS:
-                rr = 60.0 * self.fs / float(np.median(intervals))
-            else:
+            median = float(np.median(intervals)) if intervals.size else 0.0
+            steady = np.abs(intervals - median) <= BREATH_NORMAL_SHARE * median
+            if intervals.size < MIN_BREATH_INTERVALS:
                 rr_reason = "sensor gap" if gap else "few breaths"
+            elif np.count_nonzero(steady) < MIN_NORMAL_SHARE * intervals.size:
+                rr_reason = "irregular"  # breaths scattered like noise: no rate to read
+            else:
+                rr = 60.0 * self.fs / median
         motion = self._relative_motion(e0, e1)
         return Epoch(
             t_utc=self._utc(e0),
@@ -388,6 +458,15 @@ class EpochVitals:
         if reason is not None:
             return None, None, reason, stride
         return hr, _rmssd_ms(intervals, normal, self.fs, lag=stride), None, stride
+
+    def _seen_before(self, e1: int, hr: float) -> bool:
+        """Remember ``hr``, confirmed for the epoch ending at ``e1``; True when a rate
+        confirmed in the :data:`CONFIRM_S` before agrees with it within :data:`AGREE_SHARE`."""
+        lo = e1 - self._confirm_span
+        self._confirmed = [(t, r) for t, r in self._confirmed if t >= lo]
+        seen = any(abs(hr / r - 1.0) <= AGREE_SHARE for t, r in self._confirmed if t < e1)
+        self._confirmed.append((e1, hr))
+        return seen
 
     def _repeats(self, counting: np.ndarray, lo: int, hi: int, stride: int, beat: float) -> bool:
         """True when the picks in ``[lo, hi)`` keep to their waves: each interval is within

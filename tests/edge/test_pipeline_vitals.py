@@ -51,20 +51,99 @@ def test_a_steady_good_night_gives_exact_rates():
 
 def test_no_value_outside_good_and_still_windows():
     def state(a):
-        return "empty" if a < 3000 else "motion" if a < 6000 else "poor" if a < 9000 else "good"
+        if a < 3000:
+            return "empty"
+        if a < 6000:
+            return "motion"
+        return "good" if 9000 <= a < 15000 else "poor"
 
     v = _vitals()
-    _feed(v, 0, 15000, state)
-    empty, motion, poor, good = v.finish(15000)[:4]
+    _feed(v, 0, 18000, state)
+    empty, motion, poor, good, good_too, poor_after = v.finish(18000)[:6]
     assert (empty.state, empty.hr_bpm, empty.rr_bpm, empty.beats) == ("empty", None, None, 0)
     assert empty.hr_reason == empty.rr_reason == "empty bed"
     assert (motion.state, motion.hr_reason, motion.rr_reason) == ("motion", "motion", "motion")
-    # Poor signal: no heart rate, but breathing is far stronger than the heartbeat.
-    assert poor.hr_bpm is None and poor.hr_reason == "poor signal" and poor.rr_bpm == 15.0
-    # The good epoch right after: beats held by a poor window (the one starting at 8500) do
+    # Poor signal before any heart rate: no breathing rate either (no person found yet).
+    assert poor.hr_bpm is None and poor.hr_reason == "poor signal"
+    assert poor.rr_bpm is None and poor.rr_reason == "no heart rhythm"
+    # The good epoch after it: beats held by a poor window (the one starting at 8500) do
     # not count, and no interval reaches back into the poor stretch.
-    assert good.state == "good" and good.hr_bpm == 60.0
+    assert good.state == "good" and good.hr_bpm == 60.0 and good_too.hr_bpm == 60.0
     assert good.beats == 30 - 5
+    # Poor signal once the person's heart was found: breathing is far stronger than the
+    # heartbeat, so it still has a rate.
+    assert poor_after.state == "poor" and poor_after.hr_bpm is None
+    assert poor_after.rr_bpm == 15.0
+
+
+def test_a_rate_seen_once_is_not_stored_until_another_agrees():
+    """An epoch's heart rate needs a second look: a rate the checks passed in the minute
+    before, or in the epoch after it (the epoch waits one epoch for it)."""
+
+    def state(a):  # good 0-30 s and 60-90 s, moving in between and after
+        return "good" if a + WIN <= 3000 or 6000 <= a <= 9000 - WIN else "motion"
+
+    v = _vitals()
+    _feed(v, 0, 15000, state)
+    first, moving, second = v.finish(15000)[:3]
+    assert first.state == "good" and first.hr_bpm is None and first.hrv_rmssd_ms is None
+    assert first.hr_reason == "rate unconfirmed"
+    assert moving.hr_reason == "motion"
+    # The rate of 60 s before (not stored, but seen) agrees: this one is stored.
+    assert second.state == "good" and second.hr_bpm == 60.0
+
+    v = _vitals()  # the same first epoch, then still: the epoch after confirms it
+    _feed(v, 0, 6000, lambda a: "good")
+    assert v.finish(6000)[0].hr_bpm == 60.0
+
+
+def test_a_rate_that_no_other_agrees_with_is_not_stored():
+    v = _vitals()
+    v.add_samples(0, 9000)
+    v.add_beats(np.concatenate([np.arange(0, 3000, 100), np.arange(3000, 9000, 75)]))
+    v.add_breaths(np.arange(0, 9000, 400))
+    for a in range(0, 8001, HOP):
+        v.add_judgement(a, a + WIN, "good", 0.9)
+    first, second, third = v.finish(9000)
+    # 60 bpm, then 80 bpm from 30 s on: the first is seen once only; 80 is seen twice.
+    assert first.hr_bpm is None and first.hr_reason == "rate unconfirmed"
+    assert second.hr_bpm == third.hr_bpm == 80.0
+    # Breathing belongs to the person whose heart was found: from the second epoch on.
+    assert first.rr_bpm is None and first.rr_reason == "no heart rhythm"
+    assert second.rr_bpm == 15.0
+
+
+def test_breathing_without_a_heart_for_half_an_hour_is_not_a_person():
+    """A rhythm like breathing with no heart rate stored in the 30 min before (a pump, a
+    swaying frame, a recording read at the wrong rate) gets no breathing rate."""
+    v = _vitals()
+    n = int(40 * 60 * FS)
+    v.add_samples(0, n)
+    v.add_beats(np.arange(0, 6000, 100))  # a heart in the first minute only
+    v.add_breaths(np.arange(0, n, 400))
+    for a in range(0, n - WIN + 1, HOP):
+        v.add_judgement(a, a + WIN, "good", 0.9)
+    epochs = v.finish(n)
+    assert [e.hr_bpm for e in epochs[:2]] == [60.0, 60.0]
+    minutes = np.array([(e.t_utc - T0) / 60 for e in epochs])
+    rr = np.array([e.rr_bpm is not None for e in epochs])
+    assert rr[minutes < 31].all()  # within 30 min of the last heart rate (ending at 1 min)
+    assert not rr[minutes >= 31.5].any()
+    late = [e.rr_reason for e, m in zip(epochs, minutes, strict=True) if m >= 31.5]
+    assert set(late) == {"no heart rhythm"}
+
+
+def test_scattered_breaths_give_no_breathing_rate():
+    v = _vitals()
+    v.add_samples(0, 9000)
+    v.add_beats(np.arange(0, 9000, 100))
+    breaths = np.cumsum(np.tile([150, 700, 300, 900], 8))  # 1.5-9 s apart: noise, not breaths
+    v.add_breaths(breaths[breaths < 9000])
+    for a in range(0, 8001, HOP):
+        v.add_judgement(a, a + WIN, "good", 0.9)
+    epochs = v.finish(9000)
+    assert all(e.hr_bpm == 60.0 for e in epochs)
+    assert [e.rr_reason for e in epochs[1:]] == ["irregular", "irregular"]
 
 
 def test_a_beat_in_any_non_good_window_does_not_count():
