@@ -5,7 +5,8 @@ the whole unit (gate, DSP, vitals, store). Gain, offset and units must give the 
 epochs exactly; the other polarity the same states and reasons, and heart rates within
 1 bpm (the beat picker learns which way up the sensor is, edge.polarity). Resampling and a
 ringing frame are measured by ``make eval`` (docs/accuracy.md), where they do not yet hold to
-1 bpm everywhere.
+1 bpm everywhere. And what is not a person's signal as the unit reads it (a wrong rate claim,
+a pump) stores no rate at all.
 """
 
 from __future__ import annotations
@@ -68,3 +69,36 @@ def test_the_other_polarity_stores_the_same_night(sadek, tmp_path) -> None:
     hr, hr_other = _hr(base), _hr(other)
     assert np.isfinite(hr).sum() >= 20
     assert np.nanmax(np.abs(hr_other - hr)) <= 1.0
+
+
+@pytest.mark.parametrize("factor", [5.0, 0.2], ids=["read 5x too fast", "read 5x too slow"])
+def test_a_wrong_rate_claim_stores_no_rate(factor: float, tmp_path: Path) -> None:
+    """A file without a rate of its own read with the wrong --fs (issue 15, Bad input): the
+    heartbeat lands in the breathing band or the breathing in the beat band. Neither rate
+    may be stored (before: 3 HRs and 8 RRs for Sadek read as 250 Hz; 3 and 59 for the
+    simulated ringing bed read as 100 Hz)."""
+    from edge.sim.recordings import heldout_like
+
+    if factor > 1:  # the real fiber mat, 50 Hz read as 250
+        with np.load(DATA / "sadek_sample.npz") as data:
+            x, fs = data["raw"].astype(np.float64), float(data["fs"])
+    else:  # the simulated ringing bed, 500 Hz read as 100
+        rec = heldout_like(1000)
+        x, fs = rec.samples.astype(np.float64), rec.fs
+    epochs = _stored(x, fs * factor, tmp_path / "v.db")
+    assert len(epochs) >= 20
+    assert [e for e in epochs if e.hr_bpm is not None or e.rr_bpm is not None] == []
+    reasons = {e.hr_reason for e in epochs} | {e.rr_reason for e in epochs}
+    assert None not in reasons  # every epoch says why it has no rate
+
+
+def test_a_pump_beside_an_empty_bed_gets_no_breathing_rate(tmp_path: Path) -> None:
+    """The pump of the machine signals, seen `good` by the gate in 3 of 12 epochs, stored a
+    breathing rate in those (issue 15: an empty bed next to a pump must never show a
+    rate): a breathing rhythm with no heart is not a person."""
+    from edge.eval.machines import machine_runs
+
+    (case,) = [c for c in machine_runs() if c.name == "pump 0.8 Hz x100+2000 @250"]
+    epochs = _stored(case.samples(), case.fs, tmp_path / "v.db")
+    assert [e.rr_bpm for e in epochs if e.rr_bpm is not None] == []
+    assert all(e.hr_bpm is None for e in epochs)
