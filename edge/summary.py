@@ -50,6 +50,9 @@ LOWEST_BLOCK_S = 300.0
 RESTING_PERCENTILE = 10.0
 #: An epoch breathing slower than this (breaths/min) holds a pause in breathing.
 PAUSE_BELOW_BPM = 6.0
+#: A rate covering less than this share of the time in bed is shown with the commonest
+#: reasons of its missing epochs.
+WHY_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class NightSummary:
     hr_lowest_bpm: float | None = None  #: lowest 5 min median in bed (module docstring)
     hr_resting_bpm: float | None = None  #: 10th percentile of in-bed epoch heart rates
     rr_pauses: int = 0  #: epochs breathing slower than PAUSE_BELOW_BPM: pauses, not rates
+    #: in-bed epochs without a heart (breathing) rate, per reason ("motion": 13, ...)
+    hr_missing: dict[str, int] = field(default_factory=dict)
+    rr_missing: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Plain JSON-ready values (``--json``); times also as ISO 8601 UTC text."""
@@ -93,10 +99,12 @@ class NightSummary:
             f"{self.hours_recorded:.1f} h recorded",
             f"  in bed        {self.hours_in_bed:.1f} h",
             "  heart rate    "
-            + _rate(self.hr_mean_bpm, self.hr_min_bpm, self.hr_max_bpm, "bpm", self.hr_coverage),
+            + _rate(self.hr_mean_bpm, self.hr_min_bpm, self.hr_max_bpm, "bpm", self.hr_coverage)
+            + _why(self.hr_coverage, self.hr_missing),
             *_calm_hr(self.hr_lowest_bpm, self.hr_resting_bpm),
             "  breathing     "
             + _rate(self.rr_mean_bpm, self.rr_min_bpm, self.rr_max_bpm, "/min", self.rr_coverage)
+            + _why(self.rr_coverage, self.rr_missing)
             + _pauses(self.rr_pauses),
             "  HRV (RMSSD)   "
             + (
@@ -142,6 +150,8 @@ def summarize(
         hr_lowest_bpm=_lowest_sustained_hr(in_bed),
         hr_resting_bpm=_resting_hr(in_bed),
         rr_pauses=len(epochs) - len(steady),
+        hr_missing=_missing(in_bed, "hr_bpm", "hr_reason"),
+        rr_missing=_missing(in_bed, "rr_bpm", "rr_reason"),
     )
 
 
@@ -194,6 +204,19 @@ def _lowest_sustained_hr(in_bed: Sequence[Epoch]) -> float | None:
 def _resting_hr(in_bed: Sequence[Epoch]) -> float | None:
     values = [e.hr_bpm for e in in_bed if e.hr_bpm is not None]
     return float(np.percentile(values, RESTING_PERCENTILE)) if values else None
+
+
+def _missing(in_bed: Sequence[Epoch], name: str, reason: str) -> dict[str, int]:
+    counts = Counter(getattr(e, reason) or "?" for e in in_bed if getattr(e, name) is None)
+    return dict(counts.most_common())
+
+
+def _why(coverage: float | None, missing: dict[str, int]) -> str:
+    """The commonest reasons for the missing values, on a night mostly without any: what to
+    check (the sensor's place, a movement, the sampling rate of a file)."""
+    if coverage is None or coverage >= WHY_BELOW or not missing:
+        return ""
+    return " (" + ", ".join(f"{why} {n}" for why, n in list(missing.items())[:3]) + ")"
 
 
 def _pauses(n: int) -> str:

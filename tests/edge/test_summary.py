@@ -55,6 +55,29 @@ def test_no_value_is_invented():
     assert "no epochs" in nothing.format_text()
 
 
+def test_a_night_mostly_without_a_rate_says_why():
+    """Under half the time in bed with a rate: the commonest reasons of the missing epochs
+    follow it (what to check: the sensor's place, movement, a file's sampling rate)."""
+    none = {"hr_bpm": None, "hrv_rmssd_ms": None, "rr_bpm": None}
+    epochs = [
+        epoch(0, state="motion", **none, hr_reason="motion", rr_reason="motion"),
+        epoch(1, state="motion", **none, hr_reason="motion", rr_reason="motion"),
+        epoch(2, **none, hr_reason="rate unconfirmed", rr_reason="no heart rhythm"),
+        epoch(3, **none, hr_reason="irregular", rr_reason="no heart rhythm"),
+        epoch(4, **none, hr_reason="few beats", rr_reason="no heart rhythm"),
+        epoch(5, state="empty", **none, hr_reason="empty bed", rr_reason="empty bed"),
+    ]
+    s = summarize(epochs)
+    assert s.hr_missing == {"motion": 2, "rate unconfirmed": 1, "irregular": 1, "few beats": 1}
+    assert s.rr_missing == {"no heart rhythm": 3, "motion": 2}  # in bed only
+    text = s.format_text()
+    assert "no trustworthy value, in 0% of the time in bed (motion 2, rate unconfirmed 1, " in text
+    assert "irregular 1)\n" in text  # the three commonest only
+    assert "(no heart rhythm 3, motion 2)" in text
+    covered = summarize(night())  # 67 % and 83 % covered: no reasons shown
+    assert covered.format_text().split("\n")[2].endswith("in 67% of the time in bed")
+
+
 def test_text_and_json_carry_the_same_numbers():
     s = summarize(night(), [Event(T0, "bed_exit")], session_id=7)
     text = s.format_text()
