@@ -8,6 +8,10 @@ never invent a value:
   its overlap with the epoch; a tie goes to the more cautious state: motion, empty, poor,
   good). **quality**: the overlap-weighted mean probability of "good".
 - a **beat counts** only when every judged window holding it was judged good;
+- each counted beat is **placed on the beat's whole shape** (:class:`edge.alignment.
+  BeatAligner`: one wave a beat on a ringing frame, a beat picked twice dropped) once its
+  windows are judged; the rate and HRV below are read from the placed beats and, when
+  those give none, from the beats as picked;
 - an **interval** is measured only between two consecutive detected beats that both count
   and lie in one stretch of samples (never across a sensor gap);
 - **HR** (bpm) of a good epoch: 60 / the mean of its steady intervals (the normal ones, within
@@ -15,7 +19,8 @@ never invent a value:
   beat, or a pick on the next wave, does not move the rate), over the intervals that end
   in the epoch (or, for epochs shorter than 10 s, in the last 10 s), at least
   :data:`MIN_INTERVALS` of them; **HRV** (RMSSD, ms) from the successive differences of
-  adjacent normal intervals, at least :data:`MIN_HRV_DIFFS`;
+  adjacent steady intervals (a pick on another wave is the sensor, not the heart), at least
+  :data:`MIN_HRV_DIFFS`;
 - **RR** (breaths/min) of an epoch in bed and still (good or poor signal: breathing is far
   stronger than the heartbeat): 60 / the median interval between consecutive breaths of one
   stretch, both in still in-bed windows, ending in the epoch (or the last 30 s for shorter
@@ -62,6 +67,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .alignment import MAX_REACH_S, TEMPLATE_S, BeatAligner
 from .quality import WINDOW_S
 from .records import GAP_REASON, STATES, Epoch
 from .rhythm import AGREE_SHARE, MACHINE_RMSSD_MS, RhythmCheck
@@ -119,25 +125,31 @@ class _Events:
 
     index: np.ndarray
     stretch: np.ndarray
+    aligned: np.ndarray  #: placed on the beat template already (edge.alignment)
 
     @classmethod
     def empty(cls) -> _Events:
-        return cls(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+        return cls(
+            np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
+        )
 
     def add(self, index: np.ndarray, stretch: int | np.ndarray) -> None:
         if index.size:
             self.index = np.concatenate([self.index, index.astype(np.int64)])
             runs = np.broadcast_to(np.asarray(stretch, dtype=np.int64), index.shape)
             self.stretch = np.concatenate([self.stretch, runs])
+            self.aligned = np.concatenate([self.aligned, np.zeros(index.size, dtype=bool)])
 
     def drop_from(self, since: int) -> None:
-        keep = int(np.searchsorted(self.index, since))
-        self.index, self.stretch = self.index[:keep], self.stretch[:keep]
+        self._keep(slice(0, int(np.searchsorted(self.index, since))))
 
     def prune(self, before: int) -> None:
         # Keep one event before the cut: it starts the first interval still needed.
-        k = max(int(np.searchsorted(self.index, before)) - 1, 0)
-        self.index, self.stretch = self.index[k:], self.stretch[k:]
+        self._keep(slice(max(int(np.searchsorted(self.index, before)) - 1, 0), None))
+
+    def _keep(self, which: slice | np.ndarray) -> None:
+        self.index, self.stretch = self.index[which], self.stretch[which]
+        self.aligned = self.aligned[which]
 
 
 class EpochVitals:
@@ -166,7 +178,10 @@ class EpochVitals:
         self._lag = int(round(LAG_S * fs))
         self._hr_span = max(self.epoch_len, int(round(HR_SPAN_S * fs)))
         self._rr_span = max(self.epoch_len, int(round(RR_SPAN_S * fs)))
-        self._beats = _Events.empty()
+        self._beats = _Events.empty()  # as the detector picked them
+        # The same beats placed on the beat template (one wave a beat), or None without the
+        # rhythm check (tests of the interval rules on beats alone).
+        self._placed = _Events.empty() if check_rhythm else None
         self._breaths = _Events.empty()
         # Judged windows: start, stop, state index, quality (lists; pruned).
         self._win: list[tuple[int, int, int, float]] = []
@@ -182,6 +197,10 @@ class EpochVitals:
         # The rhythm check reads the signal (add_signal); without it (check_rhythm=False, for
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
         self.rhythm = RhythmCheck(self.fs) if check_rhythm else None
+        # Each beat placed on the beat's whole shape (one wave per beat on a ringing frame),
+        # once every window holding it is judged: when its epoch is written.
+        memory_s = self.epoch_s + LAG_S + MAX_REACH_S + TEMPLATE_S + 1.0
+        self.aligner = BeatAligner(self.fs, memory_s) if check_rhythm else None
         self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))
         self._confirm_span = int(round(CONFIRM_S * fs))
         self._confirmed: list[tuple[int, float]] = []  # (epoch end, rate) the checks passed
@@ -222,6 +241,8 @@ class EpochVitals:
             index = index[(k < 0) | (index >= stops[np.maximum(k, 0)])]
         runs = self._pruned_breaks + np.searchsorted(self._beat_breaks, index, side="right")
         self._beats.add(index, runs)
+        if self._placed is not None:
+            self._placed.add(index, runs)
 
     def restart_beats(self, since: int) -> None:
         """The beats from stream index ``since`` on are withdrawn: another detector's beats
@@ -229,6 +250,10 @@ class EpochVitals:
         beat before ``since`` to one after it. Epochs already written keep what they read."""
         self._beats.drop_from(since)
         bisect.insort(self._beat_breaks, since)
+        if self._placed is not None:
+            self._placed.drop_from(since)
+            placed = self._placed.index[self._placed.aligned]
+            self.aligner.forget_after(int(placed[-1]) if placed.size else None)
 
     def bridge(self, start: int, stop: int) -> None:
         """Samples ``[start, stop)`` were missing and the pipeline bridges them (a straight
@@ -256,6 +281,8 @@ class EpochVitals:
         :meth:`edge.rhythm.RhythmCheck.add`)."""
         if self.rhythm is not None:
             self.rhythm.add(start, beat_band, raw, checked=checked)
+        if self.aligner is not None:
+            self.aligner.add(start, beat_band)
 
     def add_judgement(self, start: int, stop: int, state: str, quality: float) -> None:
         """A window the gate judged (in stream order)."""
@@ -283,6 +310,7 @@ class EpochVitals:
             if e0 >= processed or not is_final(e1):
                 break
             self._unconfirmed = None
+            self._align(e1)
             epoch = self._epoch(e0, min(e1, processed) if final else e1)
             if epoch is not None:
                 out += self._release(epoch)
@@ -292,6 +320,24 @@ class EpochVitals:
             self._held = None
         self._prune(self._next_epoch * self.epoch_len)
         return out
+
+    def _align(self, hi: int) -> None:
+        """Place the beats before stream index ``hi`` not placed yet on the beat template
+        (:class:`edge.alignment.BeatAligner`); a beat picked twice is dropped."""
+        beats = self._placed
+        if beats is None:
+            return
+        todo = np.flatnonzero(~beats.aligned & (beats.index < hi))
+        if not todo.size:
+            return
+        found = self.rhythm.period(hi - self._hr_span, hi)
+        self.aligner.note_period(None if found is None else found[0])
+        placed, kept = self.aligner.align(beats.index[todo], self._counting(beats.index[todo]))
+        beats.index[todo] = placed
+        beats.aligned[todo] = True
+        if not kept.all():
+            beats._keep(np.delete(np.arange(beats.index.size), todo[~kept]))
+        beats._keep(np.argsort(beats.index, kind="stable"))
 
     def _release(self, epoch: Epoch) -> list[Epoch]:
         """The epochs ready to write now that ``epoch`` is known. An epoch whose heart rate
@@ -327,6 +373,8 @@ class EpochVitals:
     def _prune(self, next_start: int) -> None:
         keep = next_start - max(self._hr_span, self._rr_span) - self.epoch_len
         self._beats.prune(keep)
+        if self._placed is not None:
+            self._placed.prune(keep)
         self._breaths.prune(keep)
         # Breaks and bridges before the first beat kept (and its detector's latency) no
         # longer matter; the run numbers of the beats kept stay as they are.
@@ -361,14 +409,18 @@ class EpochVitals:
         state = max(CAUTION, key=lambda st: (weight[STATES.index(st)], -CAUTION.index(st)))
         gap = self._received(e0, e1) < e1 - e0
 
-        good = self._counting(self._beats.index)
-        picks = int(np.count_nonzero(good & (self._beats.index >= e0) & (self._beats.index < e1)))
+        beats = self._beats
         hr = hrv = None
         hr_reason = _REASON.get(state)
         person = True
         stride = 1
         if state == "good":
-            hr, hrv, hr_reason, stride = self._heart(e1, good)
+            if self._placed is not None:  # one wave a beat; else the picks as they came
+                hr, hrv, hr_reason, stride = self._heart(e1, self._placed)
+                beats = self._placed
+            if hr is None:
+                hr, hrv, hr_reason, stride = self._heart(e1, self._beats)
+                beats = self._beats
             if hr is not None and not self._seen_before(e1, hr):
                 self._unconfirmed = (hr, hrv)  # the next epoch may still confirm it
                 hr = hrv = None
@@ -402,7 +454,7 @@ class EpochVitals:
             hrv_rmssd_ms=hrv,
             rr_bpm=rr,
             motion=motion,
-            beats=round(picks / stride),  # a beat picked on two waves is one beat
+            beats=round(self._picks(beats, e0, e1) / stride),  # a beat picked twice is one
             hr_reason=None if hr is not None else hr_reason,
             rr_reason=None if rr is not None else rr_reason,
         )
@@ -430,20 +482,23 @@ class EpochVitals:
             rr_reason=GAP_REASON,
         )
 
-    def _heart(
-        self, e1: int, counting: np.ndarray
-    ) -> tuple[float | None, float | None, str | None, int]:
+    def _picks(self, beats: _Events, e0: int, e1: int) -> int:
+        """How many of ``beats`` in [e0, e1) count."""
+        idx = beats.index
+        return int(np.count_nonzero(self._counting(idx) & (idx >= e0) & (idx < e1)))
+
+    def _heart(self, e1: int, beats: _Events) -> tuple[float | None, float | None, str | None, int]:
         """Heart rate (bpm), HRV (ms), the reason when they are None, and the picks per beat,
-        from the beats of the span ending at ``e1``; ``counting``: which of the beats count
-        (:meth:`_counting`). Picks on two or three waves of each beat by turns
-        (:meth:`RhythmCheck.stride`) are read on one wave: intervals between every second or
-        third pick."""
+        from ``beats`` (picked, or placed on the template) of the span ending at ``e1``.
+        Picks on two or three waves of each beat by turns (:meth:`RhythmCheck.stride`) are
+        read on one wave: intervals between every second or third pick."""
         lo = e1 - self._hr_span
         stride = 1
+        counting = self._counting(beats.index)
         if self.rhythm is not None:
-            idx = self._beats.index
+            idx = beats.index
             stride = self.rhythm.stride(idx[counting & (idx >= lo) & (idx < e1)])
-        intervals = self._intervals(self._beats, counting, lo, e1, stride)
+        intervals = self._intervals(beats, counting, lo, e1, stride)
         normal = _normal(intervals)
         n_normal = np.count_nonzero(normal)
         if n_normal < MIN_INTERVALS:
@@ -451,13 +506,14 @@ class EpochVitals:
         if n_normal < MIN_NORMAL_SHARE * np.isfinite(intervals).sum():
             # intervals scattered like noise peaks, not a rhythm
             return None, None, "irregular", stride
-        hr = 60.0 * self.fs / float(np.mean(intervals[_steady(intervals, normal)]))
-        if stride > 1 and not self._repeats(counting, lo, e1, stride, 60.0 * self.fs / hr):
+        steady = _steady(intervals, normal)
+        hr = 60.0 * self.fs / float(np.mean(intervals[steady]))
+        if stride > 1 and not self._repeats(beats, counting, lo, e1, stride, 60.0 * self.fs / hr):
             return None, None, "rate uncertain", stride  # picks hop between the waves
-        reason = self._doubt(hr, e1, counting, stride)
+        reason = self._doubt(beats, hr, e1, counting, stride)
         if reason is not None:
             return None, None, reason, stride
-        return hr, _rmssd_ms(intervals, normal, self.fs, lag=stride), None, stride
+        return hr, _rmssd_ms(intervals, steady, self.fs, lag=stride), None, stride
 
     def _seen_before(self, e1: int, hr: float) -> bool:
         """Remember ``hr``, confirmed for the epoch ending at ``e1``; True when a rate
@@ -468,24 +524,28 @@ class EpochVitals:
         self._confirmed.append((e1, hr))
         return seen
 
-    def _repeats(self, counting: np.ndarray, lo: int, hi: int, stride: int, beat: float) -> bool:
-        """True when the picks in ``[lo, hi)`` keep to their waves: each interval is within
+    def _repeats(
+        self, beats: _Events, counting: np.ndarray, lo: int, hi: int, stride: int, beat: float
+    ) -> bool:
+        """True when the ``beats`` in ``[lo, hi)`` keep to their waves: each interval is within
         :data:`PATTERN_SHARE` of a ``beat`` (samples) of the one ``stride`` picks on, for at
         least :data:`MIN_NORMAL_SHARE` of them. A picker that hops from wave to wave gives
         every-``stride``-th intervals that mix waves: no rate to read."""
-        single = self._intervals(self._beats, counting, lo, hi)
+        single = self._intervals(beats, counting, lo, hi)
         pairs = np.isfinite(single[stride:]) & np.isfinite(single[:-stride])
         steady = np.abs(single[stride:] - single[:-stride])[pairs] <= PATTERN_SHARE * beat
         return pairs.any() and np.count_nonzero(steady) >= MIN_NORMAL_SHARE * pairs.sum()
 
-    def _doubt(self, hr: float, e1: int, counting: np.ndarray, stride: int) -> str | None:
-        """Why the rate ``hr`` (bpm), read from every ``stride``-th pick of the span ending at
-        ``e1``, cannot be stored: "not a person", "rate uncertain", or None when the rhythm
-        check confirms it. ``counting``: which of the beats count (:meth:`_counting`)."""
+    def _doubt(
+        self, beats: _Events, hr: float, e1: int, counting: np.ndarray, stride: int
+    ) -> str | None:
+        """Why the rate ``hr`` (bpm), read from every ``stride``-th of ``beats`` in the span
+        ending at ``e1``, cannot be stored: "not a person", "rate uncertain", or None when the
+        rhythm check confirms it. ``counting``: which of the beats count (:meth:`_counting`)."""
         if self.rhythm is None:
             return None
         machine_lo = e1 - self._machine_span
-        intervals = self._intervals(self._beats, counting, machine_lo, e1, stride)
+        intervals = self._intervals(beats, counting, machine_lo, e1, stride)
         rmssd = _rmssd_ms(
             intervals, _normal(intervals), self.fs, min_diffs=MIN_INTERVALS, lag=stride
         )

@@ -211,6 +211,8 @@ def test_picks_moving_to_the_next_wave_do_not_move_the_rate():
         v.add_judgement(a, a + WIN, "good", 1.0)
     second = v.finish(6000)[1]
     assert second.hr_bpm == 60.0  # the mean of all normal intervals: 59.64 bpm
+    # Nor the HRV: a hop's interval is not the heart's variability (all normal: 47 ms).
+    assert second.hrv_rmssd_ms == 0.0
 
 
 def test_ties_go_to_the_cautious_state():

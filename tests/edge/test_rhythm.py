@@ -223,8 +223,9 @@ def _multiwave_vitals(picks_s: np.ndarray, beats_s: np.ndarray, seconds: float) 
 
 def test_picks_on_two_waves_are_read_on_one() -> None:
     """The picker takes the first and the third wave of each beat (twice the rate): the unit
-    re-locks on one wave, every second pick, and stores the heart's rate and HRV, and the
-    epoch's heartbeats, not its picks."""
+    re-locks on one wave (every second pick, then each beat placed on the template, one wave
+    a beat), and stores the heart's rate and HRV, and the epoch's heartbeats, not its picks.
+    One epoch may say "irregular" while the one changes to the other, never a wrong rate."""
     seconds = 60.0
     rng = np.random.default_rng(7)
     beats_s = np.cumsum(0.75 + rng.normal(0.0, 0.02, 100))
@@ -233,17 +234,20 @@ def test_picks_on_two_waves_are_read_on_one() -> None:
     epochs = _multiwave_vitals(picks, beats_s, seconds)[1:]
     intervals = np.diff(beats_s)
     rmssd = 1000.0 * np.sqrt(np.mean(np.diff(intervals) ** 2))
-    assert all(e.hr_bpm is not None for e in epochs), [e.hr_reason for e in epochs]
-    for e in epochs:
+    assert sum(e.hr_bpm is None for e in epochs) <= 1, [e.hr_reason for e in epochs]
+    assert {e.hr_reason for e in epochs} <= {None, "irregular"}
+    for e in (e for e in epochs if e.hr_bpm is not None):
         assert e.hr_bpm == pytest.approx(80.0, rel=0.05)
         assert e.hrv_rmssd_ms == pytest.approx(rmssd, rel=0.5)
         assert 11 <= e.beats <= 15  # 80 bpm: 13 heartbeats in 10 s, 26 picks
 
 
-def test_picks_that_hop_between_waves_give_no_rate() -> None:
+def test_picks_that_hop_between_waves_give_the_hearts_rate_or_none() -> None:
     """A picker that takes any two of the three waves of a beat, at random: the picks come
-    in pairs but the intervals between every second pick mix the waves. No rate is stored,
-    never a wrong one."""
+    in pairs and the intervals between every second pick mix the waves. Placed on the beat
+    template, the picks give one wave a beat once the template is learnt: every rate stored
+    is the heart's, every HRV near the heart's (a hop's interval is not variability); before
+    that, none is stored."""
     seconds = 60.0
     rng = np.random.default_rng(8)
     beats_s = np.cumsum(0.75 + rng.normal(0.0, 0.02, 100))
@@ -251,8 +255,13 @@ def test_picks_that_hop_between_waves_give_no_rate() -> None:
     pairs = [(0.0, 0.36), (0.0, 0.18), (0.18, 0.36)]
     picks = np.concatenate([b + np.array(pairs[rng.integers(3)]) for b in beats_s])
     epochs = _multiwave_vitals(picks, beats_s, seconds)
-    assert all(e.hr_bpm is None for e in epochs)
-    assert {e.hr_reason for e in epochs[1:]} <= {"rate uncertain", "irregular"}
+    true_bpm = 60.0 / np.mean(np.diff(beats_s))
+    rmssd = 1000.0 * np.sqrt(np.mean(np.diff(np.diff(beats_s)) ** 2))
+    assert {e.hr_reason for e in epochs[1:]} <= {None, "rate uncertain", "irregular"}
+    assert sum(e.hr_bpm is not None for e in epochs) >= 2
+    for e in (e for e in epochs if e.hr_bpm is not None):
+        assert e.hr_bpm == pytest.approx(true_bpm, rel=0.03)
+        assert e.hrv_rmssd_ms is None or e.hrv_rmssd_ms == pytest.approx(rmssd, rel=0.5)
 
 
 @pytest.mark.parametrize("seed", [5, 11])
