@@ -53,6 +53,8 @@ STAGES = {
     "build": "unit: trial boot: files checked, compiling dsp_c",
     "health": "unit: trial boot: health check",
 }
+#: The trial boot's stages in order: a confirmed trial went through all of them.
+TRIAL_STAGES = ("boot", "build", "health")
 _RESYNC = (NO_UPLOAD,)  # the unit holds another offset: ask it again with flash.begin
 
 Connect = Callable[[], contextlib.AbstractContextManager[Client]]
@@ -228,12 +230,18 @@ def wait_for_trial(
             within ``wait_s``.
     """
     deadline = time.monotonic() + wait_s
+    seen = -1  # the last of TRIAL_STAGES told to on_stage
     while True:
         state, _ = unit.call(Command.SLOTS_STATUS)
         info = state["slots"][slot]
-        if on_stage is not None and state.get("trial") == slot and state.get("trial_stage"):
-            on_stage(state["trial_stage"])
+        stage = state.get("trial_stage")
+        if on_stage is not None and state.get("trial") == slot and stage:
+            on_stage(stage)
+            seen = max(seen, TRIAL_STAGES.index(stage) if stage in TRIAL_STAGES else seen)
         if info.get("sha256") == sha and state["confirmed"] == slot:
+            if on_stage is not None:  # it passed them all: those over between two looks too
+                for missed in TRIAL_STAGES[seen + 1 :]:
+                    on_stage(missed)
             return state
         if info.get("sha256") == sha and info["status"] == "failed":
             reached = state.get("failed_stage", {}).get(slot)  # an older unit: none

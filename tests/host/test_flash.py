@@ -337,3 +337,41 @@ def test_trial_stage_follows_the_boot_managers_marks(tmp_path, rkey) -> None:
     mark.parent.mkdir(parents=True, exist_ok=True)
     mark.touch()
     assert flasher.slot_status({}, b"")[0]["trial_stage"] == "health"
+
+
+class _PolledUnit:
+    """A unit whose ``slots.status`` answers come from a list, one a look."""
+
+    def __init__(self, answers: list[dict]) -> None:
+        self.answers = answers
+
+    def call(self, command, args=None, data=b""):
+        return self.answers.pop(0), b""
+
+
+def _slots(trial_stage: str | None, confirmed: str, status: str = "pending") -> dict:
+    return {
+        "slots": {"b": {"sha256": "abc", "status": status, "version": "0.2.0"}},
+        "confirmed": confirmed,
+        "trial": "b" if trial_stage else None,
+        "trial_stage": trial_stage,
+        "failed_stage": {},
+    }
+
+
+@pytest.mark.parametrize(
+    "looks, told",
+    [
+        (["boot", "build", "health", None], ["boot", "build", "health"]),
+        (["build", None], ["build", "health"]),  # the health check passed between two looks
+        ([None], ["boot", "build", "health"]),  # all of it between two looks
+    ],
+)
+def test_a_confirmed_trial_shows_every_stage_it_went_through(looks, told, monkeypatch) -> None:
+    from host_tools import flash
+
+    monkeypatch.setattr(flash, "TRIAL_POLL_S", 0.0)
+    answers = [_slots(stage, "a") for stage in looks[:-1]] + [_slots(None, "b")]
+    seen: list[str] = []
+    flash.wait_for_trial(_PolledUnit(answers), "b", "abc", on_stage=seen.append)
+    assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == told
