@@ -77,6 +77,9 @@ MACHINE_RMSSD_MS = 5.0
 LOCKED_ACF = 0.5
 #: The breathing band is judged on at least this much signal (s): two breaths at 12/min.
 MIN_BREATH_SPAN_S = 10.0
+#: The rate cross-check reads the envelope averaged over this long (s): a 0.1 s mean keeps
+#: a heartbeat's hump and removes the ripple of a frame ringing at 4 Hz or more.
+SMOOTH_S = 0.1
 #: The envelope and the breathing band are kept at about this rate (samples/s).
 ENVELOPE_RATE = 100.0
 #: Signal kept (s): the longest span any check reads, with room for the epoch's lag.
@@ -214,8 +217,15 @@ class RhythmCheck:
         return x[first:last]
 
     def period(self, lo: int, hi: int) -> tuple[float, float] | None:
-        """The beat band's rhythm over stream indices [lo, hi): (period s, peak) or None."""
-        return acf_period(self._span(self._env, lo, hi), self.rate)
+        """The beat band's rhythm over stream indices [lo, hi): (period s, peak) or None.
+        The envelope is smoothed over :data:`SMOOTH_S` first: a bed frame ringing at a few Hz
+        leaves a ripple in ``|beat band|`` that repeats every cycle or two of the ringing,
+        and a picker on every second ringing cycle would find it agreeing."""
+        env = self._span(self._env, lo, hi)
+        width = max(1, int(round(SMOOTH_S * self.rate)))
+        if env.size > width:
+            env = np.convolve(env, np.full(width, 1.0 / width), mode="valid")
+        return acf_period(env, self.rate)
 
     def prefers_period(self, lo: int, hi: int, period_s: float, over_s: float) -> bool:
         """True when the beat band's rhythm over stream indices [lo, hi) repeats in full at

@@ -27,9 +27,9 @@ never invent a value:
   epochs), at least :data:`MIN_BREATH_INTERVALS`, and at least :data:`MIN_NORMAL_SHARE` of
   them within :data:`BREATH_NORMAL_SHARE` of their median (else "irregular");
 - **a person, two rhythms**: a heart rate is stored only when a second look agrees with it
-  (within 12 %): a rate the checks passed in the :data:`CONFIRM_S` before it, stored or not,
-  or the next epoch's (the epoch then waits one epoch to be written); else the reason is
-  "rate unconfirmed". A breathing rate is stored only within :data:`PERSON_S` after an epoch
+  (within 12 %): the rate the checks passed in the epoch before it, stored or not, or the
+  next epoch's (the epoch then waits one epoch to be written); else the reason is "rate
+  unconfirmed". A breathing rate is stored only within :data:`PERSON_S` after an epoch
   written with a heart rate (else "no heart rhythm"): a breathing-like rhythm with no heart
   (a pump, a swaying frame, a recording read at the wrong rate, where the heartbeat lands in
   the breathing band) is no person breathing;
@@ -100,16 +100,13 @@ PATTERN_SHARE = 0.1
 CAUTION = ("motion", "empty", "poor", "good")
 _REASON = {"empty": "empty bed", "motion": "motion", "poor": "poor signal"}
 NOT_A_PERSON = "not a person"
-#: The reason of a heart rate that no rate near it in time agrees with (:data:`CONFIRM_S`).
+#: The reason of a heart rate that neither the epoch before nor the one after agrees with.
 UNCONFIRMED = "rate unconfirmed"
 #: The reason of a breathing rate with no heart rate stored near it (:data:`PERSON_S`).
 NO_HEART = "no heart rhythm"
 RR_STATES = ("good", "poor")
 #: The person-or-machine check reads this much signal (s): enough for breathing to show.
 MACHINE_SPAN_S = 30.0
-#: A heart rate is stored only when another rate the checks confirmed in this many seconds
-#: before it (stored or not) agrees within AGREE_SHARE: a rhythm seen once is not yet a rate.
-CONFIRM_S = 60.0
 #: A breath interval further than this share from the median is not a steady breath (a
 #: sleeper's breath-to-breath variation is 10-25 %).
 BREATH_NORMAL_SHARE = 0.3
@@ -202,8 +199,8 @@ class EpochVitals:
         memory_s = self.epoch_s + LAG_S + MAX_REACH_S + TEMPLATE_S + 1.0
         self.aligner = BeatAligner(self.fs, memory_s) if check_rhythm else None
         self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))
-        self._confirm_span = int(round(CONFIRM_S * fs))
-        self._confirmed: list[tuple[int, float]] = []  # (epoch end, rate) the checks passed
+        # The start and rate of the last epoch whose rate the checks passed (stored or not).
+        self._checked: tuple[int, float] | None = None
         # The epoch held back for its unconfirmed (rate, HRV), and the last epoch's such pair.
         self._held: tuple[Epoch, tuple[float, float | None]] | None = None
         self._unconfirmed: tuple[float, float | None] | None = None
@@ -341,7 +338,7 @@ class EpochVitals:
 
     def _release(self, epoch: Epoch) -> list[Epoch]:
         """The epochs ready to write now that ``epoch`` is known. An epoch whose heart rate
-        no rate of the minute before confirmed (:data:`UNCONFIRMED`) is held back one epoch:
+        the epoch before did not confirm (:data:`UNCONFIRMED`) is held back one epoch:
         when the next one's rate agrees, it gets its rate after all (the first epoch of a
         night or after a movement is confirmed by the one after it)."""
         out: list[Epoch] = []
@@ -421,7 +418,7 @@ class EpochVitals:
             if hr is None:
                 hr, hrv, hr_reason, stride = self._heart(e1, self._beats)
                 beats = self._beats
-            if hr is not None and not self._seen_before(e1, hr):
+            if hr is not None and not self._seen_before(e0, hr):
                 self._unconfirmed = (hr, hrv)  # the next epoch may still confirm it
                 hr = hrv = None
                 hr_reason = UNCONFIRMED
@@ -515,14 +512,18 @@ class EpochVitals:
             return None, None, reason, stride
         return hr, _rmssd_ms(intervals, steady, self.fs, lag=stride), None, stride
 
-    def _seen_before(self, e1: int, hr: float) -> bool:
-        """Remember ``hr``, confirmed for the epoch ending at ``e1``; True when a rate
-        confirmed in the :data:`CONFIRM_S` before agrees with it within :data:`AGREE_SHARE`."""
-        lo = e1 - self._confirm_span
-        self._confirmed = [(t, r) for t, r in self._confirmed if t >= lo]
-        seen = any(abs(hr / r - 1.0) <= AGREE_SHARE for t, r in self._confirmed if t < e1)
-        self._confirmed.append((e1, hr))
-        return seen
+    def _seen_before(self, e0: int, hr: float) -> bool:
+        """Remember ``hr``, which the checks passed for the epoch starting at ``e0``; True when
+        the epoch before passed them with a rate within :data:`AGREE_SHARE` of it. A heart
+        keeps its rate from one epoch to the next; a breath, a ringing tail or a wave spacing
+        that passes every check once rarely does twice in a row."""
+        before = self._checked
+        self._checked = (e0, hr)
+        return (
+            before is not None
+            and before[0] == e0 - self.epoch_len
+            and abs(hr / before[1] - 1.0) <= AGREE_SHARE
+        )
 
     def _repeats(
         self, beats: _Events, counting: np.ndarray, lo: int, hi: int, stride: int, beat: float

@@ -314,6 +314,23 @@ def test_a_wrong_rate_claim_passes_only_when_refused_or_without_rates():
         assert target.met is met
 
 
+def test_the_sensor_models_pass_only_without_a_wrong_rate_or_false_event():
+    def group(off=0, false=0):
+        return {"off_20pct": off, "false_events": false}
+
+    results = {"records": {}, "transforms": {}, "machines": {}, "claims": {}}
+    for groups, met in (
+        ({k: group() for k in product.SENSOR_KINDS}, True),
+        ({"ringing": group(off=2), "adc12": group()}, False),
+        ({"fiber_mat": group(false=1)}, False),
+    ):
+        (target,) = [
+            t for t in product.targets({**results, "groups": groups}) if "sensor" in t.name
+        ]
+        assert target.met is met
+        assert ("ringing (2 off" in target.value) is ("ringing" in groups and not met)
+
+
 def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     out = tmp_path / "acc.json"
     code = main(
@@ -335,7 +352,9 @@ def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     assert "sadek: HR MAE at coverage" in text and "sim nominal (held out): hr_mae" in text
     data = json.loads(out.read_text())
     prod = data["product"]
-    assert set(prod["groups"]) == {"nominal", "night", "low_snr", "slow", "fast", "heldout_like"}
+    sets = {"nominal", "night", "low_snr", "slow", "fast", "heldout_like"}
+    assert set(prod["groups"]) == sets | set(product.SENSOR_KINDS)
+    assert "sensor models (simulated)" in text
     assert {"aydin imp_env", "aydin bcg", "sadek"} <= set(prod["records"])
     assert all(set(t) == {"name", "goal", "value", "met"} for t in prod["targets"])
     sadek = prod["records"]["sadek"]
