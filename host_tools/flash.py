@@ -223,7 +223,8 @@ def wait_for_trial(
     on_stage: Callable[[str], None] | None = None,
 ) -> dict:
     """Poll the unit until the trial of bundle ``sha`` in ``slot`` is confirmed or rolled back;
-    ``on_stage`` is told each stage the unit reports the trial in (``trial_stage``).
+    ``on_stage`` is told each stage the unit reports the trial in (``trial_stage``), and, at
+    the confirmation, those of :data:`TRIAL_STAGES` that were over between two looks.
 
     Raises:
         BedsideError: E352 the unit rolled back (its reason in the message), E357 no outcome
