@@ -433,14 +433,15 @@ class EpochVitals:
             still = self._covered_by(self._breaths.index, RR_STATES)
             intervals = self._intervals(self._breaths, still, e1 - self._rr_span, e1)
             intervals = intervals[np.isfinite(intervals)]
-            median = float(np.median(intervals)) if intervals.size else 0.0
-            steady = np.abs(intervals - median) <= BREATH_NORMAL_SHARE * median
             if intervals.size < MIN_BREATH_INTERVALS:
                 rr_reason = "sensor gap" if gap else "few breaths"
-            elif np.count_nonzero(steady) < MIN_NORMAL_SHARE * intervals.size:
+            elif (
+                np.count_nonzero(_normal(intervals, BREATH_NORMAL_SHARE))
+                < MIN_NORMAL_SHARE * intervals.size
+            ):
                 rr_reason = "irregular"  # breaths scattered like noise: no rate to read
             else:
-                rr = 60.0 * self.fs / median
+                rr = 60.0 * self.fs / float(np.median(intervals))
         motion = self._relative_motion(e0, e1)
         return Epoch(
             t_utc=self._utc(e0),
@@ -625,14 +626,15 @@ class EpochVitals:
         return intervals[span]
 
 
-def _normal(intervals: np.ndarray) -> np.ndarray:
-    """True for the finite intervals within :data:`NORMAL_SHARE` of their median."""
+def _normal(intervals: np.ndarray, share: float = NORMAL_SHARE) -> np.ndarray:
+    """True for the finite intervals within ``share`` of their median (beats:
+    :data:`NORMAL_SHARE`; breaths: :data:`BREATH_NORMAL_SHARE`)."""
     finite = np.isfinite(intervals)
     if not finite.any():
         return finite
     median = np.median(intervals[finite])
     with np.errstate(invalid="ignore"):
-        return finite & (np.abs(intervals - median) <= NORMAL_SHARE * median)
+        return finite & (np.abs(intervals - median) <= share * median)
 
 
 def _steady(intervals: np.ndarray, normal: np.ndarray) -> np.ndarray:

@@ -238,7 +238,8 @@ def wait_for_trial(
         stage = state.get("trial_stage")
         if on_stage is not None and state.get("trial") == slot and stage:
             on_stage(stage)
-            seen = max(seen, TRIAL_STAGES.index(stage) if stage in TRIAL_STAGES else seen)
+            if stage in TRIAL_STAGES:
+                seen = max(seen, TRIAL_STAGES.index(stage))
         if info.get("sha256") == sha and state["confirmed"] == slot:
             if on_stage is not None:  # it passed them all: those over between two looks too
                 for missed in TRIAL_STAGES[seen + 1 :]:
