@@ -29,7 +29,9 @@ never invent a value:
 - **a person, two rhythms**: a heart rate is stored only when a second look agrees with it
   (within 12 %): the rate the checks passed in the epoch before it, stored or not, or the
   next epoch's (the epoch then waits one epoch to be written); else the reason is "rate
-  unconfirmed". A breathing rate is stored only within :data:`PERSON_S` after an epoch
+  unconfirmed". A rate that leaps more than :data:`JUMP_SHARE` from the last one written
+  (within :data:`JUMP_MEMORY_S`) is "rate unconfirmed" until it has held for
+  :data:`JUMP_HOLD_S`. A breathing rate is stored only within :data:`PERSON_S` after an epoch
   written with a heart rate (else "no heart rhythm"): a breathing-like rhythm with no heart
   (a pump, a swaying frame, a recording read at the wrong rate, where the heartbeat lands in
   the breathing band) is no person breathing;
@@ -114,6 +116,14 @@ BREATH_NORMAL_SHARE = 0.3
 PERSON_S = 1800.0
 #: The motion value is relative to the median one-second motion energy of this long (s).
 MOTION_MEMORY_S = 1800.0
+#: A heart rate more than this share above or below the last one stored, within
+#: :data:`JUMP_MEMORY_S` of it, is a jump: a resting heart drifts, it does not leap, while a
+#: picker or a cross-check caught on two modes of a ringing frame does.
+JUMP_SHARE = 0.3
+JUMP_MEMORY_S = 600.0
+#: A jump is stored only once the checked rates of the epochs of this long (s) agree on it,
+#: each with the one before (at least two epochs): a real change of that size holds.
+JUMP_HOLD_S = 30.0
 
 
 @dataclass
@@ -199,8 +209,12 @@ class EpochVitals:
         memory_s = self.epoch_s + LAG_S + MAX_REACH_S + TEMPLATE_S + 1.0
         self.aligner = BeatAligner(self.fs, memory_s) if check_rhythm else None
         self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))
-        # The start and rate of the last epoch whose rate the checks passed (stored or not).
+        # The start and rate of the last epoch whose rate the checks passed (stored or not),
+        # and how many epochs in a row, up to it, passed them each agreeing with the last.
         self._checked: tuple[int, float] | None = None
+        self._checked_run = 0
+        self._jump_epochs = max(2, math.ceil(JUMP_HOLD_S / self.epoch_s - 1e-9))
+        self._heart_rate: float | None = None  # the last heart rate written
         # The epoch held back for its unconfirmed (rate, HRV), and the last epoch's such pair.
         self._held: tuple[Epoch, tuple[float, float | None]] | None = None
         self._unconfirmed: tuple[float, float | None] | None = None
@@ -361,6 +375,7 @@ class EpochVitals:
         read at the wrong rate) is not a person breathing."""
         if epoch.hr_bpm is not None:
             self._heart_utc = epoch.t_utc + epoch.duration_s
+            self._heart_rate = epoch.hr_bpm
         if epoch.rr_bpm is None:
             return epoch
         if self._heart_utc is None or epoch.t_utc - self._heart_utc > PERSON_S:
@@ -420,6 +435,9 @@ class EpochVitals:
                 beats = self._beats
             if hr is not None and not self._seen_before(e0, hr):
                 self._unconfirmed = (hr, hrv)  # the next epoch may still confirm it
+                hr = hrv = None
+                hr_reason = UNCONFIRMED
+            elif hr is not None and self._jumped(e0, hr):
                 hr = hrv = None
                 hr_reason = UNCONFIRMED
             if hr_reason in ("rate uncertain", "few beats") and gap:
@@ -520,11 +538,24 @@ class EpochVitals:
         that passes every check once rarely does twice in a row."""
         before = self._checked
         self._checked = (e0, hr)
-        return (
+        agrees = (
             before is not None
             and before[0] == e0 - self.epoch_len
             and abs(hr / before[1] - 1.0) <= AGREE_SHARE
         )
+        self._checked_run = self._checked_run + 1 if agrees else 1
+        return agrees
+
+    def _jumped(self, e0: int, hr: float) -> bool:
+        """True when ``hr`` (confirmed by the epoch before) leaps more than
+        :data:`JUMP_SHARE` from the last heart rate written, within :data:`JUMP_MEMORY_S`,
+        and has not yet held for :data:`JUMP_HOLD_S`."""
+        if self._heart_rate is None or self._heart_utc is None:
+            return False
+        if self._utc(e0) - self._heart_utc > JUMP_MEMORY_S:
+            return False
+        leap = max(hr / self._heart_rate, self._heart_rate / hr) > 1.0 + JUMP_SHARE
+        return leap and self._checked_run < self._jump_epochs
 
     def _repeats(
         self, beats: _Events, counting: np.ndarray, lo: int, hi: int, stride: int, beat: float

@@ -115,6 +115,33 @@ def test_a_rate_that_no_other_agrees_with_is_not_stored():
     assert second.rr_bpm == 15.0
 
 
+def test_a_leap_from_the_heart_rate_stored_must_hold_for_30_s():
+    """A still sleeper's heart drifts; it does not leap from 60 to 150 bpm. Two modes of a
+    ringing frame beating together can give such a rate, which the picker and the rhythm
+    check agree on for an epoch or two: it is stored only once it has held for 30 s."""
+
+    def run(leap_s: int) -> list[Epoch]:
+        v = _vitals(epoch_s=10.0)
+        n = 6000 + leap_s * 100 + 4000
+        v.add_samples(0, n)
+        leap_end = 6000 + leap_s * 100
+        steady, leap, after = (0, 6000, 100), (6000, leap_end, 40), (leap_end, n, 100)
+        v.add_beats(np.concatenate([np.arange(*steady), np.arange(*leap), np.arange(*after)]))
+        v.add_breaths(np.arange(0, n, 400))
+        for a in range(0, n - WIN + 1, HOP):
+            v.add_judgement(a, a + WIN, "good", 0.9)
+        return v.finish(n)
+
+    brief = run(20)  # 150 bpm for two epochs (60-80 s), then 60 again
+    assert [e.hr_bpm for e in brief[:6]] == [60.0] * 6
+    assert [(e.hr_bpm, e.hr_reason) for e in brief[6:8]] == [(None, "rate unconfirmed")] * 2
+    assert [e.hr_bpm for e in brief[8:]] == [60.0] * (len(brief) - 8)
+
+    held = run(50)  # 150 bpm for five epochs: from the third on, it is the heart's rate
+    assert [e.hr_bpm for e in held[6:8]] == [None, None]
+    assert [e.hr_bpm for e in held[8:11]] == [150.0] * 3
+
+
 def test_breathing_without_a_heart_for_half_an_hour_is_not_a_person():
     """A rhythm like breathing with no heart rate stored in the 30 min before (a pump, a
     swaying frame, a recording read at the wrong rate) gets no breathing rate."""
