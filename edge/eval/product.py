@@ -19,7 +19,9 @@ Records:
   breathing from the true breaths over :data:`edge.vitals.RR_SPAN_S` (none across an
   apnea), and the state of epochs that hold one state only;
 - the real recordings in tests/data: Aydin ``imp_env`` and ``bcg`` (ECG R-peaks: heart rate
-  and HRV), Sadek (the pulse oximeter's mean over each epoch), with the hand labels of
+  and HRV), Sadek (the pulse oximeter's mean over each epoch, read
+  :data:`edge.eval.harness.SADEK_OXIMETER_DELAY_S` later: its delay; scored as recorded
+  too), with the hand labels of
   tests/data/real_labels.json; goodbcg1 (no reference) only for the transforms;
 - transformed copies of every real recording (:mod:`edge.eval.transforms`), each scored
   against the untransformed run of the same record;
@@ -50,7 +52,14 @@ from edge.store import Store
 from edge.vitals import HR_SPAN_S, RR_SPAN_S
 
 from .epochs import Reference, StoredRun, compare_runs, score_run, span_rates, span_rmssd
-from .harness import DATA_DIR, SEED_SETS, TARGETS, synthetic_nights
+from .harness import (
+    DATA_DIR,
+    SADEK_OXIMETER_DELAY_S,
+    SEED_SETS,
+    TARGETS,
+    oximeter_rates,
+    synthetic_nights,
+)
 from .machines import MACHINES, machine_runs
 from .transforms import transforms_for
 
@@ -93,6 +102,9 @@ class ProductRecord:
     x: np.ndarray
     fs: float
     reference: Reference | None = None
+    #: The reference as the file holds it, when :attr:`reference` corrects it (the Sadek
+    #: oximeter's delay): scored too, so that both figures are shown.
+    as_recorded: Reference | None = None
 
 
 @dataclass(frozen=True)
@@ -211,9 +223,10 @@ def real_records(data_dir: Path = DATA_DIR) -> list[ProductRecord]:
     rec = read_recording(data_dir / "sadek_sample.npz", channel="raw")
     oximeter = rec.reference["pulse_ox_bpm"]
     bounds = _epoch_bounds(rec.signal.size, rec.fs)
-    hr = np.array([float(np.mean(oximeter[a:b])) for a, b in bounds])
-    ref = Reference(hr=hr, state=_label_array(labels.get("sadek"), len(bounds)))
-    out.append(ProductRecord("sadek", "real", rec.signal, rec.fs, ref))
+    state = _label_array(labels.get("sadek"), len(bounds))
+    ref = Reference(hr=oximeter_rates(oximeter, rec.fs, bounds), state=state)
+    as_recorded = Reference(hr=oximeter_rates(oximeter, rec.fs, bounds, delay_s=0.0), state=state)
+    out.append(ProductRecord("sadek", "real", rec.signal, rec.fs, ref, as_recorded))
     return out
 
 
@@ -393,6 +406,8 @@ def evaluate_product(
             }
             if rec.reference is not None:
                 entry["score"] = score_run(run, rec.reference, hr_range, rr_range)
+            if rec.as_recorded is not None:
+                entry["score_as_recorded"] = score_run(run, rec.as_recorded, hr_range, rr_range)
             entry["states"] = _state_counts(run)
             entry["hr_epochs"] = int(np.count_nonzero(np.isfinite(run.hr)))
             entry["epochs"] = _epochs_json(run, rec.reference)
@@ -495,7 +510,11 @@ def targets(results: dict) -> list[Target]:
     if sadek is not None:
         ok = sadek["hr_mae"] <= 2.0 and sadek["coverage"] >= 90.0
         value = f"{_fmt(sadek['hr_mae'], 2)} bpm at {_fmt(sadek['coverage'])} %"
-        out.append(Target("sadek: HR MAE at coverage", "<= 2.0 bpm at >= 90 %", value, ok))
+        raw = recs["sadek"].get("score_as_recorded")
+        if raw is not None:
+            value += f" (as recorded, without the delay: {_fmt(raw['hr_mae'], 2)} bpm)"
+        name = f"sadek: HR MAE at coverage (oximeter {SADEK_OXIMETER_DELAY_S:g} s late)"
+        out.append(Target(name, "<= 2.0 bpm at >= 90 %", value, ok))
     imp = recs.get("aydin imp_env", {}).get("score")
     if imp is not None:
         # A claim about every epoch with an HR measures nothing when there is none.
@@ -635,6 +654,8 @@ def report(results: dict) -> str:
     for name, entry in results["records"].items():
         if entry["group"] == "real" and "score" in entry:
             lines.append(_row(name, entry["score"]))
+        if entry["group"] == "real" and "score_as_recorded" in entry:
+            lines.append(_row(f"{name} (as recorded)", entry["score_as_recorded"]))
         if entry["error"]:
             errors.append(f"  {name}: {entry['error']}")
     for name, entry in results["records"].items():

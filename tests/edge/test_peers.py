@@ -18,6 +18,7 @@ import pytest
 from dsp_c.metrics import best_delay_match, rate_per_window
 from dsp_c.synthetic import bcg_signal
 from edge.eval import peers
+from edge.eval.harness import SADEK_OXIMETER_DELAY_S, oximeter_rates
 from edge.eval.peers import (
     PEERS,
     PeerFailure,
@@ -144,11 +145,13 @@ def beats_of(peer: str, name: str) -> np.ndarray:
         return PEERS[peer](x, fs)
 
 
-def sadek_reference() -> np.ndarray:
+def sadek_reference(delay_s: float = SADEK_OXIMETER_DELAY_S) -> np.ndarray:
+    """The oximeter's rate for each whole 10 s window, read ``delay_s`` later (NaN past the
+    end of the recording)."""
     rec = np.load(DATA / "sadek_sample.npz")
     fs = int(rec["fs"])
-    n = rec["raw"].size // (10 * fs)
-    return rec["pulse_ox_bpm"][: n * 10 * fs].astype(float).reshape(n, -1).mean(axis=1)
+    windows = [(k * 10 * fs, (k + 1) * 10 * fs) for k in range(rec["raw"].size // (10 * fs))]
+    return oximeter_rates(rec["pulse_ox_bpm"], fs, windows, delay_s)
 
 
 def test_registry_names_are_stable():
@@ -173,14 +176,16 @@ def test_peer_returns_sorted_int64_indices_in_range(peer, name):
     assert beats[0] >= 0 and beats[-1] < x.size
 
 
-# HR MAE per 10 s window against the pulse oximeter (bpm), measured, and the bound tested.
-# dsp_c.detect_beats: 2.89 (tests/dsp_c/test_beats.py); Sadek et al. report 4.71 on their data.
+# HR MAE per 10 s window against the pulse oximeter 28 s later (its delay, measured below)
+# (bpm), measured, and the bound tested; as recorded they were 3.79, 4.86, 16.55, 5.58 and
+# 3.03. dsp_c.detect_beats: 1.43 (3.00 as recorded, tests/dsp_c/test_beats.py); Sadek et al.
+# report 4.71 on their data.
 SADEK_MAE = {
-    "scipy_find_peaks": (3.79, 4.5),
-    "neurokit2": (4.86, 6.0),
-    "neurokit2_ecg": (16.55, 20.0),  # misses every other beat in 29 of 111 windows
-    "heartpy": (5.58, 7.0),  # 1005-1117 s: HeartPy finds no heart rate (91 % coverage)
-    "modwt_sadek2019": (3.03, 3.6),
+    "scipy_find_peaks": (2.68, 3.2),
+    "neurokit2": (1.27, 1.6),
+    "neurokit2_ecg": (15.01, 18.0),  # misses every other beat in 29 of 111 windows
+    "heartpy": (4.01, 5.0),  # 1005-1117 s: HeartPy finds no heart rate (91 % coverage)
+    "modwt_sadek2019": (1.14, 1.4),
 }
 
 
@@ -192,8 +197,29 @@ def test_peer_heart_rate_on_the_fiber_optic_mat_recording(peer):
     estimated = np.isfinite(rates)
     assert estimated.mean() > 0.85  # coverage
     assert 85 < np.median(rates[estimated]) < 120  # plausible: the oximeter reads 89 to 117
-    mae = np.mean(np.abs(rates[estimated] - reference[estimated]))
+    scored = estimated & np.isfinite(reference)
+    mae = np.mean(np.abs(rates[scored] - reference[scored]))
     assert mae < SADEK_MAE[peer][1], mae
+
+
+@pytest.mark.parametrize("peer", ["scipy_find_peaks", "neurokit2", "heartpy", "modwt_sadek2019"])
+def test_the_oximeter_reports_each_rate_about_28_s_late(peer):
+    """The Sadek reference's delay, measured without the unit: each peer's heart rates match
+    the oximeter best (median error) when it is read 26-30 s later, and clearly better than
+    as recorded: a quarter to two thirds less (SADEK_OXIMETER_DELAY_S is 28 s)."""
+    x, fs = recording("sadek")
+    rates = rate_per_window(beats_of(peer, "sadek"), fs, x.size, 10.0)
+
+    def error(delay_s: float) -> float:
+        reference = sadek_reference(delay_s)
+        scored = np.isfinite(rates[: reference.size]) & np.isfinite(reference)
+        return float(np.median(np.abs(rates[: reference.size][scored] - reference[scored])))
+
+    delays = np.arange(0.0, 62.0, 2.0)
+    errors = [error(d) for d in delays]
+    best = float(delays[int(np.argmin(errors))])
+    assert abs(best - SADEK_OXIMETER_DELAY_S) <= 2.0, (best, errors)
+    assert error(SADEK_OXIMETER_DELAY_S) < 0.75 * error(0.0)
 
 
 # ECG R-peaks matched within 60 ms after the best constant R-to-J delay (0 to 0.4 s):
@@ -275,7 +301,8 @@ def test_window_heart_rate_on_the_recordings():
     assert rates.shape == reference.shape
     estimated = np.isfinite(rates)
     assert estimated.mean() > 0.9
-    assert np.mean(np.abs(rates[estimated] - reference[estimated])) < 9.0  # 7.66 measured
+    scored = estimated & np.isfinite(reference)
+    assert np.mean(np.abs(rates[scored] - reference[scored])) < 6.0  # 5.00 (7.66 as recorded)
 
     x, fs = recording("aydin")
     r_peaks = np.load(DATA / "aydin_left1.npz")["r_peaks"]

@@ -359,6 +359,10 @@ def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     assert all(set(t) == {"name", "goal", "value", "met"} for t in prod["targets"])
     sadek = prod["records"]["sadek"]
     assert len(sadek["epochs"]["state"]) == len(sadek["epochs"]["ref_hr"])
+    # Scored against the oximeter read 28 s later, and as recorded, both shown.
+    assert sadek["score"]["hr_mae"] < sadek["score_as_recorded"]["hr_mae"]
+    assert "sadek (as recorded)" in text and "(oximeter 28 s late)" in text
+    assert sadek["epochs"]["ref_hr"][-1] is None  # past the end of the oximeter's record
     # Wrong rate claims: a claim outside 50-1000 Hz is refused, the others replayed.
     claims = prod["claims"]
     assert claims["sadek at 50 Hz read as 10"]["error"].startswith("E227")
