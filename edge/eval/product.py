@@ -429,6 +429,8 @@ def evaluate_product(
                     y, fs = transform(rec.x, rec.fs)
                     run, error = replay(y, fs, work)
                     table[name] = {"fs": fs, "error": error, **compare_runs(runs[rec.name], run)}
+                    if rec.reference is not None:  # is the answer still right, not only alike
+                        table[name]["hr_mae_ref"] = score_run(run, rec.reference)["hr_mae"]
         if machines:
             cases = machine_runs()
             say(f"{len(cases)} machine signals")
@@ -688,7 +690,7 @@ def report(results: dict) -> str:
             "",
             "Transforms: each run against the untransformed run of the same record",
             f"{'record':14} {'transform':16} {'epochs':>6} {'state %':>7} {'HR pres %':>9} "
-            f"{'HR base/tr/both':>15} {'<=1bpm %':>8} {'max diff':>8}",
+            f"{'HR base/tr/both':>15} {'<=1bpm %':>8} {'max diff':>8} {'ref MAE':>7}",
         ]
         for rec, table in results["transforms"].items():
             for name, c in table.items():
@@ -699,7 +701,7 @@ def report(results: dict) -> str:
                 lines.append(
                     f"{rec[:14]:14} {name[:16]:16} {c['epochs']:>6} {_fmt(c['same_state']):>7} "
                     f"{_fmt(c['hr_presence']):>9} {counts:>15} {_fmt(c['hr_within']):>8} "
-                    f"{_fmt(c['hr_max_diff'], 2):>8}"
+                    f"{_fmt(c['hr_max_diff'], 2):>8} {_fmt(c.get('hr_mae_ref'), 2):>7}"
                 )
     if results["machines"]:
         lines += [

@@ -331,6 +331,21 @@ def test_the_sensor_models_pass_only_without_a_wrong_rate_or_false_event():
         assert ("ringing (2 off" in target.value) is ("ringing" in groups and not met)
 
 
+def test_a_transformed_run_is_also_scored_against_the_reference(monkeypatch):
+    """Alike is not enough: each transformed run of a record with a reference gets its own
+    HR MAE against it (the table's "ref MAE"), beside its agreement with the base run."""
+    imp_env = next(r for r in product.real_records() if r.name == "aydin imp_env")
+    monkeypatch.setattr(product, "real_records", lambda: [imp_env])
+    monkeypatch.setattr(product, "robustness_records", lambda: [])
+    monkeypatch.setattr(product, "transforms_for", lambda fs: {"inverted": lambda x, f: (-x, f)})
+    results = product.evaluate_product(sim=False, machines=False, claims=False)
+    inverted = results["transforms"]["aydin imp_env"]["inverted"]
+    base = results["records"]["aydin imp_env"]["score"]["hr_mae"]
+    assert inverted["hr_mae_ref"] == pytest.approx(base)  # inversion changes no beat
+    assert "ref MAE" in product.report(results)
+    assert f"{base:.2f}" in product.report(results).split("ref MAE")[1]
+
+
 def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     out = tmp_path / "acc.json"
     code = main(
