@@ -16,6 +16,11 @@ few lost frames) is bridged: the DSP runs on over a straight line between the sa
 side, and no beat inside it and no beat interval across it counts. A longer gap ends a
 stretch: the detector is flushed and every DSP object starts afresh after it, so no beat,
 breath or interval spans the gap.
+The first :data:`SETTLE_S` of every stretch wait to be looked at before they go in: a sensor
+just switched on (or plugged in again) may start with a step while its front end settles
+(:func:`settling_samples`). That second is then run over at the level the sensor settled to,
+like a bridged gap: a step the filters would ring with for seconds is no movement and no
+empty bed.
 A stop (SIGTERM, SIGINT, ``--duration`` reached, the source ending) writes every epoch the
 gate has judged, commits and closes the session cleanly: nothing that was processed is lost.
 
@@ -56,7 +61,15 @@ from .sources.base import Chunk, Source
 from .store import Store
 from .vitals import EpochVitals
 
-__all__ = ["OpenGate", "Pipeline", "RunResult", "Settings", "Status", "next_local_time"]
+__all__ = [
+    "OpenGate",
+    "Pipeline",
+    "RunResult",
+    "Settings",
+    "Status",
+    "next_local_time",
+    "settling_samples",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +90,15 @@ MAX_STORE_ERRORS = 20
 BRIDGE_MAX_S = 0.5
 #: Stretch anchors kept (an epoch is final long before this many gaps have passed).
 _MAX_ANCHORS = 64
+#: The start of a stretch that is looked at for a sensor settling (s) ...
+SETTLE_S = 1.0
+#: ... and a settling: its first SETTLE_HEAD_S lie more than SETTLE_RATIO times the range of
+#: the second half of SETTLE_S away from that half's median (measured: 0.5 to 3.5 on every
+#: recording, simulated night and machine signal of make eval; 12 to 100 for the start-up step
+#: of the goodbcg1 recording, whatever its gain, units or rate). A body's movement is not
+#: over in a quarter second and still for the next half.
+SETTLE_HEAD_S = 0.25
+SETTLE_RATIO = 8.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +143,7 @@ class RunResult:
     reason: str  # "end of source", "duration reached", "stopped", "source error"
     samples: int = 0
     bridged_samples: int = 0  # lost in short gaps, run over as a straight line
+    settled_samples: int = 0  # a sensor's start-up step, run over at its settled level
     stream_s: float = 0.0
     wall_s: float = 0.0
     epochs: int = 0
@@ -178,6 +201,24 @@ class OpenGate:
             out.append(Judgement(self._next_window, stop, "good", 1.0, (0.0, 0.0, 0.0, 1.0)))
             self._next_window += self._hop
         return out
+
+
+def settling_samples(x: np.ndarray, fs: float) -> int:
+    """How many samples at the start of a stretch ``x`` (more than :data:`SETTLE_S` of it)
+    are a sensor settling: all of the first :data:`SETTLE_S` when its first
+    :data:`SETTLE_HEAD_S` lie more than :data:`SETTLE_RATIO` times the range of its second
+    half away from that half's median (a start-up step), else 0. Relative to the signal
+    itself: no level, gain or offset. Samples that are not finite are left to the chunk
+    check (0)."""
+    n = int(round(SETTLE_S * fs))
+    x = np.asarray(x, dtype=np.float64)
+    if x.size <= n:
+        return 0
+    head, rest = x[: max(1, int(round(SETTLE_HEAD_S * fs)))], x[n // 2 : n]
+    if not (np.isfinite(head).all() and np.isfinite(rest).all()):
+        return 0
+    away = float(np.max(np.abs(head - np.median(rest))))
+    return n if away > SETTLE_RATIO * float(np.ptp(rest)) else 0
 
 
 def _checked(x: np.ndarray) -> np.ndarray:
@@ -264,6 +305,8 @@ class Pipeline:
         self._next_index: int | None = None
         self._last_sample = 0.0  # the last sample processed: where a bridge starts
         self._bridge_max = int(BRIDGE_MAX_S * self.fs)
+        self._settle_len = int(round(SETTLE_S * self.fs))
+        self._settling: list[Chunk] = []  # the start of a stretch, waiting to be looked at
         self._pending = 0  # epochs and events added since the last commit
         self._failing = 0  # commits failed in a row
         self._epochs_waiting = False  # an epoch was added since the last commit
@@ -364,9 +407,9 @@ class Pipeline:
                         keep = max(0, limit - chunk.start_index)
                         chunk = Chunk(chunk.start_index, chunk.samples[:keep], chunk.t_utc)
                     if len(chunk.samples):
-                        self._process(chunk)
-                if limit is not None and self._next_index is not None:
-                    if self._next_index >= limit:
+                        self._take(chunk)
+                if limit is not None and self._taken_index is not None:
+                    if self._taken_index >= limit:
                         result.reason = "duration reached"
                         break
                 if (
@@ -381,6 +424,7 @@ class Pipeline:
                 if self._on_status is not None and now - last_status >= 1.0:
                     last_status = now
                     self._report_status(now - start)
+            self._release_settling()  # too short to tell: as it came
             clean = True
         except BaseException as exc:  # a bug or a second Ctrl-C: say so in the shutdown event
             result.reason = f"failed: {type(exc).__name__}"
@@ -455,13 +499,53 @@ class Pipeline:
 
     # --- per chunk -----------------------------------------------------------------------
 
+    @property
+    def _taken_index(self) -> int | None:
+        """The stream index just past the last sample taken in (processed or waiting)."""
+        return self._settling[-1].stop_index if self._settling else self._next_index
+
+    def _starts_stretch(self, chunk: Chunk) -> bool:
+        """True when ``chunk`` begins a stretch: the first, or after a gap too long to bridge."""
+        if self._next_index is None:
+            return True
+        gap = chunk.start_index - self._next_index
+        return gap != 0 and not 0 < gap <= self._bridge_max
+
+    def _take(self, chunk: Chunk) -> None:
+        """Take a chunk in: the first :data:`SETTLE_S` of a stretch wait until they can be
+        looked at for a sensor settling (:meth:`_release_settling`); the rest go on."""
+        if self._settling and chunk.start_index != self._settling[-1].stop_index:
+            self._release_settling()  # a gap: what waited is too short to tell
+        if self._settling or self._starts_stretch(chunk):
+            self._settling.append(chunk)
+            if self._taken_index - self._settling[0].start_index > self._settle_len:
+                self._release_settling(look=True)
+        else:
+            self._process(chunk)
+
+    def _release_settling(self, look: bool = False) -> None:
+        """Process the start of a stretch that waited, as one chunk; with ``look``, its first
+        :data:`SETTLE_S` run over at the level after them when they are a sensor settling."""
+        if not self._settling:
+            return
+        held, self._settling = self._settling, []
+        x = np.concatenate([np.asarray(c.samples, dtype=np.float64) for c in held])
+        start = held[0].start_index
+        n = settling_samples(x, self.fs) if look else 0
+        if n:
+            log.info("sensor settling: the first %.1f s of a stretch run over", n / self.fs)
+            x[:n] = x[n]
+            self.vitals.bridge(start, start + n)  # no beat from the flat line
+            self.result.settled_samples += n
+        self._process(Chunk(start, x, held[0].t_utc))
+
     def _process(self, chunk: Chunk) -> None:
         self._follow_labels(chunk)
         x = np.asarray(chunk.samples, dtype=np.float64)
         first = self._next_index is None
         gap = 0 if first else chunk.start_index - self._next_index
         bridge = 0 < gap <= self._bridge_max
-        if first or (gap and not bridge):
+        if self._starts_stretch(chunk):
             # A new stretch. Its priming refuses a bad first sample (as "steady_input"), so
             # it comes before the chunk's one check; the DSP calls below do not repeat it.
             self._new_stretch(chunk, float(x[0]))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from edge.errors import BedsideError
 from edge.eval.harness import oximeter_rates
-from edge.pipeline import OpenGate, Pipeline, Settings, next_local_time
+from edge.pipeline import OpenGate, Pipeline, Settings, next_local_time, settling_samples
 from edge.quality import QualityGate
 from edge.readers import Recording
 from edge.sim import Night, State
@@ -298,6 +298,52 @@ def test_any_chunking_gives_the_same_epochs_and_events(six_minutes, tmp_path_fac
     assert parts[1] == whole[1] and len(whole[1]) == 12
     assert [e for e in parts[2] if e.kind != "shutdown"] == [
         e for e in whole[2] if e.kind != "shutdown"
+    ]
+
+
+def _switched_on(x: np.ndarray) -> np.ndarray:
+    """``x`` as a sensor just switched on gives it: its first 20 samples charge up from zero
+    (a front end's time constant of 4 samples), then it runs on."""
+    out = np.asarray(x, dtype=np.float64).copy()
+    out[:20] *= 1.0 - np.exp(-np.arange(20) / 4.0)
+    return out
+
+
+def test_a_start_up_step_is_a_sensor_settling_and_nothing_else_is(six_minutes, rng):
+    fs = 250.0
+    assert settling_samples(_switched_on(six_minutes), fs) == 250
+    assert settling_samples(six_minutes, fs) == 0
+    # Relative to the signal itself: any gain, offset or polarity.
+    for gain, offset in ((1e-3, 0.0), (-1.0, 0.0), (1e4, -5e6)):
+        assert settling_samples(offset + gain * _switched_on(six_minutes), fs) == 250
+        assert settling_samples(offset + gain * six_minutes, fs) == 0
+    # A body moving when the sensor starts moves for longer than a quarter second.
+    moving = six_minutes.astype(np.float64).copy()
+    moving[:500] += 20 * np.std(moving) * rng.standard_normal(500)
+    assert settling_samples(moving, fs) == 0
+    # Too short to tell, or not finite (left to the chunk check): no settling.
+    assert settling_samples(_switched_on(six_minutes)[:250], fs) == 0
+    with_nan = _switched_on(six_minutes)
+    with_nan[3] = np.nan
+    assert settling_samples(with_nan, fs) == 0
+
+
+@settings(max_examples=3, deadline=None)
+@given(st.lists(st.integers(20, 400), min_size=1, max_size=8))
+def test_a_sensor_settling_is_run_over_in_any_chunking(six_minutes, tmp_path_factory, sizes):
+    """The first second of a stream that starts with a step waits, then runs over at the level
+    after it: the same epochs and events as the stream whose first second is that level,
+    however the samples come."""
+    tmp = tmp_path_factory.mktemp("settle")
+    step = _switched_on(six_minutes)
+    level = step.copy()
+    level[:250] = step[250]
+    parts = _run(_RandomChunks(step, sizes), tmp, name="parts.db")
+    flat = _run(_RandomChunks(level, [level.size]), tmp, name="flat.db")
+    assert parts[0].settled_samples == 250 and flat[0].settled_samples == 0
+    assert parts[1] == flat[1] and len(parts[1]) == 12
+    assert [e for e in parts[2] if e.kind != "shutdown"] == [
+        e for e in flat[2] if e.kind != "shutdown"
     ]
 
 
