@@ -16,11 +16,11 @@ few lost frames) is bridged: the DSP runs on over a straight line between the sa
 side, and no beat inside it and no beat interval across it counts. A longer gap ends a
 stretch: the detector is flushed and every DSP object starts afresh after it, so no beat,
 breath or interval spans the gap.
-The first :data:`SETTLE_S` of every stretch wait to be looked at before they go in: a sensor
-just switched on (or plugged in again) may start with a step while its front end settles
-(:func:`settling_samples`). That second is then run over at the level the sensor settled to,
-like a bridged gap: a step the filters would ring with for seconds is no movement and no
-empty bed.
+The first :data:`SETTLE_S` of a stream wait to be looked at before they go in: a sensor just
+switched on may start with a step while its front end settles (:func:`settling_samples`).
+That second is then run over at the level the sensor settled to, like a bridged gap: a step
+the filters would ring with for seconds is no movement and no empty bed. (Only at the start:
+later, the end of a movement can look the same.)
 A stop (SIGTERM, SIGINT, ``--duration`` reached, the source ending) writes every epoch the
 gate has judged, commits and closes the session cleanly: nothing that was processed is lost.
 
@@ -90,13 +90,14 @@ MAX_STORE_ERRORS = 20
 BRIDGE_MAX_S = 0.5
 #: Stretch anchors kept (an epoch is final long before this many gaps have passed).
 _MAX_ANCHORS = 64
-#: The start of a stretch that is looked at for a sensor settling (s) ...
+#: The start of a stream that is looked at for a sensor settling (s) ...
 SETTLE_S = 1.0
 #: ... and a settling: its first SETTLE_HEAD_S lie more than SETTLE_RATIO times the range of
-#: the second half of SETTLE_S away from that half's median (measured: 0.5 to 3.5 on every
-#: recording, simulated night and machine signal of make eval; 12 to 100 for the start-up step
-#: of the goodbcg1 recording, whatever its gain, units or rate). A body's movement is not
-#: over in a quarter second and still for the next half.
+#: the second half of SETTLE_S away from that half's median. Measured at the start of every
+#: recording, simulated night and machine signal of make eval: 0.5 to 3.5; the start-up step
+#: of the goodbcg1 recording: 12 to 100, whatever its gain, units or rate. Later in a night
+#: the end of a movement can reach it (a quarter second of movement, then still): the rule
+#: is for the start of a stream only.
 SETTLE_HEAD_S = 0.25
 SETTLE_RATIO = 8.0
 
@@ -209,7 +210,7 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
     :data:`SETTLE_HEAD_S` lie more than :data:`SETTLE_RATIO` times the range of its second
     half away from that half's median (a start-up step), else 0. Relative to the signal
     itself: no level, gain or offset. Samples that are not finite are left to the chunk
-    check (0)."""
+    check, and a flat second half (nothing to scale a step by) is no settling (0)."""
     n = int(round(SETTLE_S * fs))
     x = np.asarray(x, dtype=np.float64)
     if x.size <= n:
@@ -217,8 +218,29 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
     head, rest = x[: max(1, int(round(SETTLE_HEAD_S * fs)))], x[n // 2 : n]
     if not (np.isfinite(head).all() and np.isfinite(rest).all()):
         return 0
+    spread = float(np.ptp(rest))
+    if spread == 0.0:  # a stuck or idle input: no scale to judge a step by
+        return 0
     away = float(np.max(np.abs(head - np.median(rest))))
-    return n if away > SETTLE_RATIO * float(np.ptp(rest)) else 0
+    return n if away > SETTLE_RATIO * spread else 0
+
+
+def _bridged(chunks: list[Chunk]) -> np.ndarray:
+    """The samples of consecutive ``chunks`` (float64), a short gap between two of them run
+    over by a straight line, as the pipeline bridges it."""
+    start = chunks[0].start_index
+    where = np.concatenate([np.arange(c.start_index, c.stop_index) for c in chunks]) - start
+    values = np.concatenate([np.asarray(c.samples, dtype=np.float64) for c in chunks])
+    return np.interp(np.arange(chunks[-1].stop_index - start), where, values)
+
+
+def _level_before(chunk: Chunk, stop: int, level: float) -> Chunk:
+    """``chunk`` with its samples before stream index ``stop`` at ``level`` (float64)."""
+    if chunk.start_index >= stop:
+        return chunk
+    x = np.array(chunk.samples, dtype=np.float64)
+    x[: stop - chunk.start_index] = level
+    return Chunk(chunk.start_index, x, chunk.t_utc, chunk.gap_before)
 
 
 def _checked(x: np.ndarray) -> np.ndarray:
@@ -306,7 +328,7 @@ class Pipeline:
         self._last_sample = 0.0  # the last sample processed: where a bridge starts
         self._bridge_max = int(BRIDGE_MAX_S * self.fs)
         self._settle_len = int(round(SETTLE_S * self.fs))
-        self._settling: list[Chunk] = []  # the start of a stretch, waiting to be looked at
+        self._settling: list[Chunk] = []  # the start of the stream, waiting to be looked at
         self._pending = 0  # epochs and events added since the last commit
         self._failing = 0  # commits failed in a row
         self._epochs_waiting = False  # an epoch was added since the last commit
@@ -329,8 +351,8 @@ class Pipeline:
         """The label of this moment: the next sample's, plus the time since the last samples
         came (before any, the session's opening plus the time since). No wall clock is
         read, so the pipeline's own events keep to the source's labels."""
-        if self._anchors and self._next_index is not None:
-            return self._utc(self._next_index) + (self._clock() - self._samples_at)
+        if self._anchors and self._taken_index is not None:
+            return self._utc(self._taken_index) + (self._clock() - self._samples_at)
         t_utc, at = self._opened
         return t_utc + (self._clock() - at)
 
@@ -504,19 +526,15 @@ class Pipeline:
         """The stream index just past the last sample taken in (processed or waiting)."""
         return self._settling[-1].stop_index if self._settling else self._next_index
 
-    def _starts_stretch(self, chunk: Chunk) -> bool:
-        """True when ``chunk`` begins a stretch: the first, or after a gap too long to bridge."""
-        if self._next_index is None:
-            return True
-        gap = chunk.start_index - self._next_index
-        return gap != 0 and not 0 < gap <= self._bridge_max
-
     def _take(self, chunk: Chunk) -> None:
-        """Take a chunk in: the first :data:`SETTLE_S` of a stretch wait until they can be
+        """Take a chunk in: the first :data:`SETTLE_S` of the stream wait until they can be
         looked at for a sensor settling (:meth:`_release_settling`); the rest go on."""
-        if self._settling and chunk.start_index != self._settling[-1].stop_index:
-            self._release_settling()  # a gap: what waited is too short to tell
-        if self._settling or self._starts_stretch(chunk):
+        self._follow_labels(chunk)  # at once: events while the start waits keep to them
+        if self._settling:
+            gap = chunk.start_index - self._settling[-1].stop_index
+            if not 0 <= gap <= self._bridge_max:
+                self._release_settling()  # a stretch too short to tell
+        if self._settling or self._next_index is None:
             self._settling.append(chunk)
             if self._taken_index - self._settling[0].start_index > self._settle_len:
                 self._release_settling(look=True)
@@ -524,28 +542,31 @@ class Pipeline:
             self._process(chunk)
 
     def _release_settling(self, look: bool = False) -> None:
-        """Process the start of a stretch that waited, as one chunk; with ``look``, its first
-        :data:`SETTLE_S` run over at the level after them when they are a sensor settling."""
-        if not self._settling:
-            return
+        """Process the start of the stream that waited, chunk by chunk (a short gap in it is
+        bridged as anywhere); with ``look``, its first :data:`SETTLE_S` are run over at the
+        level after them when they are a sensor settling."""
         held, self._settling = self._settling, []
-        x = np.concatenate([np.asarray(c.samples, dtype=np.float64) for c in held])
+        if not held:
+            return
         start = held[0].start_index
-        n = settling_samples(x, self.fs) if look else 0
-        if n:
-            log.info("sensor settling: the first %.1f s of a stretch run over", n / self.fs)
-            x[:n] = x[n]
-            self.vitals.bridge(start, start + n)  # no beat from the flat line
-            self.result.settled_samples += n
-        self._process(Chunk(start, x, held[0].t_utc))
+        stop = start + self._settle_len
+        if look and settling_samples(_bridged(held), self.fs):
+            after = next(c for c in held if c.stop_index > stop)
+            level = float(after.samples[max(0, stop - after.start_index)])
+            log.info("sensor settling: the first %.1f s of the stream run over", SETTLE_S)
+            self.vitals.bridge(start, stop)  # no beat from the flat line
+            self.result.settled_samples += stop - start
+            held = [_level_before(c, stop, level) for c in held]
+        for c in held:
+            self._process(c)
 
     def _process(self, chunk: Chunk) -> None:
-        self._follow_labels(chunk)
+        """A chunk (its labels followed by :meth:`_take`) through the DSP, gate and vitals."""
         x = np.asarray(chunk.samples, dtype=np.float64)
         first = self._next_index is None
         gap = 0 if first else chunk.start_index - self._next_index
         bridge = 0 < gap <= self._bridge_max
-        if self._starts_stretch(chunk):
+        if first or (gap and not bridge):
             # A new stretch. Its priming refuses a bad first sample (as "steady_input"), so
             # it comes before the chunk's one check; the DSP calls below do not repeat it.
             self._new_stretch(chunk, float(x[0]))

@@ -122,7 +122,8 @@ MOTION_MEMORY_S = 1800.0
 JUMP_SHARE = 0.3
 JUMP_MEMORY_S = 600.0
 #: A jump is stored only once the checked rates of the epochs of this long (s) agree on it,
-#: each with the one before (at least two epochs): a real change of that size holds.
+#: each with the one before (at least two epochs): a real change of that size holds. With
+#: epochs of 15 s or more, the two epochs of a confirmed rate already span it.
 JUMP_HOLD_S = 30.0
 
 
@@ -269,8 +270,12 @@ class EpochVitals:
     def bridge(self, start: int, stop: int) -> None:
         """Samples ``[start, stop)`` were missing and the pipeline bridges them (a straight
         line, so the filters run on; it adds them with :meth:`add_samples`): no beat inside
-        them counts and no interval is measured across them."""
-        self._bridges.append((start, stop))
+        them counts and no interval is measured across them. Bridges come in order; one that
+        starts within the last (a gap inside a sensor's settling) extends it."""
+        if self._bridges and start <= self._bridges[-1][1]:  # within the last: one bridge
+            self._bridges[-1] = (self._bridges[-1][0], max(stop, self._bridges[-1][1]))
+        else:
+            self._bridges.append((start, stop))
         bisect.insort(self._beat_breaks, start)
 
     def add_breaths(self, index: np.ndarray) -> None:
@@ -359,7 +364,8 @@ class EpochVitals:
         if self._held is not None:
             held, (hr, hrv) = self._held
             self._held = None
-            if epoch.hr_bpm is not None and abs(epoch.hr_bpm / hr - 1.0) <= AGREE_SHARE:
+            agrees = epoch.hr_bpm is not None and abs(epoch.hr_bpm / hr - 1.0) <= AGREE_SHARE
+            if agrees and not self._leaps(held.t_utc, hr, run=2):  # two epochs agree on it
                 held = replace(held, hr_bpm=hr, hrv_rmssd_ms=hrv, hr_reason=None)
             out.append(self._with_person(held))
         if self._unconfirmed is not None:
@@ -437,7 +443,7 @@ class EpochVitals:
                 self._unconfirmed = (hr, hrv)  # the next epoch may still confirm it
                 hr = hrv = None
                 hr_reason = UNCONFIRMED
-            elif hr is not None and self._jumped(e0, hr):
+            elif hr is not None and self._leaps(self._utc(e0), hr, self._checked_run):
                 hr = hrv = None
                 hr_reason = UNCONFIRMED
             if hr_reason in ("rate uncertain", "few beats") and gap:
@@ -546,16 +552,16 @@ class EpochVitals:
         self._checked_run = self._checked_run + 1 if agrees else 1
         return agrees
 
-    def _jumped(self, e0: int, hr: float) -> bool:
-        """True when ``hr`` (confirmed by the epoch before) leaps more than
-        :data:`JUMP_SHARE` from the last heart rate written, within :data:`JUMP_MEMORY_S`,
-        and has not yet held for :data:`JUMP_HOLD_S`."""
+    def _leaps(self, t_utc: float, hr: float, run: int) -> bool:
+        """True when ``hr``, of the epoch starting at ``t_utc`` and agreed on by ``run``
+        epochs in a row, leaps more than :data:`JUMP_SHARE` from the last heart rate
+        written, within :data:`JUMP_MEMORY_S`, and has not yet held for :data:`JUMP_HOLD_S`."""
         if self._heart_rate is None or self._heart_utc is None:
             return False
-        if self._utc(e0) - self._heart_utc > JUMP_MEMORY_S:
+        if t_utc - self._heart_utc > JUMP_MEMORY_S:
             return False
         leap = max(hr / self._heart_rate, self._heart_rate / hr) > 1.0 + JUMP_SHARE
-        return leap and self._checked_run < self._jump_epochs
+        return leap and run < self._jump_epochs
 
     def _repeats(
         self, beats: _Events, counting: np.ndarray, lo: int, hi: int, stride: int, beat: float

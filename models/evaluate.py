@@ -219,10 +219,13 @@ def real_recordings() -> dict:
         if rec.ref_hr is not None:
             est = rate_per_window(dsp_c.detect_beats(x, rec.fs), rec.fs, x.size, WINDOW_S)
             n = min(est.size, rec.ref_hr.size, verdicts.size)
-            err = (est[:n] - rec.ref_hr[:n])[np.isfinite(est[:n])]
-            gated = (est[:n] - rec.ref_hr[:n])[np.isfinite(est[:n]) & (verdicts[:n] == "good")]
-            entry["hr_mae_all_bpm"], entry["coverage_all"] = _mae(err), err.size / n
-            entry["hr_mae_gated_bpm"], entry["coverage_gated"] = _mae(gated), gated.size / n
+            referenced = np.isfinite(rec.ref_hr[:n])  # the oximeter's delay: not at the end
+            found = np.isfinite(est[:n]) & referenced
+            err = (est[:n] - rec.ref_hr[:n])[found]
+            gated = (est[:n] - rec.ref_hr[:n])[found & (verdicts[:n] == "good")]
+            m = int(referenced.sum())
+            entry["hr_mae_all_bpm"], entry["coverage_all"] = _mae(err), err.size / m
+            entry["hr_mae_gated_bpm"], entry["coverage_gated"] = _mae(gated), gated.size / m
         hand = labels.get(rec.name)
         if hand is not None:
             hand = np.array(hand["labels"][: verdicts.size], dtype=object)

@@ -56,11 +56,11 @@ TARGETS = {
     "hr_mae_bpm": ("<=", 1.0),
     "coverage": (">=", 95.0),
 }
-#: The Sadek recording's pulse oximeter reports each heart rate about this long (s) after
-#: the mat's samples of the same beats (its averaging, and how the recorder lined the two
-#: up). Measured without the unit: the heart rates of four peer detectors (find_peaks, the
-#: paper's MODWT, HeartPy, NeuroKit2) match the oximeter best 26-30 s later, and 2-3 times
-#: worse as recorded (tests/edge/test_peers.py measures it again).
+#: The Sadek recording's pulse oximeter column follows the mat's samples of the same beats
+#: by about this long (s); the data set does not say why. Measured without the unit: the
+#: heart rates of four peer detectors (find_peaks, the paper's MODWT, HeartPy, NeuroKit2)
+#: match the oximeter best 26-30 s later, in each half of the recording alike, and 1.4 to
+#: 3.8 times worse as recorded (tests/edge/test_peers.py measures it again).
 SADEK_OXIMETER_DELAY_S = 28.0
 
 
@@ -72,11 +72,13 @@ def oximeter_rates(
 ) -> np.ndarray:
     """The reference heart rate of each span ``[a, b)`` of samples: the pulse oximeter's
     mean over the same span ``delay_s`` later (the time it takes to report a beat); NaN
-    where that runs past the recording."""
+    where that span is empty or runs outside the recording."""
     oximeter = np.asarray(oximeter, dtype=np.float64)
     shift = int(round(delay_s * fs))
     out = [
-        float(np.mean(oximeter[a + shift : b + shift])) if b + shift <= oximeter.size else np.nan
+        float(np.mean(oximeter[a + shift : b + shift]))
+        if 0 <= a + shift < b + shift <= oximeter.size
+        else np.nan
         for a, b in bounds
     ]
     return np.array(out, dtype=np.float64)

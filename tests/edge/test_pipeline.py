@@ -326,6 +326,8 @@ def test_a_start_up_step_is_a_sensor_settling_and_nothing_else_is(six_minutes, r
     with_nan = _switched_on(six_minutes)
     with_nan[3] = np.nan
     assert settling_samples(with_nan, fs) == 0
+    # A stuck input (no scale to judge a step by) is no settling either.
+    assert settling_samples(np.array([2049] + [2048] * 599, dtype=np.int32), fs) == 0
 
 
 @settings(max_examples=3, deadline=None)
@@ -345,6 +347,33 @@ def test_a_sensor_settling_is_run_over_in_any_chunking(six_minutes, tmp_path_fac
     assert [e for e in parts[2] if e.kind != "shutdown"] == [
         e for e in flat[2] if e.kind != "shutdown"
     ]
+
+
+class _Dropping(_RandomChunks):
+    """Chunks of a fixed size, some of them lost on the way (their numbers in ``lost``)."""
+
+    def __init__(self, samples: np.ndarray, size: int, lost: set[int]) -> None:
+        super().__init__(samples, [size])
+        self._lost = lost
+
+    def read(self, timeout_s=None):
+        chunk = super().read(timeout_s)
+        while chunk is not None and self._reads - 1 in self._lost:
+            chunk = super().read(timeout_s)
+        return chunk
+
+
+def test_a_sensor_settles_at_the_start_of_a_stream_only(six_minutes, tmp_path):
+    """A frame lost in the first second is bridged and the settling still run over; a
+    step after a long gap mid-stream is left alone (the end of a movement looks alike)."""
+    step = _switched_on(six_minutes)
+    result, epochs, _ = _run(_Dropping(step, 25, {4}), tmp_path, name="lost.db")
+    assert result.settled_samples == 250 and result.bridged_samples == 25
+    later = six_minutes.astype(np.float64).copy()
+    later[30000:30020] = _switched_on(later[30000:30250])[:20]  # after the gap below
+    gapped = _Dropping(later, 250, set(range(100, 120)))  # 20 s lost from 100 s on
+    result, epochs, _ = _run(gapped, tmp_path, name="gap.db")
+    assert result.settled_samples == 0
 
 
 def test_a_real_recording_against_its_pulse_oximeter(tmp_path):

@@ -4,6 +4,7 @@ that keep a value honest, checked on inputs whose answer is known exactly."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -140,6 +141,25 @@ def test_a_leap_from_the_heart_rate_stored_must_hold_for_30_s():
     held = run(50)  # 150 bpm for five epochs: from the third on, it is the heart's rate
     assert [e.hr_bpm for e in held[6:8]] == [None, None]
     assert [e.hr_bpm for e in held[8:11]] == [150.0] * 3
+
+
+def test_a_leap_is_not_stored_by_the_epoch_after_it_either():
+    """An epoch waiting for the next one to confirm its rate (none before it: a movement)
+    gets it only if the rate is no leap from the last one stored: 60 bpm, a movement, then
+    84.5 bpm (a 41 % leap) agreed on by one epoch of 75.9 (under 30 % from 60: stored)."""
+    v = _vitals(epoch_s=10.0)
+    n = 12000
+    v.add_samples(0, n)
+    v.add_beats(np.concatenate([np.arange(0, 6000, 100), np.arange(7000, 8000, 71)]))
+    v.add_beats(np.arange(8000, n, 79))
+    v.add_breaths(np.arange(0, n, 400))
+    for a in range(0, n - WIN + 1, HOP):
+        v.add_judgement(a, a + WIN, "motion" if a in (5500, 6000) else "good", 0.9)
+    epochs = v.finish(n)
+    assert [e.hr_bpm for e in epochs[:6]] == [60.0] * 6
+    assert epochs[6].hr_reason == "motion"
+    assert (epochs[7].hr_bpm, epochs[7].hr_reason) == (None, "rate unconfirmed")
+    assert all(e.hr_bpm == pytest.approx(6000 / 79) for e in epochs[8:])
 
 
 def test_breathing_without_a_heart_for_half_an_hour_is_not_a_person():

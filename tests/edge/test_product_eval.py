@@ -337,11 +337,16 @@ def test_a_transformed_run_is_also_scored_against_the_reference(monkeypatch):
     imp_env = next(r for r in product.real_records() if r.name == "aydin imp_env")
     monkeypatch.setattr(product, "real_records", lambda: [imp_env])
     monkeypatch.setattr(product, "robustness_records", lambda: [])
-    monkeypatch.setattr(product, "transforms_for", lambda fs: {"inverted": lambda x, f: (-x, f)})
+    transforms = {
+        "inverted": lambda x, f: (-x, f),
+        "flat": lambda x, f: (np.full_like(x, 2.0), f),  # no heartbeat left
+    }
+    monkeypatch.setattr(product, "transforms_for", lambda fs: transforms)
     results = product.evaluate_product(sim=False, machines=False, claims=False)
-    inverted = results["transforms"]["aydin imp_env"]["inverted"]
+    table = results["transforms"]["aydin imp_env"]
     base = results["records"]["aydin imp_env"]["score"]["hr_mae"]
-    assert inverted["hr_mae_ref"] == pytest.approx(base)  # inversion changes no beat
+    assert table["inverted"]["hr_mae_ref"] == pytest.approx(base)  # inversion moves no beat
+    assert table["flat"]["hr_mae_ref"] is None or np.isnan(table["flat"]["hr_mae_ref"])
     assert "ref MAE" in product.report(results)
     assert f"{base:.2f}" in product.report(results).split("ref MAE")[1]
 
