@@ -207,6 +207,17 @@ class Progress:
         if self._bar is not None:
             self._bar.advance(self._task, n)
 
+    def set_total(self, total: int | None) -> None:
+        """The work ahead grew (or became known): the bar's total, so it never shows more
+        than 100 %."""
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
+
+    @property
+    def total(self) -> float | None:
+        """The bar's total (None when disabled or not known)."""
+        return None if self._bar is None else self._bar.tasks[0].total
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()

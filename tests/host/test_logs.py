@@ -540,3 +540,17 @@ def test_the_page_layout_of_epochs_follows_the_store_fields() -> None:
     from edge.records import EPOCH_FIELDS
 
     assert tuple(name for name, _ in EPOCH_COLUMNS) == ("id", "session_id", *EPOCH_FIELDS)
+
+
+def test_the_progress_bar_follows_a_total_that_grows(capsys) -> None:
+    """Rows the unit writes while a pull runs raise the total the puller reports: the bar
+    takes the new total and never shows more than 100 %."""
+    from host_tools.logs import _Bars
+
+    with _Bars(enabled=True) as bars:
+        bars.update("epochs", 5, 10)
+        bars.update("epochs", 12, 12)  # two more epochs written meanwhile
+        assert bars._bar.total == 12
+        bars.update("events", 1, 3)  # the next stream: a bar of its own
+        assert bars._bar.total == 3
+    assert "12/12" in capsys.readouterr().err
