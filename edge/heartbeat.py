@@ -11,6 +11,11 @@ process, reads it (:func:`runtime_status`) and tells three cases apart:
   says running but its pid is gone (killed with -9, a crash, a power cut);
 - not responding (E393): its pid is alive, but no beat for :data:`STALE_AFTER_S` (a hang).
 
+The age of the last beat is read on the monotonic clock, which all processes of one boot
+share: a wall clock that steps (a board without a real-time clock setting its time from the
+network after boot) does not make a live runtime look hung. A heartbeat of another boot, or
+of a runtime that wrote no monotonic time, is aged by the wall clock.
+
 Without the file no runtime has run with that store ("not started": the virtual unit's
 ``--no-sensor``). Writes are atomic (:func:`edge.files.atomic_write`); a heartbeat that
 cannot be written is logged once and never stops the recording.
@@ -94,7 +99,7 @@ class Heartbeat:
         self._last = now
         # Not synced: a beat every 10 s must not wear the SD card (two fsyncs each); after a
         # power cut an old or empty file reads as "stopped", which the runtime then was.
-        self._write(durable=False, beat_utc=self._wall())
+        self._write(durable=False, beat_utc=self._wall(), beat_mono=now, boot_id=_boot_id())
 
     def stopped(self, reason: str) -> None:
         """Say the runtime stopped, and why ("end of source", "stopped by SIGTERM", ...)."""
@@ -117,6 +122,7 @@ def runtime_status(
     db: str | os.PathLike,
     *,
     now: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
     pid_alive: Callable[[int], bool] | None = None,
 ) -> dict[str, Any]:
     """What the runtime of the store at ``db`` is doing, from its heartbeat.
@@ -125,7 +131,8 @@ def runtime_status(
     ``"recording"``, ``"stopped"``, ``"not responding"`` or ``"not started"``; ``text`` one
     line for a person (for a problem, its ``error E3..: what — what to do`` line);
     ``problem`` the code (:data:`RUNTIME_STOPPED`, :data:`RUNTIME_NOT_RESPONDING`) or None.
-    ``now`` (Unix s) and ``pid_alive`` replace the clock and the process check (tests).
+    ``now`` (Unix s), ``monotonic`` and ``pid_alive`` replace the clocks and the process
+    check (tests).
     """
     now = time.time() if now is None else now
     alive = _pid_alive if pid_alive is None else pid_alive
@@ -169,13 +176,17 @@ def runtime_status(
             f"a power cut; last beat {_utc(beat_utc)}); the unit is not recording",
             "see its log (journalctl -u bedside) and start it again (systemctl restart bedside)",
         )
-    if now - beat_utc > STALE_AFTER_S:
+    age = now - beat_utc
+    beat_mono, boot = doc.get("beat_mono"), _boot_id()
+    if isinstance(beat_mono, int | float) and boot is not None and doc.get("boot_id") == boot:
+        age = monotonic() - beat_mono  # this boot's clock: no step of the wall clock in it
+    if age > STALE_AFTER_S:
         return _problem(
             doc,
             "not responding",
             RUNTIME_NOT_RESPONDING,
             f"the runtime ({release}, pid {pid}) has not gone round its loop for "
-            f"{now - beat_utc:.0f} s (last beat {_utc(beat_utc)}); it hangs",
+            f"{age:.0f} s (last beat {_utc(beat_utc)}); it hangs",
             "restart it (systemctl restart bedside) and send its log (journalctl -u bedside)",
         )
     text = (
@@ -192,6 +203,14 @@ def _problem(doc: dict[str, Any], state: str, code: str, what: str, todo: str) -
 
 def _utc(t_utc: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t_utc))
+
+
+def _boot_id() -> str | None:
+    """This boot's id (Linux), which tells whether a monotonic time came from this boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -43,7 +43,7 @@ def test_a_beating_runtime_records_and_a_silent_live_one_hangs(tmp_path):
     mono, wall = Clock(), Clock(T0)
     beat = Heartbeat(db, release="0.2.0", source="sim:4", clock=mono, wall_clock=wall)
     beat.beat()
-    status = runtime_status(db, now=T0 + 5)  # this process: alive
+    status = runtime_status(db, now=T0 + 5, monotonic=mono)  # this process: alive
     assert (status["state"], status["problem"], status["release"]) == ("recording", None, "0.2.0")
     assert status["text"] == (
         f"recording since 2026-11-24 22:30:00 UTC (release 0.2.0, sim:4, pid {os.getpid()})"
@@ -54,10 +54,28 @@ def test_a_beating_runtime_records_and_a_silent_live_one_hangs(tmp_path):
     mono.t, wall.t = BEAT_EVERY_S, T0 + BEAT_EVERY_S
     beat.beat()
     assert json.loads(heartbeat_path(db).read_text())["beat_utc"] == T0 + BEAT_EVERY_S
-    hung = runtime_status(db, now=T0 + BEAT_EVERY_S + STALE_AFTER_S + 1)
+    mono.t = BEAT_EVERY_S + STALE_AFTER_S + 1
+    hung = runtime_status(db, now=T0 + BEAT_EVERY_S + STALE_AFTER_S + 1, monotonic=mono)
     assert (hung["state"], hung["problem"]) == ("not responding", "E393")
     assert hung["text"].startswith("error E393: the runtime (release 0.2.0, pid ")
     assert "— restart it" in hung["text"]
+
+
+def test_a_step_of_the_wall_clock_does_not_make_a_live_runtime_hang(tmp_path, monkeypatch):
+    """A board without a real-time clock sets its time from the network after boot: the wall
+    clock jumps an hour while the runtime beats on. The beat's age is read on the monotonic
+    clock of this boot; a beat of another boot (a pid reused after a reboot) on the wall."""
+    db = tmp_path / "vitals.db"
+    mono, wall = Clock(100.0), Clock(T0)
+    Heartbeat(db, release="0.2.0", source="sim:4", clock=mono, wall_clock=wall).beat()
+    mono.t += 5.0
+    stepped = runtime_status(db, now=T0 + 3600.0, monotonic=mono)
+    assert (stepped["state"], stepped["problem"]) == ("recording", None)
+    mono.t += STALE_AFTER_S  # and a real hang is still one
+    assert runtime_status(db, now=T0 + 3600.0, monotonic=mono)["problem"] == "E393"
+    monkeypatch.setattr("edge.heartbeat._boot_id", lambda: "another boot")
+    assert runtime_status(db, now=T0 + 5.0, monotonic=mono)["state"] == "recording"
+    assert runtime_status(db, now=T0 + 3600.0, monotonic=mono)["problem"] == "E393"
 
 
 def test_a_stopped_runtime_is_e392_with_its_reason(tmp_path):
