@@ -40,6 +40,7 @@ leaves a record outside its session.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -550,9 +551,12 @@ class Pipeline:
             return
         start = held[0].start_index
         stop = start + self._settle_len
-        if look and settling_samples(_bridged(held), self.fs):
+        if look:  # the waiting chunks reach past `stop`
             after = next(c for c in held if c.stop_index > stop)
             level = float(after.samples[max(0, stop - after.start_index)])
+            # A level that is no number is left to the chunk check, which names the sample.
+            look = math.isfinite(level) and settling_samples(_bridged(held), self.fs) > 0
+        if look:
             log.info("sensor settling: the first %.1f s of the stream run over", SETTLE_S)
             self.vitals.bridge(start, stop)  # no beat from the flat line
             self.result.settled_samples += stop - start

@@ -376,6 +376,19 @@ def test_a_sensor_settles_at_the_start_of_a_stream_only(six_minutes, tmp_path):
     assert result.settled_samples == 0
 
 
+def test_a_bad_sample_after_a_settling_is_named_as_anywhere(tmp_path):
+    """A sample that is no number where the settled level would be read: the chunk check's
+    error, naming the sample, as in a stream without the step."""
+    x = Night(seed=16, duration_s=20.0).samples()
+    errors = []
+    for samples in (x.astype(np.float64), _switched_on(x)):
+        samples[250] = np.nan
+        with pytest.raises(ValueError) as caught:
+            _run(_RandomChunks(samples, [100]), tmp_path, name=f"bad{len(errors)}.db")
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "not finite" in errors[1] and "index 50" in errors[1]
+
+
 def test_a_real_recording_against_its_pulse_oximeter(tmp_path):
     """The Sadek fiber-optic mat sample (50 Hz, 18.6 min): the whole pipeline with the real
     gate, 10 s epochs, against the pulse oximeter recorded with it (read 28 s later: its
