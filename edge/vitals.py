@@ -432,13 +432,14 @@ class EpochVitals:
         hr_reason = _REASON.get(state)
         person = True
         stride = 1
+        counting = None
         if state == "good":
-            if self._placed is not None:  # one wave a beat; else the picks as they came
-                hr, hrv, hr_reason, stride = self._heart(e1, self._placed)
-                beats = self._placed
-            if hr is None:
-                hr, hrv, hr_reason, stride = self._heart(e1, self._beats)
-                beats = self._beats
+            # One wave a beat; where that gives no rate (or without it), the picks as they came.
+            for beats in (b for b in (self._placed, self._beats) if b is not None):
+                counting = self._counting(beats.index)
+                hr, hrv, hr_reason, stride = self._heart(e1, beats, counting)
+                if hr is not None:
+                    break
             if hr is not None and not self._seen_before(e0, hr):
                 self._unconfirmed = (hr, hrv)  # the next epoch may still confirm it
                 hr = hrv = None
@@ -467,6 +468,8 @@ class EpochVitals:
             else:
                 rr = 60.0 * self.fs / float(np.median(intervals))
         motion = self._relative_motion(e0, e1)
+        if counting is None:  # not a good epoch: its picks as they came
+            counting = self._counting(beats.index)
         return Epoch(
             t_utc=self._utc(e0),
             duration_s=(e1 - e0) / self.fs,
@@ -476,7 +479,7 @@ class EpochVitals:
             hrv_rmssd_ms=hrv,
             rr_bpm=rr,
             motion=motion,
-            beats=round(self._picks(beats, e0, e1) / stride),  # a beat picked twice is one
+            beats=round(self._picks(beats, counting, e0, e1) / stride),  # a beat picked twice: one
             hr_reason=None if hr is not None else hr_reason,
             rr_reason=None if rr is not None else rr_reason,
         )
@@ -504,19 +507,22 @@ class EpochVitals:
             rr_reason=GAP_REASON,
         )
 
-    def _picks(self, beats: _Events, e0: int, e1: int) -> int:
-        """How many of ``beats`` in [e0, e1) count."""
+    @staticmethod
+    def _picks(beats: _Events, counting: np.ndarray, e0: int, e1: int) -> int:
+        """How many of ``beats`` in [e0, e1) count (``counting``: :meth:`_counting` of them)."""
         idx = beats.index
-        return int(np.count_nonzero(self._counting(idx) & (idx >= e0) & (idx < e1)))
+        return int(np.count_nonzero(counting & (idx >= e0) & (idx < e1)))
 
-    def _heart(self, e1: int, beats: _Events) -> tuple[float | None, float | None, str | None, int]:
+    def _heart(
+        self, e1: int, beats: _Events, counting: np.ndarray
+    ) -> tuple[float | None, float | None, str | None, int]:
         """Heart rate (bpm), HRV (ms), the reason when they are None, and the picks per beat,
-        from ``beats`` (picked, or placed on the template) of the span ending at ``e1``.
-        Picks on two or three waves of each beat by turns (:meth:`RhythmCheck.stride`) are
-        read on one wave: intervals between every second or third pick."""
+        from ``beats`` (picked, or placed on the template) of the span ending at ``e1``;
+        ``counting``: which of them count (:meth:`_counting`). Picks on two or three waves of
+        each beat by turns (:meth:`RhythmCheck.stride`) are read on one wave: intervals
+        between every second or third pick."""
         lo = e1 - self._hr_span
         stride = 1
-        counting = self._counting(beats.index)
         if self.rhythm is not None:
             idx = beats.index
             stride = self.rhythm.stride(idx[counting & (idx >= lo) & (idx < e1)])
