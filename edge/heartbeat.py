@@ -87,6 +87,7 @@ class Heartbeat:
             "release": release,
             "source": source,
             "started_utc": wall_clock(),
+            "boot_id": _boot_id(),  # whose monotonic clock beat_mono is on
         }
         self._last: float | None = None
         self._failing = False
@@ -99,7 +100,7 @@ class Heartbeat:
         self._last = now
         # Not synced: a beat every 10 s must not wear the SD card (two fsyncs each); after a
         # power cut an old or empty file reads as "stopped", which the runtime then was.
-        self._write(durable=False, beat_utc=self._wall(), beat_mono=now, boot_id=_boot_id())
+        self._write(durable=False, beat_utc=self._wall(), beat_mono=now)
 
     def stopped(self, reason: str) -> None:
         """Say the runtime stopped, and why ("end of source", "stopped by SIGTERM", ...)."""

@@ -502,7 +502,6 @@ class _Bars:
         self._stream: str | None = None
         self._bar = None
         self._done = 0
-        self._total = 0
 
     def update(self, stream: str, done: int, total: int) -> None:
         if stream != self._stream:
@@ -510,10 +509,9 @@ class _Bars:
             unit = "B" if stream == "logs" else "rows"
             label = {"logs": "log files", "export": "epochs"}.get(stream, stream)
             self._bar = progress(total, label, enabled=self.enabled, unit=unit)
-            self._stream, self._done, self._total = stream, 0, total
-        if total != self._total:  # the unit wrote more while we pulled
+            self._stream, self._done = stream, 0
+        if total != self._bar.total:  # the unit wrote more while we pulled
             self._bar.set_total(total)
-            self._total = total
         self._bar.update(done - self._done)
         self._done = done
 
