@@ -70,7 +70,10 @@ class BeatAligner:
 
     Args:
         fs: sampling rate, samples/s.
-        memory_s: signal kept (s): the longest a beat waits to be aligned, plus its reach.
+        memory_s: signal kept before the newest chunk (s): the longest a beat waits to be
+            aligned once the chunk that completes its epoch is in, plus its reach. Counted
+            from the chunk's start, not its end, so a source that delivers 10 s at a time
+            (a replay at full speed) keeps the same beats in reach as one that delivers 1 s.
     """
 
     def __init__(self, fs: float, memory_s: float) -> None:
@@ -98,9 +101,10 @@ class BeatAligner:
             self._start = start_index - self._band.size
         elif start_index != self._next:
             chunk = np.concatenate([np.full(start_index - self._next, np.nan), chunk])
-        self._next = start_index + np.asarray(beat_band).size
+        new = np.asarray(beat_band).size
+        self._next = start_index + new
         self._band = np.concatenate([self._band, chunk])
-        drop = (self._band.size - self._keep) // self.step * self.step
+        drop = (self._band.size - new - self._keep) // self.step * self.step
         if drop > 0:
             self._band = self._band[drop:]
             self._start += drop

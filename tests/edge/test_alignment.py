@@ -106,3 +106,35 @@ def test_no_beat_is_moved_across_a_gap_or_without_a_period() -> None:
     near = picks[np.abs(picks - cut) < 0.5 * FS]
     placed, _ = gap.align(near, np.ones(near.size, dtype=bool))
     np.testing.assert_array_equal(placed, near)
+
+
+def test_the_memory_counts_back_from_the_newest_chunk_start() -> None:
+    """Beats wait for their epoch's judgement, then are placed: a source that hands over 10 s
+    at a time must leave them as much signal before that chunk as one that hands over 1 s,
+    or a long chunk pushes the first beats of an epoch out of reach, unplaced."""
+    beats = _beats(40.0, seed=3)
+    band = _band(beats, DELAYS_S[:2], (1.0, 0.9), 40.0)
+    rng = np.random.default_rng(3)
+    picks = np.round((beats + np.take(DELAYS_S, rng.integers(0, 2, beats.size))) * FS)
+    picks = picks.astype(np.int64)
+    learn, late = picks[beats < 20.0], picks[(beats >= 20.0) & (beats < 28.0)]
+
+    def placed(chunk_s: float) -> np.ndarray:
+        """The late picks placed once 30 s are in (their "epoch" ends at 28 s), the signal
+        from 20 s on arriving ``chunk_s`` at a time (the last chunk may end after 30 s)."""
+        aligner = BeatAligner(FS, memory_s=13.0)  # the epoch, a 2 s lag, the beats' reach
+        aligner.note_period(0.76)
+        cut, step = int(20 * FS), int(chunk_s * FS)
+        for start in range(0, cut, int(FS)):
+            aligner.add(start, band[start : start + int(FS)])
+        aligner.align(learn, np.ones(learn.size, dtype=bool))  # the template
+        start = cut
+        while start < 30 * FS:
+            aligner.add(start, band[start : start + step])
+            start += step
+        out, kept = aligner.align(late, np.ones(late.size, dtype=bool))
+        return out[kept]
+
+    moved = placed(1.0)
+    assert np.count_nonzero(moved != late) >= 3  # picks on the second wave: placed
+    np.testing.assert_array_equal(placed(19.0), moved)  # one chunk: 20 to 39 s
