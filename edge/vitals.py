@@ -16,7 +16,9 @@ never invent a value:
   and lie in one stretch of samples (never across a sensor gap);
 - **HR** (bpm) of a good epoch: 60 / the mean of its steady intervals (the normal ones, within
   25 % of their median, that are also within :data:`RATE_SHARE` of it: one missed or extra
-  beat, or a pick on the next wave, does not move the rate), over the intervals that end
+  beat, or a pick on the next wave, does not move the rate; those further than
+  :data:`RATE_FULL_SHARE` from it weigh less the further they lie, so that no interval's
+  last millisecond decides whether it moves the rate), over the intervals that end
   in the epoch (or, for epochs shorter than 10 s, in the last 10 s), at least
   :data:`MIN_INTERVALS` of them; **HRV** (RMSSD, ms) from the successive differences of
   adjacent steady intervals (a pick on another wave is the sensor, not the heart), at least
@@ -92,6 +94,10 @@ NORMAL_SHARE = 0.25
 #: resting heart's beat-to-beat change (RMSSD 20-60 ms, breathing's sinus arrhythmia under
 #: 10 %), narrower than one interval stretched by a pick moving to the next wave.
 RATE_SHARE = 0.15
+#: ... an interval within this share of the median weighs in full; from here to
+#: RATE_SHARE its weight falls to zero. A hard edge made the rate jump by a bpm when one
+#: interval of 16 crossed it by a few ms (8 ms, one sample's rounding at another rate).
+RATE_FULL_SHARE = 0.1
 #: Fewer normal intervals than this share of all: no rhythm to read a rate from.
 MIN_NORMAL_SHARE = 0.6
 #: Picks on two or three waves of each beat keep to their waves when each interval is within
@@ -535,7 +541,7 @@ class EpochVitals:
             # intervals scattered like noise peaks, not a rhythm
             return None, None, "irregular", stride
         steady = _steady(intervals, normal)
-        hr = 60.0 * self.fs / float(np.mean(intervals[steady]))
+        hr = 60.0 * self.fs / _rate_interval(intervals, normal)
         if stride > 1 and not self._repeats(beats, counting, lo, e1, stride, 60.0 * self.fs / hr):
             return None, None, "rate uncertain", stride  # picks hop between the waves
         reason = self._doubt(beats, hr, e1, counting, stride)
@@ -689,6 +695,19 @@ def _steady(intervals: np.ndarray, normal: np.ndarray) -> np.ndarray:
     median = np.median(finite)
     steady = normal & (np.abs(intervals - median) <= RATE_SHARE * median)
     return steady if steady.any() else normal
+
+
+def _rate_interval(intervals: np.ndarray, normal: np.ndarray) -> float:
+    """The interval (samples) a rate is read from: the mean of the ``normal`` intervals
+    weighted 1 within :data:`RATE_FULL_SHARE` of their median, falling linearly to 0 at
+    :data:`RATE_SHARE` (the steady ones of :func:`_steady`, their edge tapered); their plain
+    mean when none lies that near (as :func:`_steady` then takes them all)."""
+    values = intervals[normal]
+    median = float(np.median(values))
+    off = np.abs(values - median) / median
+    weight = np.clip((RATE_SHARE - off) / (RATE_SHARE - RATE_FULL_SHARE), 0.0, 1.0)
+    total = float(weight.sum())
+    return float(weight @ values) / total if total > 0.0 else float(np.mean(values))
 
 
 def _rmssd_ms(

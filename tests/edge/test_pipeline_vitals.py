@@ -264,6 +264,31 @@ def test_picks_moving_to_the_next_wave_do_not_move_the_rate():
     assert second.hrv_rmssd_ms == 0.0
 
 
+def _rate_after_a_move(move: int) -> float:
+    """The rate of the second 30 s epoch when the picker moves ``move`` samples later from
+    beat 45 on (one interval of its 30 lasts 100 + move samples, the rest 100)."""
+    v = _vitals()
+    v.add_samples(0, 6000)
+    beats = np.arange(0, 6000, 100)
+    beats[45:] += move
+    v.add_beats(beats)
+    for a in range(0, 5001, HOP):
+        v.add_judgement(a, a + WIN, "good", 1.0)
+    return v.finish(6000)[1].hr_bpm
+
+
+def test_no_interval_moves_the_rate_by_crossing_an_edge():
+    """Intervals within 10 % of the median weigh in full, those beyond 15 % not at all, and
+    in between less the further they lie. A hard edge at 15 % let one interval decide 0.3
+    bpm here by one sample, and a whole bpm on a real bed resampled (one interval of 16
+    a few ms either side of it)."""
+    rates = [_rate_after_a_move(move) for move in range(0, 21)]
+    assert rates[0] == 60.0 and all(r == 60.0 for r in rates[15:])  # 15 % and beyond: out
+    assert rates[10] == pytest.approx(60.0 * 30 / 30.1)  # 10 %: in, in full
+    steps = np.abs(np.diff(rates))
+    assert steps.max() < 0.1  # no step of the weight, one sample at a time
+
+
 def test_ties_go_to_the_cautious_state():
     v = _vitals(epoch_s=10.0)
     v.add_samples(0, 1000)
