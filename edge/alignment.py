@@ -14,9 +14,9 @@ span read at twice the rate does not narrow the search). Where the shapes match 
 
 - within :data:`KEEP_S` of the pick, or not :data:`MOVE_MARGIN` better (correlation) than
   at the pick: the pick stays where the detector put it (its own timing, to the sample);
-- further: the pick moves to the tallest ``|beat band|`` sample within :data:`SNAP_S` of
-  that place, the same wave as the template's, when that wave is at least
-  :data:`COMPARABLE` of the picked one's height;
+- further: the pick moves there, by the lag of the best match (the whole shape times it,
+  not one sample of it), when there is a wave at least :data:`COMPARABLE` of the picked
+  one's height within :data:`SNAP_S` of that place (the template's wave);
 - a pick that lands within :data:`MIN_SPACING_S` of the beat before it is the same beat
   picked twice: it is dropped.
 
@@ -51,7 +51,7 @@ KEEP_S = 0.06
 MOVE_MARGIN = 0.1
 #: ... and onto a wave at least this share of the picked one's height.
 COMPARABLE = 0.6
-#: A moved pick lands on the tallest band sample within this of the best match (s).
+#: A pick moves only onto a wave: its tallest band sample within this of the best match (s).
 SNAP_S = 0.02
 #: Two aligned beats closer than this are one beat picked twice (s).
 MIN_SPACING_S = 0.2
@@ -177,11 +177,15 @@ class BeatAligner:
             return pick
         snap = int(round(SNAP_S * self.fs))
         lo = pick + shift - snap - self._start
-        near = self._band[lo : lo + 2 * snap + 1]
-        moved = lo + int(np.nanargmax(near))
-        if self._band[moved] < COMPARABLE * self._band[pick - self._start]:
+        if (
+            np.nanmax(self._band[lo : lo + 2 * snap + 1])
+            < COMPARABLE * self._band[pick - self._start]
+        ):
             return pick  # no wave there as tall as the one picked
-        return moved + self._start
+        # Moved by the lag of the best match, not onto the wave's tallest sample: the pick
+        # keeps the detector's own timing (its template's point on the wave, not the peak),
+        # so an interval between a moved pick and one left alone mixes no two timings.
+        return pick + shift
 
     def _learn(self, beat: int) -> None:
         seg = self._segment(beat, self._half)
