@@ -15,10 +15,11 @@ never invent a value:
 - an **interval** is measured only between two consecutive detected beats that both count
   and lie in one stretch of samples (never across a sensor gap);
 - **HR** (bpm) of a good epoch: 60 / the mean of its steady intervals (the normal ones, within
-  25 % of their median, that are also within :data:`RATE_SHARE` of it: one missed or extra
-  beat, or a pick on the next wave, does not move the rate; those further than
+  25 % of their median, that are also within :data:`RATE_SHARE` of it: an extra beat, or a
+  pick on the next wave, does not move the rate; those further than
   :data:`RATE_FULL_SHARE` from it weigh less the further they lie, so that no interval's
-  last millisecond decides whether it moves the rate), over the intervals that end
+  last millisecond decides whether it moves the rate; an interval of two beats, a missed
+  one, counts as two of half its length), over the intervals that end
   in the epoch (or, for epochs shorter than 10 s, in the last 10 s), at least
   :data:`MIN_INTERVALS` of them; **HRV** (RMSSD, ms) from the successive differences of
   adjacent steady intervals (a pick on another wave is the sensor, not the heart), at least
@@ -98,6 +99,9 @@ RATE_SHARE = 0.15
 #: RATE_SHARE its weight falls to zero. A hard edge made the rate jump by a bpm when one
 #: interval of 16 crossed it by a few ms (8 ms, one sample's rounding at another rate).
 RATE_FULL_SHARE = 0.1
+#: An interval this many times the median (each part steady, as above) is that many beats,
+#: the ones between missed: its time still counts. Two: longer gaps are seldom a rhythm.
+MAX_MISSED_RUN = 2
 #: Fewer normal intervals than this share of all: no rhythm to read a rate from.
 MIN_NORMAL_SHARE = 0.6
 #: Picks on two or three waves of each beat keep to their waves when each interval is within
@@ -698,16 +702,20 @@ def _steady(intervals: np.ndarray, normal: np.ndarray) -> np.ndarray:
 
 
 def _rate_interval(intervals: np.ndarray, normal: np.ndarray) -> float:
-    """The interval (samples) a rate is read from: the mean of the ``normal`` intervals
-    weighted 1 within :data:`RATE_FULL_SHARE` of their median, falling linearly to 0 at
-    :data:`RATE_SHARE` (the steady ones of :func:`_steady`, their edge tapered); their plain
-    mean when none lies that near (as :func:`_steady` then takes them all)."""
+    """The interval (samples) a rate is read from: the intervals' total time over the beats
+    in it, each weighted 1 within :data:`RATE_FULL_SHARE` of the median of the ``normal``
+    ones, falling linearly to 0 at :data:`RATE_SHARE` (the steady ones of :func:`_steady`,
+    their edge tapered). An interval about twice the median is a missed beat: two beats,
+    each half its length. The plain mean of the normal intervals when none lies within
+    :data:`RATE_SHARE`."""
     values = intervals[normal]
     median = float(np.median(values))
-    off = np.abs(values - median) / median
+    spans = intervals[np.isfinite(intervals)]
+    beats = np.clip(np.round(spans / median), 1, MAX_MISSED_RUN)
+    off = np.abs(spans / beats - median) / median
     weight = np.clip((RATE_SHARE - off) / (RATE_SHARE - RATE_FULL_SHARE), 0.0, 1.0)
-    total = float(weight.sum())
-    return float(weight @ values) / total if total > 0.0 else float(np.mean(values))
+    total = float(weight @ beats)
+    return float(weight @ spans) / total if total > 0.0 else float(np.mean(values))
 
 
 def _rmssd_ms(

@@ -248,6 +248,28 @@ def test_a_missed_beat_does_not_move_the_rate_nor_the_hrv():
     assert second.hr_bpm == 60.0 and second.hrv_rmssd_ms == 0.0
 
 
+def _rate_of_slowing_beats(missed: list[int]) -> float:
+    """The second 30 s epoch's rate: beats 1 s apart, then from 45 s on 1.04 s apart (the
+    heart slowing within the epoch), with the beats ``missed`` (by number) not picked."""
+    v = _vitals()
+    v.add_samples(0, 6000)
+    beats = np.concatenate([np.arange(0, 4500, 100), 4500 + np.arange(0, 1440, 104)])
+    v.add_beats(np.delete(beats, missed))
+    for a in range(0, 5001, HOP):
+        v.add_judgement(a, a + WIN, "good", 1.0)
+    return v.finish(6000)[1].hr_bpm
+
+
+def test_a_missed_beat_keeps_its_time_in_the_rate():
+    """An interval of two beats counts as two: the epoch's rate is that of all its beats, not
+    of those left when the slow part loses one interval (which leans it to the fast part;
+    a detector that skips a few beats then reads another rate than one that does not)."""
+    whole = _rate_of_slowing_beats([])
+    assert 58.0 < whole < 59.0  # 15 s at 60 bpm, 15 s at 57.7
+    assert _rate_of_slowing_beats([50]) == pytest.approx(whole, rel=1e-12)
+    assert _rate_of_slowing_beats([50, 53]) == pytest.approx(whole, rel=1e-12)
+
+
 def test_picks_moving_to_the_next_wave_do_not_move_the_rate():
     # A ringing sensor: from beat 45 on the picker sits on the next wave, 180 ms later. One
     # interval is 18 % long (normal: within 25 %); the rest are exact.
