@@ -16,7 +16,7 @@ span read at twice the rate does not narrow the search). Where the shapes match 
   at the pick: the pick stays where the detector put it (its own timing, to the sample);
 - further: the pick moves there, by the lag of the best match (the whole shape times it,
   not one sample of it), when there is a wave at least :data:`COMPARABLE` of the picked
-  one's height within :data:`SNAP_S` of that place (the template's wave);
+  one's height within :data:`WAVE_NEAR_S` of that place (the template's wave);
 - a pick that lands within :data:`MIN_SPACING_S` of the beat before it is the same beat
   picked twice: it is dropped.
 
@@ -52,7 +52,7 @@ MOVE_MARGIN = 0.1
 #: ... and onto a wave at least this share of the picked one's height.
 COMPARABLE = 0.6
 #: A pick moves only onto a wave: its tallest band sample within this of the best match (s).
-SNAP_S = 0.02
+WAVE_NEAR_S = 0.02
 #: Two aligned beats closer than this are one beat picked twice (s).
 MIN_SPACING_S = 0.2
 #: Weight of a counted beat's envelope in the template's running mean.
@@ -71,7 +71,8 @@ class BeatAligner:
     Args:
         fs: sampling rate, samples/s.
         memory_s: signal kept before the newest chunk (s): the longest a beat waits to be
-            aligned once the chunk that completes its epoch is in, plus its reach. Counted
+            aligned once the chunk that completes its epoch is in, plus its reach and the
+            template's half-width. Counted
             from the chunk's start, not its end, so a source that delivers 10 s at a time
             (a replay at full speed) keeps the same beats in reach as one that delivers 1 s.
     """
@@ -175,10 +176,10 @@ class BeatAligner:
         shift = (best - reach) * self.step
         if abs(shift) <= KEEP_S * self.fs or match[best] - match[reach] < MOVE_MARGIN:
             return pick
-        snap = int(round(SNAP_S * self.fs))
-        lo = pick + shift - snap - self._start
+        near = int(round(WAVE_NEAR_S * self.fs))
+        lo = pick + shift - near - self._start
         if (
-            np.nanmax(self._band[lo : lo + 2 * snap + 1])
+            np.nanmax(self._band[lo : lo + 2 * near + 1])
             < COMPARABLE * self._band[pick - self._start]
         ):
             return pick  # no wave there as tall as the one picked

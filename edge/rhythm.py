@@ -82,7 +82,8 @@ MIN_BREATH_SPAN_S = 10.0
 SMOOTH_S = 0.1
 #: The envelope and the breathing band are kept at about this rate (samples/s).
 ENVELOPE_RATE = 100.0
-#: Signal kept (s): the longest span any check reads, with room for the epoch's lag.
+#: Signal kept before the newest chunk (s): the longest span any check reads, with room for
+#: the epoch's lag. Counted from the chunk's start, so any chunking keeps the same span.
 MEMORY_S = 360.0
 
 
@@ -179,7 +180,7 @@ class RhythmCheck:
         self._carry = both[:, whole:]
         self._env = np.concatenate([self._env, blocks[0]])
         self._breath = np.concatenate([self._breath, blocks[1]])
-        drop = self._env.size - self._keep
+        drop = self._env.size - blocks.shape[1] - self._keep
         if drop > 0:
             self._env, self._breath = self._env[drop:], self._breath[drop:]
             self._start += drop * self.step

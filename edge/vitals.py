@@ -216,7 +216,10 @@ class EpochVitals:
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
         self.rhythm = RhythmCheck(self.fs) if check_rhythm else None
         # Each beat placed on the beat's whole shape (one wave per beat on a ringing frame),
-        # once every window holding it is judged: when its epoch is written.
+        # once every window holding it is judged: when its epoch is written, after the chunk
+        # that takes the stream past the epoch's end plus the lag, a chunk that starts before
+        # then. So the aligner keeps, counted back from the newest chunk's start, the epoch,
+        # the lag, the search reach, the template's half-width, and 1 s to spare.
         memory_s = self.epoch_s + LAG_S + MAX_REACH_S + TEMPLATE_S + 1.0
         self.aligner = BeatAligner(self.fs, memory_s) if check_rhythm else None
         self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))

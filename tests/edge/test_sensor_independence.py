@@ -74,6 +74,18 @@ def test_the_night_does_not_depend_on_how_the_source_chunks_it(sadek, chunk_s, t
     assert np.isfinite(_hr(base)).sum() >= 20
 
 
+def test_a_chunk_longer_than_the_rhythm_memory_stores_the_same_night(
+    sadek, tmp_path, monkeypatch
+) -> None:
+    """The rhythm check keeps its signal counted back from the newest chunk's start too: a
+    chunk longer than its memory (here 60 s, with 100 s chunks) reads the same spans."""
+    monkeypatch.setattr("edge.rhythm.MEMORY_S", 60.0)
+    x, fs, _ = sadek
+    small = _stored(x, fs, tmp_path / "a.db", chunk_s=1.0)
+    assert _stored(x, fs, tmp_path / "b.db", chunk_s=100.0) == small
+    assert np.isfinite(_hr(small)).sum() >= 20
+
+
 def test_the_other_polarity_stores_the_same_night(sadek, tmp_path) -> None:
     x, fs, base = sadek
     other = _stored(-x, fs, tmp_path / "v.db")
