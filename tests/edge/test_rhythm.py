@@ -225,7 +225,10 @@ def test_picks_on_two_waves_are_read_on_one() -> None:
     """The picker takes the first and the third wave of each beat (twice the rate): the unit
     re-locks on one wave (every second pick, then each beat placed on the template, one wave
     a beat), and stores the heart's rate and HRV, and the epoch's heartbeats, not its picks.
-    One epoch may say "irregular" while the one changes to the other, never a wrong rate."""
+    One epoch may say "irregular" while the one changes to the other, never a wrong rate.
+    One may store no HRV: while the template still holds both waves, a third-wave pick can
+    land between them, 200 ms after the beat's first pick, an extra beat whose intervals are
+    not steady (fewer than 10 steady pairs are left: no HRV, rather than a wrong one)."""
     seconds = 60.0
     rng = np.random.default_rng(7)
     beats_s = np.cumsum(0.75 + rng.normal(0.0, 0.02, 100))
@@ -236,9 +239,10 @@ def test_picks_on_two_waves_are_read_on_one() -> None:
     rmssd = 1000.0 * np.sqrt(np.mean(np.diff(intervals) ** 2))
     assert sum(e.hr_bpm is None for e in epochs) <= 1, [e.hr_reason for e in epochs]
     assert {e.hr_reason for e in epochs} <= {None, "irregular"}
+    assert sum(e.hrv_rmssd_ms is None for e in epochs) <= 2
     for e in (e for e in epochs if e.hr_bpm is not None):
         assert e.hr_bpm == pytest.approx(80.0, rel=0.05)
-        assert e.hrv_rmssd_ms == pytest.approx(rmssd, rel=0.5)
+        assert e.hrv_rmssd_ms is None or e.hrv_rmssd_ms == pytest.approx(rmssd, rel=0.5)
         assert 11 <= e.beats <= 15  # 80 bpm: 13 heartbeats in 10 s, 26 picks
 
 
