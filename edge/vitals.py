@@ -13,7 +13,8 @@ never invent a value:
   windows are judged; the rate and HRV below are read from the placed beats and, when
   those give none, from the beats as picked;
 - an **interval** is measured only between two consecutive detected beats that both count
-  and lie in one stretch of samples (never across a sensor gap);
+  and lie in one stretch of samples (never across a sensor gap; across a short gap the
+  pipeline bridged, for the rate but not for the HRV);
 - **HR** (bpm) of a good epoch: 60 / the mean of its steady intervals (the normal ones, within
   25 % of their median, that are also within :data:`RATE_SHARE` of it: an extra beat, or a
   pick on the next wave, does not move the rate; those further than
@@ -205,8 +206,9 @@ class EpochVitals:
         self._win: list[tuple[int, int, int, float]] = []
         self._stretches: list[list[int]] = []  # [start, stop) of received samples (pruned)
         self._stretch = 0  # number of the current stretch: never reused, unlike list places
-        # Where a new run of beats begins (stream indices, sorted): each stretch, each bridged
-        # gap (bridge), each turn of the beat picker (restart_beats). A beat's run is the
+        # Where a new run of beats begins (stream indices, sorted): each stretch and each
+        # turn of the beat picker (restart_beats); not a bridged gap (bridge), across which
+        # the rate still reads its interval. A beat's run is the
         # number of breaks up to it (plus those pruned); intervals stay within a run.
         self._beat_breaks: list[int] = []
         self._pruned_breaks = 0
@@ -283,13 +285,15 @@ class EpochVitals:
     def bridge(self, start: int, stop: int) -> None:
         """Samples ``[start, stop)`` were missing and the pipeline bridges them (a straight
         line, so the filters run on; it adds them with :meth:`add_samples`): no beat inside
-        them counts and no interval is measured across them. Bridges come in order; one that
-        starts within the last (a gap inside a sensor's settling) extends it."""
+        them counts. An interval across one counts for the rate (a beat lost in it leaves an
+        interval of two beats, which the rate reads as two) but not for the HRV: the line
+        moves the beats beside it by a few ms. (The machine test reads it: a few ms of jitter
+        more can only turn its "not a person" into "rate uncertain".) Bridges come in order;
+        one that starts within the last (a gap inside a sensor's settling) extends it."""
         if self._bridges and start <= self._bridges[-1][1]:  # within the last: one bridge
             self._bridges[-1] = (self._bridges[-1][0], max(stop, self._bridges[-1][1]))
         else:
             self._bridges.append((start, stop))
-        bisect.insort(self._beat_breaks, start)
 
     def add_breaths(self, index: np.ndarray) -> None:
         """Breaths (stream sample indices, increasing) of the current stretch."""
@@ -549,12 +553,13 @@ class EpochVitals:
             return None, None, "irregular", stride
         steady = _steady(intervals, normal)
         hr = 60.0 * self.fs / _rate_interval(intervals, normal)
+        timed = steady & ~self._across_bridge(beats, lo, e1, stride)  # for the HRV
         if stride > 1 and not self._repeats(beats, counting, lo, e1, stride, 60.0 * self.fs / hr):
             return None, None, "rate uncertain", stride  # picks hop between the waves
         reason = self._doubt(beats, hr, e1, counting, stride)
         if reason is not None:
             return None, None, reason, stride
-        return hr, _rmssd_ms(intervals, steady, self.fs, lag=stride), None, stride
+        return hr, _rmssd_ms(intervals, timed, self.fs, lag=stride), None, stride
 
     def _seen_before(self, e0: int, hr: float) -> bool:
         """Remember ``hr``, which the checks passed for the epoch starting at ``e0``; True when
@@ -660,6 +665,20 @@ class EpochVitals:
             good_stops, index, "right"
         )
         return (cover > 0) & (good == cover)
+
+    def _across_bridge(self, events: _Events, lo: int, hi: int, stride: int = 1) -> np.ndarray:
+        """For each interval :meth:`_intervals` gives for the same arguments: True when a
+        bridged gap (:meth:`bridge`) lies between its two events."""
+        idx = events.index
+        if idx.size <= stride:
+            return np.zeros(0, dtype=bool)
+        ends, begins = idx[stride:], idx[:-stride]
+        span = (ends >= lo) & (ends < hi)
+        starts = np.array([a for a, _ in self._bridges], dtype=np.int64)
+        if not starts.size:
+            return np.zeros(int(np.count_nonzero(span)), dtype=bool)
+        after_end = np.searchsorted(starts, ends[span], side="right")
+        return after_end > np.searchsorted(starts, begins[span], side="right")
 
     @staticmethod
     def _intervals(
