@@ -551,14 +551,14 @@ class EpochVitals:
         if n_normal < MIN_NORMAL_SHARE * np.isfinite(intervals).sum():
             # intervals scattered like noise peaks, not a rhythm
             return None, None, "irregular", stride
-        steady = _steady(intervals, normal)
         hr = 60.0 * self.fs / _rate_interval(intervals, normal)
-        timed = steady & ~self._across_bridge(beats, lo, e1, stride)  # for the HRV
         if stride > 1 and not self._repeats(beats, counting, lo, e1, stride, 60.0 * self.fs / hr):
             return None, None, "rate uncertain", stride  # picks hop between the waves
         reason = self._doubt(beats, hr, e1, counting, stride)
         if reason is not None:
             return None, None, reason, stride
+        # The HRV: steady intervals, none across a bridged gap.
+        timed = _steady(intervals, normal) & ~self._across_bridge(beats, lo, e1, stride)
         return hr, _rmssd_ms(intervals, timed, self.fs, lag=stride), None, stride
 
     def _seen_before(self, e0: int, hr: float) -> bool:
