@@ -2,6 +2,7 @@
 
     sos = dsp_c.butter_bandpass(order, low_hz, high_hz, fs)   # scipy's SOS layout
     f = dsp_c.SosFilter(sos); y = f.process(x); f.reset()      # chunked == one-shot
+    sos = dsp_c.with_mains_notches(sos, fs)                     # then 50/60 Hz hum out
     det = dsp_c.JPeakDetector(fs)                               # causal streaming J-peaks
     idx = det.process(y_chunk); idx = det.flush()               # absolute sample indices
     idx = dsp_c.detect_beats(x, fs)                             # raw signal -> J-peaks
@@ -15,7 +16,7 @@ parameter; errors of the C core that are bugs in the caller raise DspError. Both
 
 from ._status import DspError, DspValueError
 from .beats import JPeakDetector, detect_beats
-from .filters import SosFilter, butter_bandpass
+from .filters import SosFilter, butter_bandpass, iir_notch, priming_level, with_mains_notches
 from .motion import MotionMeter, motion_energy
 from .respiration import RespirationExtractor, respiration_rate
 
@@ -24,6 +25,9 @@ __all__ = [
     "DspValueError",
     "SosFilter",
     "butter_bandpass",
+    "iir_notch",
+    "priming_level",
+    "with_mains_notches",
     "JPeakDetector",
     "detect_beats",
     "MotionMeter",

@@ -9,7 +9,7 @@ import numpy as np
 from ._bcg_dsp import ffi, lib
 from ._checks import check_samples, samples_error, samples_for_c, sampling_rate
 from ._status import DspValueError, check
-from .filters import SosFilter, butter_bandpass
+from .filters import SosFilter, butter_bandpass, with_mains_notches
 
 __all__ = ["DEFAULT_BAND_HZ", "JPeakDetector", "beat_filter", "default_band", "detect_beats"]
 
@@ -122,14 +122,22 @@ def default_band(fs: float) -> tuple[float, float]:
 
 
 def beat_filter(
-    fs: float, low_hz: float | None = None, high_hz: float | None = None, order: int = DEFAULT_ORDER
+    fs: float,
+    low_hz: float | None = None,
+    high_hz: float | None = None,
+    order: int = DEFAULT_ORDER,
+    *,
+    mains: bool = False,
 ) -> SosFilter:
     """The band-pass that goes before :class:`JPeakDetector` (:func:`default_band` unless
-    ``low_hz``/``high_hz`` are given); prime it with ``reset(steady_input=first_sample)``."""
+    ``low_hz``/``high_hz`` are given), with ``mains`` followed by notches at the power-line
+    frequencies (:func:`dsp_c.filters.with_mains_notches`: the unit's band; :func:`detect_beats`
+    has none); prime it with ``reset(steady_input=first_sample)``."""
     default_low, default_high = default_band(fs)
     low_hz = default_low if low_hz is None else low_hz
     high_hz = default_high if high_hz is None else high_hz
-    return SosFilter(butter_bandpass(order, low_hz, high_hz, fs))
+    sos = butter_bandpass(order, low_hz, high_hz, fs)
+    return SosFilter(with_mains_notches(sos, fs) if mains else sos)
 
 
 def detect_beats(

@@ -29,6 +29,12 @@ __all__ = [
     "MAX_FS",
     "MAX_ABS_SAMPLE",
     "butter_bandpass",
+    "iir_notch",
+    "mains_frequencies",
+    "mains_hum",
+    "mains_notches",
+    "priming_level",
+    "with_mains_notches",
     "SosFilter",
 ]
 
@@ -36,6 +42,22 @@ MAX_ORDER: int = lib.BCG_MAX_ORDER
 MAX_SECTIONS: int = lib.BCG_MAX_SECTIONS
 MIN_FS: float = float(lib.BCG_MIN_FS)
 MAX_FS: float = float(lib.BCG_MAX_FS)
+
+#: Power-line frequencies (Hz): hum reaches a sensor's cable at one of them.
+MAINS_HZ = (50.0, 60.0)
+#: Multiples of each notched: the hum's harmonics (a rectifier's third is often strong).
+MAINS_HARMONICS = 3
+#: Quality of each notch: -3 dB width f0/Q, 10 Hz at 50 Hz. Wide enough for the grid's
+#: drift and a sensor clock off by 1 %, which move the hum by up to 0.5 Hz (a narrow notch
+#: then misses it); at 20 Hz, the top of any band the unit reads, all six notches together
+#: still pass 0.989 (0.997 at 12 Hz, the top of the beat band).
+MAINS_Q = 5.0
+#: Notches are placed below this share of fs only: nearer Nyquist a band-pass's zero at fs/2
+#: removes the hum already.
+MAINS_MAX_SHARE = 0.45
+#: A stretch's filters are primed with the hum fitted over this much of its start (s): ten
+#: cycles of 50 Hz, twelve of 60, and 5 Hz apart in frequency (60 Hz from 50).
+PRIMING_S = 0.2
 
 
 def _check_fs(fs: Any) -> float:
@@ -91,6 +113,103 @@ def butter_bandpass(order: int, low_hz: float, high_hz: float, fs: float) -> np.
     )
     check(status, {lib.BCG_ERR_ORDER: "order", lib.BCG_ERR_FS: "fs"}.get(status, "low_hz/high_hz"))
     return sos[: n_sections[0]]
+
+
+def iir_notch(f0_hz: float, q: float, fs: float) -> np.ndarray:
+    """Design a second-order notch at ``f0_hz`` as one section, shape ``(1, 6)``.
+
+    The same section as ``scipy.signal.iirnotch(f0_hz, q, fs)`` (its ``b`` and ``a`` as a
+    row ``b0 b1 b2 1 a1 a2``): zero gain at ``f0_hz``, -3 dB at ``f0_hz / q`` apart, gain 1
+    at 0 Hz and at fs/2.
+
+    Args:
+        f0_hz: the frequency removed, inside (0, fs/2).
+        q: quality, > 0: ``f0_hz / q`` is the -3 dB width.
+        fs: sampling rate in samples/s, in MIN_FS..MAX_FS.
+
+    Raises:
+        ValueError: naming the parameter that is out of range or of the wrong type.
+    """
+    fs_v = _check_fs(fs)
+    band = lib.BCG_ERR_BAND
+    f0 = real_number(f0_hz, "f0_hz", band)
+    q_v = real_number(q, "q", band)
+    if not 0.0 < f0 < fs_v / 2.0:
+        raise DspValueError(
+            f"f0_hz: must be inside (0, fs/2 = {fs_v / 2.0:g}) Hz, got {f0:g}", band
+        )
+    if q_v <= 0.0:
+        raise DspValueError(f"q: must be > 0, got {q_v:g}", band)
+    w0 = 2.0 * np.pi * f0 / fs_v
+    gain = 1.0 / (1.0 + np.tan(w0 / q_v / 2.0))
+    cos = np.cos(w0)
+    return np.array([[gain, -2.0 * gain * cos, gain, 1.0, -2.0 * gain * cos, 2.0 * gain - 1.0]])
+
+
+def mains_notches(fs: float) -> np.ndarray:
+    """Notches (:func:`iir_notch`, :data:`MAINS_Q`) at the power-line frequencies
+    :data:`MAINS_HZ` and their multiples up to :data:`MAINS_HARMONICS` that lie below
+    :data:`MAINS_MAX_SHARE` of ``fs``, as sections of shape ``(n, 6)``; ``n`` is 0 at a
+    rate too low for any (under about 111 samples/s).
+
+    A ballistocardiogram has nothing above 20 Hz; the hum of an unshielded cable can be
+    tens of times its beat band, and a band-pass's skirt lets a share of it through (a
+    2.5-12 Hz Butterworth of order 2 passes 6 % at 50 Hz): :func:`with_mains_notches`.
+    """
+    fs_v = _check_fs(fs)
+    rows = [iir_notch(f, MAINS_Q, fs_v) for f in mains_frequencies(fs_v)]
+    return np.concatenate(rows) if rows else np.empty((0, 6))
+
+
+def mains_frequencies(fs: float) -> list[float]:
+    """The hum frequencies (Hz, ascending) a recording at ``fs`` can carry clearly: the
+    :data:`MAINS_HZ` and their multiples up to :data:`MAINS_HARMONICS` below
+    :data:`MAINS_MAX_SHARE` of ``fs``."""
+    fs_v = _check_fs(fs)
+    hum = sorted(k * f for k in range(1, MAINS_HARMONICS + 1) for f in MAINS_HZ)
+    return [f for f in hum if f < MAINS_MAX_SHARE * fs_v]
+
+
+def with_mains_notches(sos: np.ndarray, fs: float) -> np.ndarray:
+    """``sos`` followed by the :func:`mains_notches` at ``fs``: one cascade that band-passes,
+    then takes out what the band's skirt let through of the hum. Notching after the band
+    keeps the notches' start-up small: a stream starts in the middle of the hum, and a notch
+    fed the whole hum rings for a fifth of a second, tens of times the beat band."""
+    return np.concatenate([np.asarray(sos, dtype=np.float64), mains_notches(fs)])
+
+
+def mains_hum(x: np.ndarray, fs: float, fit_from: int = 0) -> np.ndarray:
+    """The steady power-line hum in ``x`` (at ``fs``), as an array like it: sines and cosines
+    at the :func:`mains_frequencies` (with a straight line, not returned) fitted by least squares
+    to ``x[fit_from:]``; zeros where ``fs`` carries none or too few samples are fitted. Hum
+    is steady, so the fit holds for the whole of ``x``: a start-up step or a movement outside
+    the fitted part is not taken for hum."""
+    x = np.asarray(x, dtype=np.float64)
+    freqs = mains_frequencies(fs)
+    if not freqs or x.size - fit_from <= 4 * len(freqs) + 2:
+        return np.zeros(x.size)
+    phase = 2.0 * np.pi * np.outer(np.arange(x.size) / float(fs), freqs)
+    waves = np.concatenate([np.sin(phase), np.cos(phase)], axis=1)
+    t = np.arange(x.size - fit_from) / float(fs)
+    design = np.column_stack([waves[fit_from:], np.ones(t.size), t])  # + the slow drift's line
+    coef, *_ = np.linalg.lstsq(design, x[fit_from:], rcond=None)
+    return waves @ coef[:-2]
+
+
+def priming_level(x: np.ndarray, fs: float) -> float:
+    """The level to prime a stretch's filters at (``reset(steady_input=...)``): its first
+    sample less the power-line hum in it (:func:`mains_hum`, fitted on its first
+    :data:`PRIMING_S` as far as ``x``, the stretch's first chunk, goes); the first sample
+    itself where those are not all finite numbers within :data:`MAX_ABS_SAMPLE` (the
+    caller's check then names the bad one). A stream starts in the middle of the hum: primed
+    at a sample on a crest, a band-pass sees a step of the hum's height and rings for half a
+    second. Without hum (or at a rate too low to carry it) it is the first sample."""
+    head = np.asarray(x[: max(1, int(round(PRIMING_S * float(fs))))], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        usable = bool(np.all(np.abs(head) <= MAX_ABS_SAMPLE))  # False for NaN too
+    if not usable:
+        return float(head[0])
+    return float(head[0] - mains_hum(head, fs)[0])
 
 
 def _as_sos(sos: Any) -> np.ndarray:

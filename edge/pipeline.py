@@ -49,8 +49,9 @@ from datetime import datetime, timedelta
 import numpy as np
 
 import dsp_c
-from dsp_c._checks import samples_error, samples_for_c
+from dsp_c._checks import MAX_ABS_SAMPLE, samples_error, samples_for_c
 from dsp_c.beats import beat_filter
+from dsp_c.filters import mains_hum, priming_level
 
 from .errors import BedsideError
 from .events import BedPresence, GapRuns, RangeWatch
@@ -210,8 +211,9 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
     are a sensor settling: all of the first :data:`SETTLE_S` when its first
     :data:`SETTLE_HEAD_S` lie more than :data:`SETTLE_RATIO` times the range of its second
     half away from that half's median (a start-up step), else 0. Relative to the signal
-    itself: no level, gain or offset. Samples that are not finite are left to the chunk
-    check, and a flat second half (nothing to scale a step by) is no settling (0)."""
+    itself: no level, gain or offset; power-line hum, steady, taken out first (it could be
+    larger than the step). Samples that are not finite are left to the chunk check, and a
+    flat second half (nothing to scale a step by) is no settling (0)."""
     n = int(round(SETTLE_S * fs))
     x = np.asarray(x, dtype=np.float64)
     if x.size <= n:
@@ -219,9 +221,11 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
     head, rest = x[: max(1, int(round(SETTLE_HEAD_S * fs)))], x[n // 2 : n]
     if not (np.isfinite(head).all() and np.isfinite(rest).all()):
         return 0
+    x = x[:n] - mains_hum(x[:n], fs, fit_from=n // 2)
+    head, rest = x[: head.size], x[n // 2 :]
     spread = float(np.ptp(rest))
-    if spread == 0.0:  # a stuck or idle input: no scale to judge a step by
-        return 0
+    if spread <= 1e-9 * float(np.max(np.abs(x))):  # a stuck or idle input (the fit's
+        return 0  # rounding aside): no scale to judge a step by
     away = float(np.max(np.abs(head - np.median(rest))))
     return n if away > SETTLE_RATIO * spread else 0
 
@@ -233,6 +237,37 @@ def _bridged(chunks: list[Chunk]) -> np.ndarray:
     where = np.concatenate([np.arange(c.start_index, c.stop_index) for c in chunks]) - start
     values = np.concatenate([np.asarray(c.samples, dtype=np.float64) for c in chunks])
     return np.interp(np.arange(chunks[-1].stop_index - start), where, values)
+
+
+def _joined(chunks: list[Chunk]) -> list[Chunk]:
+    """``chunks`` with each run of back-to-back ones joined into one, so that a stretch's
+    first chunk holds its first :data:`SETTLE_S` (what the filters are primed from) however
+    the source cut it. Only finite samples are joined: a bad sample fails its own chunk
+    alone (the chunk check), as it came."""
+    out: list[Chunk] = []
+    for c in chunks:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and c.start_index == prev.stop_index
+            and _usable(prev.samples)
+            and _usable(c.samples)
+        ):
+            samples = np.concatenate([prev.samples, c.samples])
+            out[-1] = Chunk(prev.start_index, samples, prev.t_utc, prev.gap_before)
+        else:
+            out.append(c)
+    return out
+
+
+def _usable(samples: np.ndarray) -> bool:
+    """True when every sample is a finite number within the DSP core's range."""
+    try:
+        values = np.asarray(samples, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    with np.errstate(invalid="ignore"):
+        return values.ndim == 1 and bool(np.all(np.abs(values) <= MAX_ABS_SAMPLE))
 
 
 def _level_before(chunk: Chunk, stop: int, level: float) -> Chunk:
@@ -260,10 +295,10 @@ def _checked(x: np.ndarray) -> np.ndarray:
 class _Stretch:
     """The DSP objects of one gap-free stretch of samples, starting at stream index ``origin``."""
 
-    def __init__(self, fs: float, origin: int, first_sample: float) -> None:
+    def __init__(self, fs: float, origin: int, level: float) -> None:
         self.origin = origin
-        self.band = beat_filter(fs)
-        self.band.reset(steady_input=first_sample)  # no start-up ring from the ADC offset
+        self.band = beat_filter(fs, mains=True)  # the power-line hum out of the band too
+        self.band.reset(steady_input=level)  # no start-up ring from the ADC offset
         self.picker = BeatPicker(fs, origin)
         self.respiration = dsp_c.RespirationExtractor(fs)
         self.motion = dsp_c.MotionMeter(fs, MOTION_WINDOW_S)
@@ -329,7 +364,7 @@ class Pipeline:
         self._last_sample = 0.0  # the last sample processed: where a bridge starts
         self._bridge_max = int(BRIDGE_MAX_S * self.fs)
         self._settle_len = int(round(SETTLE_S * self.fs))
-        self._settling: list[Chunk] = []  # the start of the stream, waiting to be looked at
+        self._settling: list[Chunk] = []  # the start of a stretch, waiting (_take)
         self._pending = 0  # epochs and events added since the last commit
         self._failing = 0  # commits failed in a row
         self._epochs_waiting = False  # an epoch was added since the last commit
@@ -528,24 +563,34 @@ class Pipeline:
         return self._settling[-1].stop_index if self._settling else self._next_index
 
     def _take(self, chunk: Chunk) -> None:
-        """Take a chunk in: the first :data:`SETTLE_S` of the stream wait until they can be
-        looked at for a sensor settling (:meth:`_release_settling`); the rest go on."""
+        """Take a chunk in: the first :data:`SETTLE_S` of each stretch wait, so that its
+        filters are primed from the same samples however the source chunks them, and at the
+        stream's start until they can be looked at for a sensor settling
+        (:meth:`_release_settling`); the rest go on."""
         self._follow_labels(chunk)  # at once: events while the start waits keep to them
         if self._settling:
             gap = chunk.start_index - self._settling[-1].stop_index
             if not 0 <= gap <= self._bridge_max:
                 self._release_settling()  # a stretch too short to tell
-        if self._settling or self._next_index is None:
+        if self._settling or self._starts_stretch(chunk):
             self._settling.append(chunk)
             if self._taken_index - self._settling[0].start_index > self._settle_len:
-                self._release_settling(look=True)
+                self._release_settling(look=self._next_index is None)
         else:
             self._process(chunk)
 
+    def _starts_stretch(self, chunk: Chunk) -> bool:
+        """True when ``chunk`` starts a stretch: the stream's first, or after a gap too long
+        to bridge."""
+        if self._next_index is None:
+            return True
+        return chunk.start_index - self._next_index > self._bridge_max
+
     def _release_settling(self, look: bool = False) -> None:
-        """Process the start of the stream that waited, chunk by chunk (a short gap in it is
-        bridged as anywhere); with ``look``, its first :data:`SETTLE_S` are run over at the
-        level after them when they are a sensor settling."""
+        """Process the start of a stretch that waited, its back-to-back chunks as one (a
+        short gap in it is bridged as anywhere); with ``look`` (the stream's start), its
+        first :data:`SETTLE_S` are run over at the level after them when they are a sensor
+        settling."""
         held, self._settling = self._settling, []
         if not held:
             return
@@ -561,7 +606,7 @@ class Pipeline:
             self.vitals.bridge(start, stop)  # no beat from the flat line
             self.result.settled_samples += stop - start
             held = [_level_before(c, stop, level) for c in held]
-        for c in held:
+        for c in _joined(held):
             self._process(c)
 
     def _process(self, chunk: Chunk) -> None:
@@ -573,7 +618,7 @@ class Pipeline:
         if first or (gap and not bridge):
             # A new stretch. Its priming refuses a bad first sample (as "steady_input"), so
             # it comes before the chunk's one check; the DSP calls below do not repeat it.
-            self._new_stretch(chunk, float(x[0]))
+            self._new_stretch(chunk, priming_level(x, self.fs))
         x = _checked(x)
         start = chunk.start_index
         if gap > 0:
@@ -631,11 +676,11 @@ class Pipeline:
         self._next_index = stop
         self._last_sample = float(x[-1])
 
-    def _new_stretch(self, chunk: Chunk, first_sample: float) -> None:
+    def _new_stretch(self, chunk: Chunk, level: float) -> None:
         if self._stretch is not None:
             self._flush_stretch()
             self._bed.gap()
-        self._stretch = _Stretch(self.fs, chunk.start_index, first_sample)
+        self._stretch = _Stretch(self.fs, chunk.start_index, level)
 
     def _flush_stretch(self) -> None:
         """The beats the detector still holds at the end of a stretch."""

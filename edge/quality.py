@@ -47,6 +47,7 @@ import numpy as np
 import dsp_c
 from dsp_c._checks import as_samples
 from dsp_c.beats import DEFAULT_BAND_HZ, beat_filter
+from dsp_c.filters import PRIMING_S, priming_level
 from edge.errors import fail
 from edge.records import STATES  # the model's classes, in its output order
 
@@ -317,9 +318,14 @@ class WindowFeatures:
         self.window = int(round(WINDOW_S * self.fs))
         # The beat band is the J-peak detector's (dsp_c.beats.beat_filter; at 50 Hz and up
         # exactly BEAT_BAND_HZ), so a caller that runs the detector can hand it over.
-        self._filters = [beat_filter(self.fs)] + [
-            dsp_c.SosFilter(dsp_c.butter_bandpass(2, *band, self.fs))
-            for band in (BREATH_BAND_HZ, HIGH_BAND_HZ)
+        # Power-line hum out of the beat and high bands, which a band's skirt lets it into
+        # (the breathing band's skirt is far from it).
+        self._filters = [
+            beat_filter(self.fs, mains=True),
+            dsp_c.SosFilter(dsp_c.butter_bandpass(2, *BREATH_BAND_HZ, self.fs)),
+            dsp_c.SosFilter(
+                dsp_c.with_mains_notches(dsp_c.butter_bandpass(2, *HIGH_BAND_HZ, self.fs), self.fs)
+            ),
         ]
         self.levels = NightLevels()
         self.reset()
@@ -339,6 +345,9 @@ class WindowFeatures:
         self._buffer_start = self._origin
         self._next_window = self._origin  # start of the next window to report
         self._primed = False
+        # The stretch's first chunks until they hold PRIMING_S: the filters are primed from
+        # those samples however they were cut (no window ends that early).
+        self._head: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._band_given: bool | None = None  # whether this stretch's caller hands the band
 
     @property
@@ -359,8 +368,8 @@ class WindowFeatures:
         self, x: np.ndarray, beat_band: np.ndarray | None = None
     ) -> list[tuple[int, int, np.ndarray]]:
         """:meth:`process` for a chunk checked already (a 1-D, C-contiguous float64 array of
-        finite samples). ``beat_band``: the chunk through ``dsp_c.beats.beat_filter(fs)``,
-        primed with ``reset(steady_input=...)`` of the stretch's first sample, as the J-peak
+        finite samples). ``beat_band``: the chunk through ``beat_filter(fs, mains=True)``,
+        primed with ``reset(steady_input=priming_level(...))`` of the stretch, as the J-peak
         detector's band-pass is; then it is not filtered again. A stretch takes it with every
         chunk or with none (ValueError otherwise: our own band-pass would have missed some)."""
         if x.size == 0:
@@ -370,9 +379,18 @@ class WindowFeatures:
         elif self._band_given != (beat_band is not None):
             raise ValueError("a stretch's beat band must come with every chunk or none")
         if not self._primed:
+            self._head.append((x, beat_band))
+            self._next += x.size
+            if self._next - self._origin < PRIMING_S * self.fs:
+                return []
+            x = np.concatenate([c for c, _ in self._head])
+            if self._band_given:
+                beat_band = np.concatenate([b for _, b in self._head])
+            self._head, self._next = [], self._origin
             own = self._filters[1:] if self._band_given else self._filters
+            level = priming_level(x, self.fs)
             for f in own:  # the steady state of the ADC offset: no start-up ring
-                f.reset(steady_input=float(x[0]))
+                f.reset(steady_input=level)
             self._primed = True
         if beat_band is None:
             beat_band = self._filters[0]._process_checked(x)

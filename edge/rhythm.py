@@ -170,7 +170,7 @@ class RhythmCheck:
         ``checked=True``: ``raw`` was checked already (the pipeline's intake: a 1-D,
         C-contiguous float64 array of finite samples), so it is not checked again."""
         if self._next is None or start_index != self._next:
-            self._new_stretch(start_index, float(raw[0]))
+            self._new_stretch(start_index, dsp_c.priming_level(raw, self.fs))
         self._next = start_index + raw.size
         f = self._breath_filter
         breath = f._process_checked(raw) if checked else f.process(raw)
@@ -185,8 +185,8 @@ class RhythmCheck:
             self._env, self._breath = self._env[drop:], self._breath[drop:]
             self._start += drop * self.step
 
-    def _new_stretch(self, start_index: int, first_sample: float) -> None:
-        self._breath_filter.reset(steady_input=first_sample)
+    def _new_stretch(self, start_index: int, level: float) -> None:
+        self._breath_filter.reset(steady_input=level)
         self._carry = np.empty((2, 0))
         if self._next is None:
             self._start = start_index - start_index % self.step

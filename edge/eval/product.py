@@ -61,7 +61,7 @@ from .harness import (
     synthetic_nights,
 )
 from .machines import MACHINES, machine_runs
-from .transforms import transforms_for
+from .transforms import MAINS_HUM, transforms_for
 
 __all__ = [
     "EPOCH_S",
@@ -538,6 +538,8 @@ def targets(results: dict) -> list[Target]:
         ok = score["off_20pct"] == 0 and score["false_events"] == 0
         value = f"{score['off_20pct']} off by > 20 %, {score['false_events']} false events"
         out.append(Target(f"{name}: no HR off > 20 %, no false range event", "0 and 0", value, ok))
+    goal = f"state >= {SAME_STATE_GOAL:g} %, HR within {SAME_HR_BPM:g} bpm"
+    hummed, hum_bad = 0, []
     for name, table in results["transforms"].items():
         bad = [
             t
@@ -546,9 +548,15 @@ def targets(results: dict) -> list[Target]:
             or not c["same_state"] >= SAME_STATE_GOAL
             or (c["hr_both"] and c["hr_within"] < 100.0)
         ]
-        value = "all" if not bad else "fail: " + ", ".join(bad)
-        goal = f"state >= {SAME_STATE_GOAL:g} %, HR within {SAME_HR_BPM:g} bpm"
-        out.append(Target(f"{name}: transforms keep the answer", goal, value, not bad))
+        listed = [t for t in bad if t != MAINS_HUM]
+        value = "all" if not listed else "fail: " + ", ".join(listed)
+        out.append(Target(f"{name}: transforms keep the answer", goal, value, not listed))
+        hummed += MAINS_HUM in table
+        hum_bad += [name] if MAINS_HUM in bad else []
+    if hummed:  # beyond the list of changes: a line of its own
+        value = "all" if not hum_bad else "fail: " + ", ".join(hum_bad)
+        label = f"real records: {MAINS_HUM} keeps the answer (not in the issue's list)"
+        out.append(Target(label, goal, value, not hum_bad))
     if results["machines"]:
         bad = [k for k, m in results["machines"].items() if m["hr_epochs"] or m["error"]]
         n = len(results["machines"])

@@ -2,7 +2,7 @@
 
 One default config must give the same stored answer when the same night reaches the unit
 through another sensor chain: another gain or unit, an ADC offset, the other polarity,
-another sampling rate, a ringing bed frame, clipping. Each transform here maps
+another sampling rate, a ringing bed frame, power-line hum, clipping. Each transform here maps
 ``(samples, fs)`` to ``(samples, fs)``; :func:`transforms_for` lists the set applied to a
 record. numpy only (and the dsp_c filters): the unit's package does not depend on scipy.
 """
@@ -18,8 +18,10 @@ import dsp_c
 from dsp_c.beats import beat_filter
 
 __all__ = [
+    "MAINS_HUM",
     "RATES_HZ",
     "Transform",
+    "add_mains_hum",
     "add_resonance",
     "clip_percentiles",
     "resample",
@@ -42,6 +44,15 @@ ADC_VREF = 3.3
 RESONANCE_HZ, RESONANCE_Q = 8.0, 5.0
 #: Clipping: the samples beyond the 1st and 99th percentiles sit at those levels.
 CLIP_PERCENT = 1.0
+#: Power-line hum picked up by an unshielded cable: 50 Hz and its 2nd and 3rd harmonics at
+#: these shares, their sum scaled to this many times the RMS of the beat band (before the
+#: unit notched the mains, a tenth of this took every epoch of Sadek for an empty bed).
+MAINS_HUM_HZ, MAINS_HUM_SHARES, MAINS_HUM_LEVEL = 50.0, (1.0, 0.1, 0.3), 30.0
+#: A record sampled too slowly to carry the hum (its third harmonic above 0.45 fs) is
+#: first resampled to this rate, as a sensor with a faster ADC would have sampled it.
+MAINS_HUM_FS = 500.0
+#: Its name in :func:`transforms_for`; a change beyond issue 15's list, scored on its own.
+MAINS_HUM = f"mains hum {MAINS_HUM_HZ:g} Hz"
 
 
 def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
@@ -93,11 +104,32 @@ def add_resonance(
     ring = resonator(f0_hz, q, fs)
     ring.reset(steady_input=float(x[0]))  # no start-up step from the offset
     echo = ring.process(x)
+    return x + _scaled_to_beat_band(echo, x, fs)
+
+
+def add_mains_hum(
+    x: np.ndarray, fs: float, f_hz: float = MAINS_HUM_HZ, level: float = MAINS_HUM_LEVEL
+) -> tuple[np.ndarray, float]:
+    """``x`` (at ``fs``) plus power-line hum at ``f_hz`` with its harmonics
+    (:data:`MAINS_HUM_SHARES`), ``level`` times the RMS of the beat band; resampled to
+    :data:`MAINS_HUM_FS` first when ``fs`` is too low to carry the hum. Returns the samples
+    and their rate."""
+    harmonics = len(MAINS_HUM_SHARES)
+    if harmonics * f_hz >= 0.45 * fs:
+        x, fs = resample(x, fs, MAINS_HUM_FS), MAINS_HUM_FS
+    x = np.asarray(x, dtype=np.float64)
+    phase = 2.0 * np.pi * f_hz * np.arange(x.size) / fs
+    hum = sum(share * np.sin(k * phase + k) for k, share in enumerate(MAINS_HUM_SHARES, 1))
+    return x + level * _scaled_to_beat_band(hum, x, fs), fs
+
+
+def _scaled_to_beat_band(y: np.ndarray, x: np.ndarray, fs: float) -> np.ndarray:
+    """``y`` scaled to the RMS of ``x``'s beat band (the J-peak detector's band-pass)."""
     band = beat_filter(fs)
     band.reset(steady_input=float(x[0]))
     level = float(np.sqrt(np.mean(band.process(x) ** 2)))
-    echo_level = float(np.sqrt(np.mean(echo**2)))
-    return x + echo * (level / echo_level if echo_level > 0 else 0.0)
+    y_level = float(np.sqrt(np.mean(y**2)))
+    return y * (level / y_level if y_level > 0 else 0.0)
 
 
 def clip_percentiles(x: np.ndarray, percent: float = CLIP_PERCENT) -> np.ndarray:
@@ -120,5 +152,6 @@ def transforms_for(fs: float) -> dict[str, Transform]:
         if not math.isclose(rate, fs):
             out[f"{rate:g} Hz"] = lambda x, f, r=rate: (resample(x, f, r), r)
     out[f"resonance {RESONANCE_HZ:g} Hz"] = lambda x, f: (add_resonance(x, f), f)
+    out[MAINS_HUM] = add_mains_hum
     out["clipped"] = lambda x, f: (clip_percentiles(x), f)
     return out

@@ -674,3 +674,82 @@ def test_public_api() -> None:
     for name in ("butter_bandpass", "SosFilter", "DspError", "DspValueError"):
         assert name in dsp_c.__all__
         assert getattr(dsp_c, name) is not None
+
+
+# --- power-line notches --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "f0, q, fs", [(50.0, 5.0, 500.0), (60.0, 30.0, 250.0), (150.0, 5.0, 1000.0), (0.5, 0.7, 50.0)]
+)
+def test_iir_notch_matches_scipy(f0: float, q: float, fs: float) -> None:
+    b, a = ss.iirnotch(f0, q, fs)
+    np.testing.assert_allclose(
+        dsp_c.iir_notch(f0, q, fs)[0], np.concatenate([b, a]), rtol=1e-14, atol=1e-15
+    )
+
+
+@pytest.mark.parametrize("fs", [50.0, 100.0, 110.0, 250.0, 333.0, 500.0, 1000.0])
+def test_mains_notches_take_out_the_hum_and_keep_the_bands(fs: float) -> None:
+    from dsp_c.filters import MAINS_MAX_SHARE, mains_notches
+
+    sos = mains_notches(fs)
+    hum = [k * f for k in (1, 2, 3) for f in (50.0, 60.0) if k * f < MAINS_MAX_SHARE * fs]
+    assert len(sos) == len(hum)
+    if not hum:
+        return
+    _, gain = ss.sosfreqz(sos, worN=np.array(hum + [0.0, 2.5, 12.0, 20.0]), fs=fs)
+    assert np.all(np.abs(gain[: len(hum)]) < 1e-9)  # each hum frequency removed
+    assert np.all(np.abs(gain[len(hum) :]) >= 0.98)  # every band the unit reads kept
+
+
+def test_the_units_beat_band_is_the_detectors_then_the_notches() -> None:
+    from dsp_c.beats import beat_filter
+
+    plain = beat_filter(500.0).sos
+    unit = beat_filter(500.0, mains=True).sos
+    np.testing.assert_array_equal(unit[: len(plain)], plain)
+    np.testing.assert_array_equal(unit[len(plain) :], dsp_c.filters.mains_notches(500.0))
+    assert len(beat_filter(100.0, mains=True).sos) == len(beat_filter(100.0).sos)  # none fit
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((0.0, 5.0, 250.0), "f0_hz"),
+        ((125.0, 5.0, 250.0), "f0_hz"),
+        ((50.0, 0.0, 250.0), "q"),
+        ((50.0, float("nan"), 250.0), "q"),
+        ((50.0, 5.0, 1.0), "fs"),
+    ],
+)
+def test_iir_notch_refuses_bad_parameters(args: tuple, name: str) -> None:
+    with pytest.raises(DspValueError, match=name):
+        dsp_c.iir_notch(*args)
+
+
+def test_priming_level_is_the_first_sample_less_its_hum() -> None:
+    fs = 500.0
+    t = np.arange(int(2 * fs)) / fs
+    slow = 7.0 + 0.5 * np.sin(2 * np.pi * 0.3 * t)  # breathing: not hum
+    hum = 3.0 * np.sin(2 * np.pi * 50.0 * t + 1.0) + np.sin(2 * np.pi * 150.0 * t)
+    assert dsp_c.priming_level(slow + hum, fs) == pytest.approx(slow[0], abs=1e-3)
+    assert dsp_c.priming_level(slow, fs) == pytest.approx(slow[0], abs=1e-4)  # no hum: as is
+    assert dsp_c.priming_level((slow + hum)[:10], fs) == (slow + hum)[0]  # too few to fit
+    assert dsp_c.priming_level(slow + hum, 50.0) == (slow + hum)[0]  # no hum at 50 Hz
+    with_nan = slow + hum
+    with_nan[5] = np.nan
+    assert dsp_c.priming_level(with_nan, fs) == with_nan[0]  # the chunk check names the bad one
+    with_huge = slow + hum
+    with_huge[3] = 1e20
+    assert dsp_c.priming_level(with_huge, fs) == with_huge[0]
+
+
+def test_mains_hum_is_fitted_where_asked_and_holds_everywhere() -> None:
+    fs = 1000.0
+    t = np.arange(int(fs)) / fs
+    hum = 2.0 * np.sin(2 * np.pi * 60.0 * t) + 0.4 * np.cos(2 * np.pi * 120.0 * t + 0.2)
+    step = np.where(t < 0.1, -50.0, 0.0)  # a start-up step, outside the fitted half
+    found = dsp_c.filters.mains_hum(1000.0 + step + hum, fs, fit_from=500)
+    np.testing.assert_allclose(found, hum, atol=1e-9)
+    assert not dsp_c.filters.mains_hum(hum, 100.0).any()  # 100 samples/s carry none

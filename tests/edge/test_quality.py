@@ -248,10 +248,12 @@ def test_the_gate_works_at_the_ends_of_the_rate_range(fs: float) -> None:
 
 def test_a_shared_beat_band_gives_the_gate_own_judgements(night: Night) -> None:
     """The pipeline hands the gate the output of its J-peak band-pass (the gate's own beat
-    band design, primed at each stretch's first sample): the judgements are those of the gate
+    band design, mains notches included, primed at each stretch's priming level): the
+    judgements are those of the gate
     alone, across a gap. A stretch that mixes chunks with and without the band is refused:
     the gate's own band-pass would have missed samples."""
     from dsp_c.beats import beat_filter
+    from dsp_c.filters import priming_level
 
     x = night.samples().astype(np.float64)
     gap = 40000  # 777 samples lost there
@@ -262,11 +264,28 @@ def test_a_shared_beat_band_gives_the_gate_own_judgements(night: Night) -> None:
         chunk = x[start : min(start + 2000, gap if start < gap else x.size)]
         want += alone.process(chunk, start_index=start)
         if start in (0, gap + 777):  # a new stretch: the pipeline primes a new band-pass
-            band = beat_filter(night.fs)
-            band.reset(steady_input=float(chunk[0]))
+            band = beat_filter(night.fs, mains=True)
+            band.reset(steady_input=priming_level(chunk, night.fs))
         got += shared._process_checked(chunk, start, band._process_checked(chunk))
     assert len(want) > 50 and {"empty", "good", "poor"} <= {j.state for j in want}
     assert got == want
     with pytest.raises(ValueError, match="every chunk or none"):
         shared.process(x[:2000], start_index=x.size + 10)  # a new stretch, no band ...
         shared._process_checked(x[2000:4000], None, x[2000:4000])  # ... then one
+
+
+def test_a_stretch_in_tiny_first_chunks_is_primed_as_one_shot() -> None:
+    """The filters are primed at the stretch's first sample less the power-line hum fitted on
+    its first 0.2 s, whatever the first chunks hold: the first samples wait for the rest."""
+    night = Night(seed=1011, fs=250.0, scenario=Scenario.chain(STEPS[:3]).truncated(40.0))
+    x = night.samples().astype(np.float64)
+    t = np.arange(x.size) / night.fs
+    x += 30.0 * np.std(x) * np.sin(2 * np.pi * 50.0 * t + 1.0)  # a stream starting mid-hum
+    whole = WindowFeatures(night.fs).process(x)
+    wf = WindowFeatures(night.fs)
+    cuts = np.cumsum([1, 1, 2, 3, 5, 8, 13, 21])
+    parts = [w for chunk in np.split(x, cuts) for w in wf.process(chunk)]
+    assert len(whole) == 7
+    for (a1, b1, f1), (a2, b2, f2) in zip(parts, whole, strict=True):
+        assert (a1, b1) == (a2, b2)
+        np.testing.assert_array_equal(f1, f2)
