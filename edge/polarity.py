@@ -12,8 +12,9 @@ stretch is :data:`FIRST_TRIAL_S` long (a short recording is judged too), then ev
 trial scores each way up by the share of its intervals that agree with the rhythm the band's
 envelope shows on its own (:func:`edge.rhythm.acf_period`, which no sign change alters): the
 live detector's beats, and a fresh detector's on the band turned over. The differences add up
-as evidence (:data:`TURN_EVIDENCE`); when it says the other way is clearly better, the picker
-turns over: the fresh detector, which has just read the span, becomes the live one, and its
+as evidence (:data:`TURN_EVIDENCE`; at a stretch's first trial, where the way the band comes
+is no evidence, :data:`FIRST_TURN_MARGIN`); when it says the other way is clearly better, the
+picker turns over: the fresh detector, which has just read the span, becomes the live one, and its
 beats replace those of the span (:attr:`Picked.since`), so no interval mixes picks of the two
 ways. A span whose envelope has no rhythm (motion, an empty bed, noise) moves nothing.
 
@@ -33,6 +34,7 @@ import dsp_c
 from .rhythm import AGREE_SHARE, ENVELOPE_RATE, acf_period
 
 __all__ = [
+    "FIRST_TURN_MARGIN",
     "TRIAL_EVERY_S",
     "TRIAL_S",
     "TURN_EVIDENCE",
@@ -59,6 +61,10 @@ LEARNING_S = 4.0
 #: SETTLED_EVIDENCE on. (Measured on 20 s spans: the right way up scores 0.3-0.8 more on
 #: Sadek's sensor and the simulated ones that prefer a way; 0.0 +- 0.1 where both are alike.)
 TURN_EVIDENCE = 0.3
+#: ... but the first trial of a stretch weighs the two ways as equals (the band as it comes is
+#: no evidence for its way up): it turns when the other way leads by as much as the shares'
+#: scatter where both ways are alike, so that a sensor and the same one inverted pick alike.
+FIRST_TURN_MARGIN = 0.1
 SETTLED_EVIDENCE = 0.5
 EVIDENCE_CAP = 1.0
 MIN_TURN_SCORE = 0.5
@@ -105,6 +111,7 @@ class BeatPicker:
         self.origin = origin
         self.sign = 1.0  # the band as it comes, until the trials show otherwise
         self.turns = 0  # times the picker turned over in this stretch
+        self._trials = 0  # trials run in this stretch
         self.evidence = 0.0  # for the live way up (see TURN_EVIDENCE)
         self.detector = dsp_c.JPeakDetector(self.fs)
         self._detector_origin = origin  # stream index of the live detector's sample 0
@@ -172,7 +179,9 @@ class BeatPicker:
         self.evidence = float(
             np.clip(self.evidence + live_share - other_share, -EVIDENCE_CAP, EVIDENCE_CAP)
         )
-        if self.evidence > -TURN_EVIDENCE or other_share < MIN_TURN_SCORE:
+        needed = FIRST_TURN_MARGIN if self._trials == 0 else TURN_EVIDENCE
+        self._trials += 1
+        if self.evidence > -needed or other_share < MIN_TURN_SCORE:
             return None
         self.sign, self.detector, self._detector_origin = -self.sign, detector, start
         # The turn's own margin is the new way's evidence: not yet settled, so the next

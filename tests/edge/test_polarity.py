@@ -3,13 +3,23 @@ signal and its negative, whatever the chunks, and no turn without a clear rhythm
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsp_c.beats import beat_filter
-from edge.polarity import TRIAL_S, BeatPicker, Picked, envelope_period, rhythm_share
+from edge.polarity import (
+    FIRST_TURN_MARGIN,
+    TRIAL_S,
+    TURN_EVIDENCE,
+    BeatPicker,
+    Picked,
+    envelope_period,
+    rhythm_share,
+)
 from edge.sim.recordings import heldout_like_night
 from edge.vitals import EpochVitals
 
@@ -111,3 +121,36 @@ def test_restarted_beats_join_no_interval_across_the_turn() -> None:
     assert np.array_equal(vitals._beats.index[:16], np.r_[np.arange(0, 1500, 100), 1530])
     assert np.count_nonzero(np.isnan(intervals)) == 1  # 1400 -> 1530 is no interval
     assert np.all(intervals[np.isfinite(intervals)] == 100)
+
+
+def _aydin_band(sign: float) -> tuple[np.ndarray, float]:
+    """The unit's beat band (mains notches too) of the 20 s Aydin ``imp_env`` recording."""
+    from edge.readers import read_recording
+
+    rec = read_recording(
+        Path(__file__).resolve().parents[1] / "data" / "aydin_left1.npz", channel="imp_env"
+    )
+    x = sign * np.asarray(rec.signal, dtype=np.float64)
+    band = beat_filter(rec.fs, mains=True)
+    band.reset(steady_input=float(x[0]))
+    return band.process(x), rec.fs
+
+
+@pytest.mark.parametrize("first_margin, alike", [(FIRST_TURN_MARGIN, True), (TURN_EVIDENCE, False)])
+def test_the_first_trial_weighs_both_ways_as_equals(monkeypatch, first_margin, alike) -> None:
+    """On this recording the band as it comes scores 0.71 of its intervals on the rhythm, the
+    band turned over 1.0: a lead of 0.29, under the 0.3 that later trials need to turn (so
+    that a movement does not flip a settled picker). Its one trial is its first, where the
+    way the band happens to come is no evidence: the picker turns, and the recording and its
+    negative are read on the same waves. With the later trials' margin they are not."""
+    monkeypatch.setattr("edge.polarity.FIRST_TURN_MARGIN", first_margin)
+    band, fs = _aydin_band(-1.0)
+    turned, turns = _pick(band, fs)
+    as_is, turns_as_is = _pick(-band, fs)
+    assert turns_as_is == 0
+    assert turns == (1 if alike else 0)
+    late = int(4 * fs)  # after the detectors' learning
+    a, b = as_is[as_is >= late], turned[turned >= late]
+    assert a.size >= 15
+    same = a.size == b.size and np.max(np.abs(a - b)) <= 1
+    assert same == alike
