@@ -13,6 +13,7 @@ unchanged). ``scipy.signal.sosfilt`` instead lets a NaN poison the state until a
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -56,7 +57,7 @@ MAINS_Q = 5.0
 #: removes the hum already.
 MAINS_MAX_SHARE = 0.45
 #: A stretch's filters are primed with the hum fitted over this much of its start (s): ten
-#: cycles of 50 Hz, twelve of 60, and 5 Hz apart in frequency (60 Hz from 50).
+#: cycles of 50 Hz, twelve of 60; frequencies 5 Hz apart are told apart (the hum's are 10).
 PRIMING_S = 0.2
 
 
@@ -140,9 +141,11 @@ def iir_notch(f0_hz: float, q: float, fs: float) -> np.ndarray:
         )
     if q_v <= 0.0:
         raise DspValueError(f"q: must be > 0, got {q_v:g}", band)
-    w0 = 2.0 * np.pi * f0 / fs_v
-    gain = 1.0 / (1.0 + np.tan(w0 / q_v / 2.0))
-    cos = np.cos(w0)
+    # math (the C library), not numpy's vector loops: the same bits on every CPU, as the
+    # Butterworth design in C gets them.
+    w0 = 2.0 * math.pi * f0 / fs_v
+    gain = 1.0 / (1.0 + math.tan(w0 / q_v / 2.0))
+    cos = math.cos(w0)
     return np.array([[gain, -2.0 * gain * cos, gain, 1.0, -2.0 * gain * cos, 2.0 * gain - 1.0]])
 
 
@@ -188,12 +191,36 @@ def mains_hum(x: np.ndarray, fs: float, fit_from: int = 0) -> np.ndarray:
     freqs = mains_frequencies(fs)
     if not freqs or x.size - fit_from <= 4 * len(freqs) + 2:
         return np.zeros(x.size)
-    phase = 2.0 * np.pi * np.outer(np.arange(x.size) / float(fs), freqs)
-    waves = np.concatenate([np.sin(phase), np.cos(phase)], axis=1)
-    t = np.arange(x.size - fit_from) / float(fs)
-    design = np.column_stack([waves[fit_from:], np.ones(t.size), t])  # + the slow drift's line
-    coef, *_ = np.linalg.lstsq(design, x[fit_from:], rcond=None)
-    return waves @ coef[:-2]
+    t = np.arange(x.size) / float(fs)
+    waves = [g(2.0 * np.pi * f * t) for f in freqs for g in (np.sin, np.cos)]
+    columns = [w[fit_from:] for w in waves] + [np.ones(x.size - fit_from), t[fit_from:]]
+    # The normal equations by sums and a solve in Python floats, not LAPACK or BLAS, whose
+    # kernels differ in the last bit from one CPU to another (the unit's results must not).
+    gram = [[float(np.sum(a * b)) for b in columns] for a in columns]
+    coef = _solve(gram, [float(np.sum(a * x[fit_from:])) for a in columns])
+    hum = np.zeros(x.size)
+    for c, wave in zip(coef, waves, strict=False):  # the line's two terms are not hum
+        hum = hum + c * wave
+    return hum
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """The solution of ``a @ x = b`` by Gaussian elimination with partial pivoting, in
+    Python floats (each operation rounded alone: the same bits on every machine)."""
+    n = len(b)
+    rows = [list(r) + [v] for r, v in zip(a, b, strict=True)]
+    for k in range(n):
+        pivot = max(range(k, n), key=lambda i: abs(rows[i][k]))
+        rows[k], rows[pivot] = rows[pivot], rows[k]
+        if rows[k][k] == 0.0:
+            raise DspValueError("singular fit", lib.BCG_ERR_PARAM)
+        for i in range(k + 1, n):
+            factor = rows[i][k] / rows[k][k]
+            rows[i] = [u - factor * v for u, v in zip(rows[i], rows[k], strict=True)]
+    out = [0.0] * n
+    for k in reversed(range(n)):
+        out[k] = (rows[k][n] - sum(rows[k][j] * out[j] for j in range(k + 1, n))) / rows[k][k]
+    return out
 
 
 def priming_level(x: np.ndarray, fs: float) -> float:
@@ -203,11 +230,13 @@ def priming_level(x: np.ndarray, fs: float) -> float:
     itself where those are not all finite numbers within :data:`MAX_ABS_SAMPLE` (the
     caller's check then names the bad one). A stream starts in the middle of the hum: primed
     at a sample on a crest, a band-pass sees a step of the hum's height and rings for half a
-    second. Without hum (or at a rate too low to carry it) it is the first sample."""
+    second. Without hum (or at a rate too low to carry it, or from a first chunk shorter
+    than :data:`PRIMING_S`) it is the first sample. The fit takes the hum at exactly 50 and
+    60 Hz: hum 0.5 Hz off (a sensor clock 1 % fast) leaves about 30 % of its height."""
     head = np.asarray(x[: max(1, int(round(PRIMING_S * float(fs))))], dtype=np.float64)
     with np.errstate(invalid="ignore"):
         usable = bool(np.all(np.abs(head) <= MAX_ABS_SAMPLE))  # False for NaN too
-    if not usable:
+    if not usable or head.size < PRIMING_S * float(fs):  # a short fit is ill-conditioned
         return float(head[0])
     return float(head[0] - mains_hum(head, fs)[0])
 

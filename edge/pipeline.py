@@ -212,17 +212,17 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
     :data:`SETTLE_HEAD_S` lie more than :data:`SETTLE_RATIO` times the range of its second
     half away from that half's median (a start-up step), else 0. Relative to the signal
     itself: no level, gain or offset; power-line hum, steady, taken out first (it could be
-    larger than the step). Samples that are not finite are left to the chunk check, and a
-    flat second half (nothing to scale a step by) is no settling (0)."""
+    larger than the step). A first second with a sample that is not finite is left to the
+    chunk check (0: nothing is run over), and a flat second half (nothing to scale a step
+    by) is no settling (0)."""
     n = int(round(SETTLE_S * fs))
     x = np.asarray(x, dtype=np.float64)
     if x.size <= n:
         return 0
-    head, rest = x[: max(1, int(round(SETTLE_HEAD_S * fs)))], x[n // 2 : n]
-    if not (np.isfinite(head).all() and np.isfinite(rest).all()):
+    if not np.isfinite(x[:n]).all():  # left to the chunk check, which names the sample
         return 0
     x = x[:n] - mains_hum(x[:n], fs, fit_from=n // 2)
-    head, rest = x[: head.size], x[n // 2 :]
+    head, rest = x[: max(1, int(round(SETTLE_HEAD_S * fs)))], x[n // 2 :]
     spread = float(np.ptp(rest))
     if spread <= 1e-9 * float(np.max(np.abs(x))):  # a stuck or idle input (the fit's
         return 0  # rounding aside): no scale to judge a step by

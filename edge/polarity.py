@@ -111,7 +111,7 @@ class BeatPicker:
         self.origin = origin
         self.sign = 1.0  # the band as it comes, until the trials show otherwise
         self.turns = 0  # times the picker turned over in this stretch
-        self._trials = 0  # trials run in this stretch
+        self._trials = 0  # trials in this stretch that found a rhythm to score against
         self.evidence = 0.0  # for the live way up (see TURN_EVIDENCE)
         self.detector = dsp_c.JPeakDetector(self.fs)
         self._detector_origin = origin  # stream index of the live detector's sample 0

@@ -379,7 +379,8 @@ class WindowFeatures:
         elif self._band_given != (beat_band is not None):
             raise ValueError("a stretch's beat band must come with every chunk or none")
         if not self._primed:
-            self._head.append((x, beat_band))
+            # Copies: a caller may refill the same buffer for its next chunk.
+            self._head.append((x.copy(), None if beat_band is None else beat_band.copy()))
             self._next += x.size
             if self._next - self._origin < PRIMING_S * self.fs:
                 return []

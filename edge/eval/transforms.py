@@ -46,7 +46,8 @@ RESONANCE_HZ, RESONANCE_Q = 8.0, 5.0
 CLIP_PERCENT = 1.0
 #: Power-line hum picked up by an unshielded cable: 50 Hz and its 2nd and 3rd harmonics at
 #: these shares, their sum scaled to this many times the RMS of the beat band (before the
-#: unit notched the mains, a tenth of this took every epoch of Sadek for an empty bed).
+#: unit notched the mains, a third of this, a plain 50 Hz sine, made 107 of Sadek's 112
+#: epochs an empty bed).
 MAINS_HUM_HZ, MAINS_HUM_SHARES, MAINS_HUM_LEVEL = 50.0, (1.0, 0.1, 0.3), 30.0
 #: A record sampled too slowly to carry the hum (its third harmonic above 0.45 fs) is
 #: first resampled to this rate, as a sensor with a faster ADC would have sampled it.

@@ -326,6 +326,9 @@ def test_a_start_up_step_is_a_sensor_settling_and_nothing_else_is(six_minutes, r
     with_nan = _switched_on(six_minutes)
     with_nan[3] = np.nan
     assert settling_samples(with_nan, fs) == 0
+    with_nan = _switched_on(six_minutes)
+    with_nan[80] = np.nan  # between the head and the second half: not run over either
+    assert settling_samples(with_nan, fs) == 0
     # A stuck input (no scale to judge a step by) is no settling either.
     assert settling_samples(np.array([2049] + [2048] * 599, dtype=np.int32), fs) == 0
 

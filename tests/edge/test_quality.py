@@ -289,3 +289,19 @@ def test_a_stretch_in_tiny_first_chunks_is_primed_as_one_shot() -> None:
     for (a1, b1, f1), (a2, b2, f2) in zip(parts, whole, strict=True):
         assert (a1, b1) == (a2, b2)
         np.testing.assert_array_equal(f1, f2)
+
+
+def test_a_caller_may_refill_one_buffer_for_each_chunk() -> None:
+    """The first chunks wait (above) as copies: a caller that reads each chunk into the same
+    buffer gets the one-shot features."""
+    night = Night(seed=1011, fs=250.0, scenario=Scenario.chain(STEPS[:3]).truncated(30.0))
+    x = night.samples().astype(np.float64)
+    whole = WindowFeatures(night.fs).process(x)
+    wf, buffer, parts = WindowFeatures(night.fs), np.empty(10), []
+    for start in range(0, x.size, buffer.size):
+        buffer[:] = x[start : start + buffer.size]
+        parts += wf.process(buffer)
+    assert len(whole) == 5
+    for (a1, b1, f1), (a2, b2, f2) in zip(parts, whole, strict=True):
+        assert (a1, b1) == (a2, b2)
+        np.testing.assert_array_equal(f1, f2)
