@@ -736,8 +736,10 @@ def _rate_interval(intervals: np.ndarray, normal: np.ndarray) -> float:
     beats = np.clip(np.round(spans / median), 1, MAX_MISSED_RUN)
     off = np.abs(spans / beats - median) / median
     weight = np.clip((RATE_SHARE - off) / (RATE_SHARE - RATE_FULL_SHARE), 0.0, 1.0)
-    total = float(weight @ beats)
-    return float(weight @ spans) / total if total > 0.0 else float(np.mean(values))
+    # Sums of products, not `@`: BLAS's dot rounds differently from one CPU to another, and
+    # the weights are fractions (make arm64 compares the board's rates bit for bit).
+    total = float(np.sum(weight * beats))
+    return float(np.sum(weight * spans)) / total if total > 0.0 else float(np.mean(values))
 
 
 def _rmssd_ms(
