@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from ._bcg_dsp import ffi, lib
-from ._checks import F64, MAX_ABS_SAMPLE, check_samples, real_number, samples_for_c, sampling_rate
+from ._checks import (
+    F64,
+    MAX_ABS_SAMPLE,
+    check_samples,
+    real_number,
+    samples_error,
+    samples_for_c,
+    sampling_rate,
+)
 from ._status import DspValueError, check
 
 __all__ = [
@@ -234,8 +242,7 @@ def priming_level(x: np.ndarray, fs: float) -> float:
     than :data:`PRIMING_S`) it is the first sample. The fit takes the hum at exactly 50 and
     60 Hz: hum 0.5 Hz off (a sensor clock 1 % fast) leaves about 30 % of its height."""
     head = np.asarray(x[: max(1, int(round(PRIMING_S * float(fs))))], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        usable = bool(np.all(np.abs(head) <= MAX_ABS_SAMPLE))  # False for NaN too
+    usable = samples_error(head) is None
     if not usable or head.size < PRIMING_S * float(fs):  # a short fit is ill-conditioned
         return float(head[0])
     return float(head[0] - mains_hum(head, fs)[0])

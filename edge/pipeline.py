@@ -49,7 +49,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 import dsp_c
-from dsp_c._checks import MAX_ABS_SAMPLE, samples_error, samples_for_c
+from dsp_c._checks import as_samples, samples_error, samples_for_c
 from dsp_c.beats import beat_filter
 from dsp_c.filters import mains_hum, priming_level
 
@@ -261,13 +261,13 @@ def _joined(chunks: list[Chunk]) -> list[Chunk]:
 
 
 def _usable(samples: np.ndarray) -> bool:
-    """True when every sample is a finite number within the DSP core's range."""
+    """True when the chunk check would take ``samples``: 1-D real numbers, all finite and
+    within the DSP core's range."""
     try:
-        values = np.asarray(samples, dtype=np.float64)
-    except (TypeError, ValueError):
+        as_samples(samples, finite=True)
+    except (TypeError, ValueError):  # DspValueError too
         return False
-    with np.errstate(invalid="ignore"):
-        return values.ndim == 1 and bool(np.all(np.abs(values) <= MAX_ABS_SAMPLE))
+    return True
 
 
 def _level_before(chunk: Chunk, stop: int, level: float) -> Chunk:
