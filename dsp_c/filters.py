@@ -221,7 +221,13 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
         pivot = max(range(k, n), key=lambda i: abs(rows[i][k]))
         rows[k], rows[pivot] = rows[pivot], rows[k]
         if rows[k][k] == 0.0:
-            raise DspValueError("singular fit", lib.BCG_ERR_PARAM)
+            # Not reached from mains_hum: its columns are distinct sines below 0.45 fs and a
+            # line, over at least 4 samples a column.
+            raise DspValueError(
+                "mains hum fit: the sines and the line are not independent over these "
+                "samples (singular normal equations)",
+                lib.BCG_ERR_PARAM,
+            )
         for i in range(k + 1, n):
             factor = rows[i][k] / rows[k][k]
             rows[i] = [u - factor * v for u, v in zip(rows[i], rows[k], strict=True)]

@@ -3,11 +3,12 @@
     pipeline = Pipeline(source, store, gate=QualityGate(source.fs), settings=Settings())
     result = pipeline.run(should_stop=lambda: stopping)   # until the source ends or a stop
 
-Per chunk of samples, checked once as it comes in: the beat band-pass and J-peak detector,
-the respiration extractor and the motion meter of :mod:`dsp_c` (all streaming and
-chunk-proof), and the quality gate (which takes the beat band from here, the same band-pass
-as its own, rather than filtering the chunk again);
-:class:`edge.vitals.EpochVitals` turns their outputs into epochs,
+Per chunk of samples, checked once as it comes in: the despiker (single-sample glitches
+replaced before any filter rings with them; it holds a stretch's last three samples back for
+their neighbours), the beat band-pass and J-peak detector, the respiration extractor and the
+motion meter of :mod:`dsp_c` (all streaming and chunk-proof), and the quality gate (which
+takes the beat band from here, the same band-pass as its own, rather than filtering the
+chunk again); :class:`edge.vitals.EpochVitals` turns their outputs into epochs,
 :mod:`edge.events` into events, and the store commits them in batches (every
 ``commit_epochs`` epochs or ``commit_s`` seconds of wall time, whichever comes first).
 
@@ -147,6 +148,7 @@ class RunResult:
     samples: int = 0
     bridged_samples: int = 0  # lost in short gaps, run over as a straight line
     settled_samples: int = 0  # a sensor's start-up step, run over at its settled level
+    glitch_samples: int = 0  # single-sample glitches, replaced by their neighbours' mean
     stream_s: float = 0.0
     wall_s: float = 0.0
     epochs: int = 0
@@ -297,6 +299,8 @@ class _Stretch:
 
     def __init__(self, fs: float, origin: int, level: float) -> None:
         self.origin = origin
+        self.despiker = dsp_c.Despiker(fs)  # before every filter: a glitch rings in them all
+        self.emitted = origin  # the stream index of its next sample past the despiker
         self.band = beat_filter(fs, mains=True)  # the power-line hum out of the band too
         self.band.reset(steady_input=level)  # no start-up ring from the ADC offset
         self.picker = BeatPicker(fs, origin)
@@ -528,8 +532,11 @@ class Pipeline:
         result = self.result
         try:
             if self._stretch is not None:
-                self._flush_stretch()
-                for epoch in self.vitals.finish(self._next_index):
+                # After a failure the DSP may be what failed: the samples the despiker
+                # holds (three, or a stretch's first second) are left out; what was
+                # processed is written.
+                self._flush_stretch(analyse=clean)
+                for epoch in self.vitals.finish(self._stretch.emitted):
                     self._add_epoch(epoch)
             self._record_source_events()
             self._write_gap_run()
@@ -597,10 +604,12 @@ class Pipeline:
         start = held[0].start_index
         stop = start + self._settle_len
         if look:  # the waiting chunks reach past `stop`
-            after = next(c for c in held if c.stop_index > stop)
-            level = float(after.samples[max(0, stop - after.start_index)])
-            # A level that is no number is left to the chunk check, which names the sample.
-            look = math.isfinite(level) and settling_samples(_bridged(held), self.fs) > 0
+            x = _bridged(held)
+            # The level the sensor settled at: the median of the samples up to `stop`'s,
+            # three, so that a glitch there does not set it. A level that is no number is
+            # left to the chunk check, which names the sample.
+            level = float(np.median(x[max(0, stop - start - 2) : stop - start + 1]))
+            look = math.isfinite(level) and settling_samples(x, self.fs) > 0
         if look:
             log.info("sensor settling: the first %.1f s of the stream run over", SETTLE_S)
             self.vitals.bridge(start, stop)  # no beat from the flat line
@@ -630,7 +639,7 @@ class Pipeline:
         self._ingest(start, x)
         self.result.samples += len(chunk.samples)
         self.status.stream_s = self.result.samples / self.fs
-        for epoch in self.vitals.ready(self._next_index):
+        for epoch in self.vitals.ready(self._stretch.emitted):
             self._add_epoch(epoch)
 
     def _bridge(self, start: int, stop: int, next_sample: float) -> np.ndarray:
@@ -645,10 +654,21 @@ class Pipeline:
         return self._last_sample + step * np.arange(1, n + 1)
 
     def _ingest(self, start: int, x: np.ndarray) -> None:
-        """Samples ``x`` (checked) from stream index ``start`` through the DSP, the gate and
-        bed presence, into the vitals."""
+        """Samples ``x`` (checked) from stream index ``start`` through the despiker, which
+        holds back the last few of the stretch (:data:`dsp_c.despike.LOOK_AHEAD`), and the
+        rest of the DSP."""
+        self._next_index = start + len(x)
+        self._last_sample = float(x[-1])
+        self._analyse(self._stretch.despiker._process_checked(x))
+
+    def _analyse(self, x: np.ndarray) -> None:
+        """Samples ``x`` (checked, glitches out), the current stretch's next ones, through
+        the DSP, the gate and bed presence, into the vitals."""
         s = self._stretch
-        stop = start + len(x)
+        if not len(x):
+            return
+        start = s.emitted
+        stop = s.emitted = start + len(x)
         self.vitals.add_samples(start, stop)
         band = s.band._process_checked(x)
         self.vitals.add_signal(start, band, x, checked=True)
@@ -673,8 +693,6 @@ class Pipeline:
             if event is not None:
                 self._add_event(event)
         self.status.occupied = self._bed.occupied
-        self._next_index = stop
-        self._last_sample = float(x[-1])
 
     def _new_stretch(self, chunk: Chunk, level: float) -> None:
         if self._stretch is not None:
@@ -682,10 +700,17 @@ class Pipeline:
             self._bed.gap()
         self._stretch = _Stretch(self.fs, chunk.start_index, level)
 
-    def _flush_stretch(self) -> None:
-        """The beats the detector still holds at the end of a stretch."""
+    def _flush_stretch(self, analyse: bool = True) -> None:
+        """The samples the despiker (unless not ``analyse``) and the beats the detector
+        still hold at the end of a stretch."""
         s = self._stretch
+        held = s.despiker.flush()
+        if analyse:
+            self._analyse(held)
         self.vitals.add_beats(s.picker.flush())
+        if s.despiker.replaced:
+            log.info("%d single-sample glitches replaced", s.despiker.replaced)
+            self.result.glitch_samples += s.despiker.replaced
 
     # --- output --------------------------------------------------------------------------
 

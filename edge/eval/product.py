@@ -61,7 +61,7 @@ from .harness import (
     synthetic_nights,
 )
 from .machines import MACHINES, machine_runs
-from .transforms import MAINS_HUM, transforms_for
+from .transforms import EXTRA_TRANSFORMS, transforms_for
 
 __all__ = [
     "EPOCH_S",
@@ -539,7 +539,7 @@ def targets(results: dict) -> list[Target]:
         value = f"{score['off_20pct']} off by > 20 %, {score['false_events']} false events"
         out.append(Target(f"{name}: no HR off > 20 %, no false range event", "0 and 0", value, ok))
     goal = f"state >= {SAME_STATE_GOAL:g} %, HR within {SAME_HR_BPM:g} bpm"
-    hummed, hum_bad = 0, []
+    extra: dict[str, list[str]] = {}  # beyond the list: the records that fail
     for name, table in results["transforms"].items():
         bad = [
             t
@@ -548,15 +548,16 @@ def targets(results: dict) -> list[Target]:
             or not c["same_state"] >= SAME_STATE_GOAL
             or (c["hr_both"] and c["hr_within"] < 100.0)
         ]
-        listed = [t for t in bad if t != MAINS_HUM]
+        listed = [t for t in bad if t not in EXTRA_TRANSFORMS]
         value = "all" if not listed else "fail: " + ", ".join(listed)
         out.append(Target(f"{name}: transforms keep the answer", goal, value, not listed))
-        hummed += MAINS_HUM in table
-        hum_bad += [name] if MAINS_HUM in bad else []
-    if hummed:  # beyond the list of changes: a line of its own
-        value = "all" if not hum_bad else "fail: " + ", ".join(hum_bad)
-        label = f"real records: {MAINS_HUM} keeps the answer (not in the issue's list)"
-        out.append(Target(label, goal, value, not hum_bad))
+        for t in EXTRA_TRANSFORMS:
+            if t in table:
+                extra.setdefault(t, []).extend([name] if t in bad else [])
+    for t, failing in extra.items():  # a line of its own each
+        value = "all" if not failing else "fail: " + ", ".join(failing)
+        label = f"real records: {t} keeps the answer (not in the issue's list)"
+        out.append(Target(label, goal, value, not failing))
     if results["machines"]:
         bad = [k for k, m in results["machines"].items() if m["hr_epochs"] or m["error"]]
         n = len(results["machines"])

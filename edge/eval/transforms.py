@@ -2,9 +2,10 @@
 
 One default config must give the same stored answer when the same night reaches the unit
 through another sensor chain: another gain or unit, an ADC offset, the other polarity,
-another sampling rate, a ringing bed frame, power-line hum, clipping. Each transform here maps
-``(samples, fs)`` to ``(samples, fs)``; :func:`transforms_for` lists the set applied to a
-record. numpy only (and the dsp_c filters): the unit's package does not depend on scipy.
+another sampling rate, a ringing bed frame, power-line hum, single-sample glitches,
+clipping. Each transform here maps ``(samples, fs)`` to ``(samples, fs)``;
+:func:`transforms_for` lists the set applied to a record. numpy only (and the dsp_c
+filters): the unit's package does not depend on scipy.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import dsp_c
 from dsp_c.beats import beat_filter
 
 __all__ = [
+    "EXTRA_TRANSFORMS",
+    "GLITCHES",
     "MAINS_HUM",
     "RATES_HZ",
     "Transform",
+    "add_glitches",
     "add_mains_hum",
     "add_resonance",
     "clip_percentiles",
@@ -52,8 +56,17 @@ MAINS_HUM_HZ, MAINS_HUM_SHARES, MAINS_HUM_LEVEL = 50.0, (1.0, 0.1, 0.3), 30.0
 #: A record sampled too slowly to carry the hum (its third harmonic above 0.45 fs) is
 #: first resampled to this rate, as a sensor with a faster ADC would have sampled it.
 MAINS_HUM_FS = 500.0
-#: Its name in :func:`transforms_for`; a change beyond issue 15's list, scored on its own.
+#: Its name in :func:`transforms_for`.
 MAINS_HUM = f"mains hum {MAINS_HUM_HZ:g} Hz"
+#: Single-sample glitches (a bit flipped, a torn read): one sample every this many seconds
+#: moved this many times the RMS of the beat band off, up and down by turns. Before the
+#: unit replaced them this made 110 of Sadek's 112 epochs `empty`, with no heart rate; one
+#: every 30 s at a tenth of the height made 35 `motion` and kept 66 of its 103 heart rates.
+GLITCH_EVERY_S, GLITCH_LEVEL = 3.0, 50.0
+#: Its name in :func:`transforms_for`.
+GLITCHES = f"glitch every {GLITCH_EVERY_S:g} s"
+#: Changes beyond issue 15's list: each is scored on a line of its own.
+EXTRA_TRANSFORMS = (MAINS_HUM, GLITCHES)
 
 
 def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
@@ -124,6 +137,20 @@ def add_mains_hum(
     return x + level * _scaled_to_beat_band(hum, x, fs), fs
 
 
+def add_glitches(
+    x: np.ndarray, fs: float, every_s: float = GLITCH_EVERY_S, level: float = GLITCH_LEVEL
+) -> tuple[np.ndarray, float]:
+    """``x`` (at ``fs``) with one sample every ``every_s`` (the first at a third of it)
+    moved ``level`` times the RMS of the beat band off, up and down by turns. Returns the
+    samples and their rate."""
+    y = np.array(x, dtype=np.float64)
+    where = np.arange(every_s / 3.0, y.size / fs, every_s) * fs
+    where = where.astype(np.int64)
+    sign = np.where(np.arange(where.size) % 2 == 0, 1.0, -1.0)
+    y[where] += sign * level * _scaled_to_beat_band(np.ones(where.size), y, fs)
+    return y, fs
+
+
 def _scaled_to_beat_band(y: np.ndarray, x: np.ndarray, fs: float) -> np.ndarray:
     """``y`` scaled to the RMS of ``x``'s beat band (the J-peak detector's band-pass)."""
     band = beat_filter(fs)
@@ -154,5 +181,6 @@ def transforms_for(fs: float) -> dict[str, Transform]:
             out[f"{rate:g} Hz"] = lambda x, f, r=rate: (resample(x, f, r), r)
     out[f"resonance {RESONANCE_HZ:g} Hz"] = lambda x, f: (add_resonance(x, f), f)
     out[MAINS_HUM] = add_mains_hum
+    out[GLITCHES] = add_glitches
     out["clipped"] = lambda x, f: (clip_percentiles(x), f)
     return out

@@ -753,3 +753,11 @@ def test_mains_hum_is_fitted_where_asked_and_holds_everywhere() -> None:
     found = dsp_c.filters.mains_hum(1000.0 + step + hum, fs, fit_from=500)
     np.testing.assert_allclose(found, hum, atol=1e-9)
     assert not dsp_c.filters.mains_hum(hum, 100.0).any()  # 100 samples/s carry none
+
+
+def test_the_hum_fit_solver_solves_and_says_when_it_cannot() -> None:
+    solve = dsp_c.filters._solve
+    np.testing.assert_allclose(solve([[0.0, 2.0], [3.0, 1.0]], [4.0, 5.0]), [1.0, 2.0])
+    with pytest.raises(DspValueError, match="not independent") as err:
+        solve([[1.0, 2.0], [2.0, 4.0]], [1.0, 2.0])
+    assert err.value.code == "E108"

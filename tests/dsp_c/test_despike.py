@@ -1,0 +1,208 @@
+"""dsp_c.Despiker: single-sample glitches out, nothing else touched, any chunking.
+
+The signals are the simulator's BCG (beats, breathing, noise) at the rates the unit takes,
+and the real recordings of tests/data; a glitch is one sample moved far off the signal.
+"""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dsp_c
+import dsp_c.despike
+from dsp_c import Despiker, DspValueError
+from dsp_c.despike import GLITCH_RATIO, LOOK_AHEAD
+from dsp_c.synthetic import bcg_signal
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+FS_VALUES = (50.0, 250.0, 1000.0)
+
+
+def _despiked(x: np.ndarray, fs: float, cuts: list[int] | None = None) -> tuple[np.ndarray, int]:
+    """``x`` through one Despiker, in the chunks ``cuts`` gives (one chunk: None)."""
+    d = Despiker(fs)
+    parts = np.split(x, sorted(cuts)) if cuts else [x]
+    y = np.concatenate([d.process(p) for p in parts] + [d.flush()])
+    return y, d.replaced
+
+
+def _bcg(fs: float, seconds: float = 60.0, seed: int = 0) -> np.ndarray:
+    return bcg_signal(fs, seconds, seed=seed).x
+
+
+def _with_glitches(x: np.ndarray, fs: float, size: float, every_s: float = 2.0):
+    """``x`` with one sample every ``every_s`` (the first at 0.3 s) moved ``size`` times
+    the signal's peak-to-peak, alternately up and down."""
+    where = np.arange(0.3 * fs, x.size - 10, every_s * fs).astype(int)
+    y = x.copy()
+    y[where] += size * np.ptp(x) * np.where(np.arange(where.size) % 2, -1.0, 1.0)
+    return y, where
+
+
+@pytest.mark.parametrize("fs", FS_VALUES)
+def test_glitches_are_replaced_and_nothing_else(fs) -> None:
+    x = _bcg(fs)
+    glitched, where = _with_glitches(x, fs, size=2.0)
+    y, replaced = _despiked(glitched, fs)
+    assert replaced == where.size
+    changed = np.flatnonzero(y != glitched)
+    np.testing.assert_array_equal(changed, where)
+    # Each by its neighbours' mean: back near the clean signal, within a step of it.
+    np.testing.assert_allclose(y[where], 0.5 * (x[where - 1] + x[where + 1]))
+    assert np.max(np.abs(y[where] - x[where])) <= np.max(np.abs(np.diff(x)))
+
+
+@pytest.mark.parametrize("fs", FS_VALUES)
+def test_a_clean_signal_passes_untouched(fs) -> None:
+    for seed in range(3):
+        x = _bcg(fs, seed=seed)
+        y, replaced = _despiked(x, fs)
+        assert replaced == 0
+        np.testing.assert_array_equal(y, x)
+
+
+@pytest.mark.parametrize("name, channel", [("sadek_sample.npz", "raw"), ("aydin_left1.npz", "bcg")])
+def test_real_recordings_pass_untouched(name, channel) -> None:
+    """Beats at 50 Hz are two or three samples wide, movements are sharp: none is a glitch."""
+    with np.load(DATA / name) as data:
+        x, fs = data[channel].astype(np.float64), float(data["fs"])
+    y, replaced = _despiked(x, fs)
+    assert replaced == 0
+    np.testing.assert_array_equal(y, x)
+
+
+def test_the_first_second_is_judged_by_itself_once_whole() -> None:
+    """No scale before a stretch's first second: it is held until whole, then judged by
+    its own maximum (a glitch in it is not part of that maximum)."""
+    fs = 250.0
+    x = _bcg(fs, 20.0)
+    x[int(0.5 * fs)] += 5 * np.ptp(x)
+    d = Despiker(fs)
+    assert d.process(x[: int(fs) + LOOK_AHEAD - 1]).size == 0  # its last sample waits
+    first = d.process(x[int(fs) + LOOK_AHEAD - 1 : int(fs) + LOOK_AHEAD])
+    assert first.size == fs and d.replaced == 1
+    assert first[int(0.5 * fs)] == 0.5 * (x[int(0.5 * fs) - 1] + x[int(0.5 * fs) + 1])
+
+
+def test_a_flat_start_waits_for_a_second_with_a_scale() -> None:
+    """A stuck input (or a start-up step run over by the pipeline) has no heights: its
+    seconds pass as they came, and the first second with some judges itself."""
+    fs = 250.0
+    x = _bcg(fs, 20.0)
+    x[: int(1.5 * fs)] = x[int(1.5 * fs)]
+    x[int(2.2 * fs)] += 5 * np.ptp(x)
+    y, replaced = _despiked(x, fs)
+    assert replaced == 1 and np.flatnonzero(y != x).tolist() == [int(2.2 * fs)]
+    d = Despiker(fs)
+    assert d.process(x[: 2 * int(fs)]).size == fs  # the flat second, not held
+
+
+def test_two_glitches_side_by_side_and_the_last_samples_stay() -> None:
+    fs = 250.0
+    x = _bcg(fs, 20.0)
+    x[3000:3002] += 5 * np.ptp(x)  # two in a row: not isolated
+    x[-2] += 5 * np.ptp(x)  # no second neighbour on the right
+    y, replaced = _despiked(x, fs)
+    assert replaced == 0 and np.array_equal(y, x)
+
+
+@pytest.mark.parametrize("share, replaced", [(0.7, 0), (1.4, 1)])
+def test_the_height_is_judged_against_the_usual_largest(share, replaced) -> None:
+    """A sample moved ``share`` times GLITCH_RATIO times the usual largest height (the
+    median of the last ten one-second maxima) is a glitch only above the ratio."""
+    fs = 250.0
+    x = _bcg(fs, 30.0)
+    height = np.abs(x[1:-1] - 0.5 * (x[:-2] + x[2:]))
+    n, second = int(20.5 * fs), int(fs)  # in second 20: seconds 10 to 19 give the scale
+    seconds = height[10 * second - 1 : 20 * second - 1].reshape(10, second)  # samples 1 on
+    scale = float(np.median(seconds.max(axis=1)))
+    x[n] = 0.5 * (x[n - 1] + x[n + 1]) + share * GLITCH_RATIO * scale
+    y, count = _despiked(x, fs)
+    assert count == replaced
+    assert (y[n] != x[n]) == bool(replaced)
+
+
+@pytest.mark.parametrize("gain, offset", [(1e-3, 0.0), (1e4, -3.0), (0.0625, 2000.0)])
+def test_gain_and_offset_do_not_change_the_decision(gain, offset) -> None:
+    fs = 250.0
+    glitched, where = _with_glitches(_bcg(fs), fs, size=1.0)
+    y, replaced = _despiked(offset + gain * glitched, fs)
+    assert replaced == where.size
+    np.testing.assert_array_equal(np.flatnonzero(y != offset + gain * glitched), where)
+
+
+def test_frequent_glitches_do_not_grow_the_scale() -> None:
+    """Glitches every 0.2 s: left out of the scale, so they go on being found."""
+    fs = 250.0
+    glitched, where = _with_glitches(_bcg(fs, 120.0), fs, size=2.0, every_s=0.2)
+    _, replaced = _despiked(glitched, fs)
+    assert replaced == where.size
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    fs=st.sampled_from(FS_VALUES),
+    cuts=st.lists(st.floats(min_value=0.0, max_value=1.0), max_size=25),
+    seed=st.integers(0, 2**16),
+)
+def test_chunked_equals_one_shot(fs, cuts, seed) -> None:
+    x = _bcg(fs, 8.0, seed=seed % 4)
+    rng = np.random.default_rng(seed)
+    where = rng.choice(np.arange(5, x.size - 5), 6, replace=False)
+    x[where] += np.ptp(x) * rng.uniform(-3, 3, where.size)
+    whole, n_whole = _despiked(x, fs)
+    chunked, n_chunked = _despiked(x, fs, [int(c * x.size) for c in cuts])
+    np.testing.assert_array_equal(chunked, whole)
+    assert n_chunked == n_whole
+    assert n_whole >= 1  # glitches were there to find
+
+
+def test_the_last_samples_wait_for_their_neighbours() -> None:
+    fs = 50.0
+    x = _bcg(fs, 5.0)
+    d = Despiker(fs)
+    assert d.process(x[:40]).size == 0 and d.held == 40  # no whole second yet
+    assert d.process(x[40:120]).size == 120 - LOOK_AHEAD and d.held == LOOK_AHEAD
+    assert d.process(x[120:200]).size == 80 and d.held == LOOK_AHEAD
+    np.testing.assert_array_equal(d.flush(), x[200 - LOOK_AHEAD : 200])
+    assert d.held == 0
+
+
+def test_the_example_in_the_module_runs() -> None:
+    assert doctest.testmod(dsp_c.despike).failed == 0
+
+
+def test_bad_samples_are_refused_and_nothing_is_lost() -> None:
+    fs = 250.0
+    glitched, _ = _with_glitches(_bcg(fs, 30.0), fs, size=2.0)
+    whole, _ = _despiked(glitched, fs)
+    d = Despiker(fs)
+    first = d.process(glitched[:4000])
+    for bad in ([1.0, np.nan], [np.inf], [2e15], "abc"):
+        with pytest.raises((DspValueError, TypeError), match="x"):
+            d.process(bad)
+    rest = np.concatenate([d.process(glitched[4000:]), d.flush()])
+    np.testing.assert_array_equal(np.concatenate([first, rest]), whole)
+
+
+@pytest.mark.parametrize("fs", [0.0, -1.0, float("nan"), 5.0, 1e6, "250"])
+def test_bad_rates_are_refused(fs) -> None:
+    with pytest.raises((DspValueError, TypeError), match="fs"):
+        Despiker(fs)
+
+
+def test_reset_starts_a_new_stretch() -> None:
+    fs = 250.0
+    glitched, _ = _with_glitches(_bcg(fs, 30.0), fs, size=2.0)
+    d = Despiker(fs)
+    d.process(glitched[:1234])
+    d.reset()
+    again = np.concatenate([d.process(glitched), d.flush()])
+    np.testing.assert_array_equal(again, _despiked(glitched, fs)[0])
+    assert dsp_c.Despiker is Despiker
