@@ -9,29 +9,26 @@ and rings at the beat band. One such sample every 30 s made a third of a real ni
 A sample is a glitch when both hold:
 
 - **isolated**: it stands alone off the line through its neighbours. Its height above that
-  line, ``h = x[n] - (x[n-1] + x[n+1]) / 2``, is at least twice each of the steps next to
-  it (``x[n+1] - x[n-1]``, ``x[n-1] - x[n-2]``, ``x[n+2] - x[n+1]``). A beat or a
+  line, ``h = x[n] - (x[n-1] + x[n+1]) / 2``, is not 0 and at least twice each of the steps
+  next to it (``x[n+1] - x[n-1]``, ``x[n-1] - x[n-2]``, ``x[n+2] - x[n+1]``). A beat or a
   movement, even at 50 Hz, rises and falls over several samples: the steps beside its
   peak are as large as the peak's height.
-- **large**: ``|h|`` is more than :data:`GLITCH_RATIO` times this stretch's usual largest
-  height: the median of its last :data:`SCALE_SECONDS` one-second maxima of the heights of
-  the samples that are not isolated nor next to an isolated one (so glitches never raise
-  it; a flat second, a stuck input, adds nothing). Relative to the signal itself: no
-  level, gain or offset, and it follows the sensor and the night. On the real recordings
-  and their transforms the largest isolated height is 2.2 times that scale, on the
-  simulated sets 2.0 (the exceptions, a clipped movement and noise that jumps tenfold,
-  are in docs/dsp.md, "Glitches").
+- **large**: ``|h|`` is more than :data:`GLITCH_RATIO` times the usual largest height of
+  its one-second block of the stretch: the larger of the block's own largest height and the
+  median of the last :data:`SCALE_SECONDS` blocks' largest. Heights here are those of the
+  samples neither isolated nor next to an isolated one, so glitches, however many, never
+  raise the scale; a flat block (a stuck input, a start-up step run over) adds nothing to
+  the median. Relative to the signal itself: no level, gain or offset, and it follows the
+  sensor and the night. On the real recordings and their transforms the largest isolated
+  height is 2.0 times that scale, on the simulated sets 2.7 (docs/dsp.md, "Glitches").
 
-A stretch's first second (the first that is not flat; flat ones pass as they came) is judged
-by its own maximum, once it is whole: the despiker holds it until then. The first two and
-last three samples of a stretch have too few neighbours and stay as they came. Two glitches
-side by side are not isolated and stay: they are rare, and the gate then sees a movement.
-
-Sample ``n`` is decided once ``x[n + 3]`` is in: :meth:`Despiker.process` holds back the
-last three samples of each chunk (and a stretch's first second) and returns them with a
-later call; :meth:`Despiker.flush` returns them, as they came, at the end of a stretch.
-Whatever the chunking, the output is the same: every test and the scale are functions of
-the samples alone.
+Each one-second block is judged once it is whole and the three samples after it are in:
+:meth:`Despiker.process` returns whole blocks and holds the rest (at most a second and three
+samples). :meth:`Despiker.flush` judges what it holds at the end of a stretch. A first or
+last sample is judged against the line through the two samples on its other side, and only
+the steps that exist count, so every sample is judged. Whatever the chunking, the output is the
+same: every test and the scale are functions of the samples alone. Two glitches side by
+side are not isolated and stay: they are rare, and the gate then sees a movement.
 
 >>> import numpy as np, dsp_c
 >>> x = np.sin(np.arange(2000) / 10.0)
@@ -54,16 +51,16 @@ from .filters import MAX_FS, MIN_FS
 
 __all__ = ["GLITCH_RATIO", "ISOLATION", "LOOK_AHEAD", "SCALE_SECONDS", "Despiker"]
 
-#: A glitch stands more than this many times the stretch's usual largest height off the
-#: line through its neighbours. The real recordings reach 2.2, the simulated sets 2.0.
+#: A glitch stands more than this many times the usual largest height off the line
+#: through its neighbours. The real recordings reach 2.0, the simulated sets 2.7.
 GLITCH_RATIO = 4.0
 #: ... and each step beside it is at most this share of its height (a beat's or a
 #: movement's peak has steps beside it as large as itself).
 ISOLATION = 0.5
-#: The usual largest height: the median of this many last one-second maxima.
+#: The usual largest height: at least the median of this many last one-second maxima.
 SCALE_SECONDS = 10
-#: Samples of look-ahead: sample n is decided once x[n + 3] is in (its own test needs
-#: x[n + 2]; whether it may count for the scale needs its right neighbour's test).
+#: Samples after a block needed to judge it: a sample's own test needs x[n + 2], whether
+#: it may count for the scale needs its right neighbour's test, so x[n + 3].
 LOOK_AHEAD = 3
 
 
@@ -74,7 +71,7 @@ class Despiker:
 
     def __init__(self, fs: float) -> None:
         self._fs = sampling_rate(fs, MIN_FS, MAX_FS)
-        self._second = max(1, int(round(self._fs)))
+        self._block = max(1, int(round(self._fs)))  # one second of samples
         self.reset()
 
     @property
@@ -89,8 +86,7 @@ class Despiker:
 
     @property
     def held(self) -> int:
-        """Samples taken in but not yet returned (:data:`LOOK_AHEAD`, or up to a second
-        more at a stretch's start)."""
+        """Samples taken in but not yet returned (at most a second and :data:`LOOK_AHEAD`)."""
         return self._received - self._decided
 
     def reset(self) -> None:
@@ -99,32 +95,33 @@ class Despiker:
         self._received = 0  # samples taken in this stretch
         self._decided = 0  # samples returned
         self._maxima: deque[float] = deque(maxlen=SCALE_SECONDS)
-        self._second_max = 0.0  # the largest plain height so far in the current second
         self._replaced = 0
 
     def process(self, x: Any) -> np.ndarray:
         """Take in the chunk ``x`` and return the samples now decided, glitches replaced:
-        those of the stretch up to the chunk's last :data:`LOOK_AHEAD` (at a stretch's
-        start, up to its first whole second), the rest held for a later call. Refuses
-        (``DspValueError``, naming ``x`` and the sample) a chunk with a sample that is not
-        finite or beyond +-1e15; the state is then unchanged."""
+        the stretch's whole one-second blocks whose next :data:`LOOK_AHEAD` samples are in;
+        the rest is held for a later call. Refuses (``DspValueError``, naming ``x`` and the
+        sample) a chunk with a sample that is not finite or beyond +-1e15; the state is then
+        unchanged."""
         return self._process_checked(as_samples(x, "x", finite=True))
 
     def _process_checked(self, x: np.ndarray) -> np.ndarray:
         """:meth:`process` for a chunk already checked (float64, finite, in range)."""
         raw = np.concatenate([self._tail, x])
         self._received += x.size
-        stop = self._received - LOOK_AHEAD
+        ready = self._received - LOOK_AHEAD
+        stop = ready - ready % self._block  # whole blocks only
         out = self._decide(raw, stop) if stop > self._decided else np.empty(0)
         self._tail = raw[self._tail_start() - (self._received - raw.size) :]
         return out
 
     def flush(self) -> np.ndarray:
-        """The held samples as they came: the stretch ended, they have no later neighbours
-        (:meth:`reset` before another stretch)."""
-        out = self._tail[self._decided - self._tail_start() :].copy()
-        self._decided = self._received
-        self._tail = self._tail[self._tail_start() - (self._received - self._tail.size) :]
+        """The held samples, judged: the stretch ended (nothing beyond it). :meth:`reset`
+        before another stretch."""
+        if self._received <= self._decided:
+            return np.empty(0)
+        out = self._decide(self._tail, self._received, end=True)
+        self._tail = np.empty(0)
         return out
 
     def _tail_start(self) -> int:
@@ -132,56 +129,50 @@ class Despiker:
         undecided one (the left neighbour's test reaches two further back)."""
         return max(0, self._decided - LOOK_AHEAD)
 
-    def _decide(self, raw: np.ndarray, stop: int) -> np.ndarray:
-        """Decide the stretch's samples ``[self._decided, stop)`` from ``raw``, the samples
-        from stretch index ``self._received - raw.size`` on."""
+    def _decide(self, raw: np.ndarray, stop: int, end: bool = False) -> np.ndarray:
+        """Decide the stretch's samples ``[self._decided, stop)``, whole blocks but for the
+        last at the ``end``, from ``raw``, the samples from stretch index
+        ``self._received - raw.size`` on."""
         offset = self._received - raw.size  # the stretch index of raw[0]
         first = self._decided
-        # Heights and isolation from one sample before to one after (the plain test needs
-        # the neighbours'); samples 0 and 1 lack a second neighbour on the left: 0, False.
-        lo = max(first - 1, 2)
-        x = raw[lo - 2 - offset : stop + 3 - offset]  # x[j]: stretch sample lo - 2 + j
-        left, mid, right = x[1:-3], x[2:-2], x[3:-1]
-        height = np.abs(mid - 0.5 * (left + right))
-        steps = np.maximum(
-            np.abs(right - left), np.maximum(np.abs(left - x[:-4]), np.abs(x[4:] - right))
-        )
-        isolated = steps <= ISOLATION * height
-        if lo > first - 1:
-            pad = lo - (first - 1)
-            height = np.concatenate([np.zeros(pad), height])
-            isolated = np.concatenate([np.zeros(pad, dtype=bool), isolated])
+        x = raw[max(0, first - 3) - offset : stop + 3 - offset]
+        if x.size < 5:  # a stretch of a few samples: nothing to judge by
+            self._decided = stop
+            return raw[first - offset : stop - offset].copy()
+        # Beyond either end of the stretch there is nothing (NaN): the line through a
+        # first or last sample's neighbours is the one through the two on its other side,
+        # and only the steps that exist are compared.
+        ends = first < 3 or end
+        if first < 3:
+            x = np.concatenate([np.full(3 - first, np.nan), x])
+        if end:
+            x = np.concatenate([x, np.full(3, np.nan)])
+        # x[j] is stretch sample first - 3 + j. Heights and isolation from one sample
+        # before the first to one after the last (the plain test needs the neighbours').
+        m2, m1, mid, p1, p2 = x[:-4], x[1:-3], x[2:-2], x[3:-1], x[4:]
+        line = 0.5 * (m1 + p1)
+        if ends:
+            line = np.where(
+                np.isnan(m1), 2.0 * p1 - p2, np.where(np.isnan(p1), 2.0 * m1 - m2, line)
+            )
+        height = np.abs(mid - line)
+        steps = np.fmax(np.abs(p1 - m1), np.fmax(np.abs(m1 - m2), np.abs(p2 - p1)))
+        isolated = (steps <= ISOLATION * height) & (height > 0.0)  # False where NaN
         # A sample next to an isolated one stands half its height off its own line.
         plain = ~(isolated[1:-1] | isolated[:-2] | isolated[2:])
-        height, isolated = height[1:-1], isolated[1:-1]
+        height, isolated, line = height[1:-1], isolated[1:-1], line[1:-1]
         glitch = np.zeros(height.size, dtype=bool)
-        second, begin = self._second, 0
-        while begin < height.size:  # a second at a time: judged by the seconds before it ...
-            at = first + begin  # its stretch index
-            end = min(height.size, begin + second - at % second)
-            whole = (first + end) % second == 0
-            if not self._maxima and not whole:
-                break  # ... or, before there is a scale, by itself once it is whole
-            scale = _median(self._maxima) if self._maxima else None
-            self._second_max = max(
-                self._second_max, float((height[begin:end] * plain[begin:end]).max())
-            )
-            if whole:
-                if self._second_max > 0.0:  # a flat second (a stuck input) tells nothing
-                    self._maxima.append(self._second_max)
-                self._second_max = 0.0
-            if scale is None and self._maxima:  # the stretch's first second with a scale
-                scale = self._maxima[0]
-            if scale is not None:
-                glitch[begin:end] = isolated[begin:end] & (height[begin:end] > GLITCH_RATIO * scale)
-            begin = end
-        out = raw[first - offset : first + begin - offset].copy()
-        k = np.flatnonzero(glitch[:begin])
-        if k.size:
-            at = k + (first - offset)
-            out[k] = 0.5 * (raw[at - 1] + raw[at + 1])
-            self._replaced += int(k.size)
-        self._decided = first + begin
+        for begin in range(0, height.size, self._block):  # first is a block's start
+            block = slice(begin, begin + self._block)
+            own = float((height[block] * plain[block]).max())
+            scale = max(own, _median(self._maxima)) if self._maxima else own
+            glitch[block] = isolated[block] & (height[block] > GLITCH_RATIO * scale)
+            if own > 0.0:  # a flat block (a stuck input) tells nothing
+                self._maxima.append(own)
+        out = x[3 : 3 + height.size].copy()
+        out[glitch] = line[glitch]
+        self._replaced += int(np.count_nonzero(glitch))
+        self._decided = stop
         return out
 
 

@@ -297,12 +297,12 @@ def _checked(x: np.ndarray) -> np.ndarray:
 class _Stretch:
     """The DSP objects of one gap-free stretch of samples, starting at stream index ``origin``."""
 
-    def __init__(self, fs: float, origin: int, level: float) -> None:
+    def __init__(self, fs: float, origin: int) -> None:
         self.origin = origin
         self.despiker = dsp_c.Despiker(fs)  # before every filter: a glitch rings in them all
         self.emitted = origin  # the stream index of its next sample past the despiker
         self.band = beat_filter(fs, mains=True)  # the power-line hum out of the band too
-        self.band.reset(steady_input=level)  # no start-up ring from the ADC offset
+        self.primed = False  # the band is primed on the first samples past the despiker
         self.picker = BeatPicker(fs, origin)
         self.respiration = dsp_c.RespirationExtractor(fs)
         self.motion = dsp_c.MotionMeter(fs, MOTION_WINDOW_S)
@@ -625,10 +625,8 @@ class Pipeline:
         gap = 0 if first else chunk.start_index - self._next_index
         bridge = 0 < gap <= self._bridge_max
         if first or (gap and not bridge):
-            # A new stretch. Its priming refuses a bad first sample (as "steady_input"), so
-            # it comes before the chunk's one check; the DSP calls below do not repeat it.
-            self._new_stretch(chunk, priming_level(x, self.fs))
-        x = _checked(x)
+            self._new_stretch(chunk)
+        x = _checked(x)  # the one check: the DSP calls below do not repeat it
         start = chunk.start_index
         if gap > 0:
             self._gap_runs.missing(gap, bridged=bridge)
@@ -667,8 +665,11 @@ class Pipeline:
         s = self._stretch
         if not len(x):
             return
+        if not s.primed:  # no start-up ring from the ADC offset, the hum or a glitch
+            s.band.reset(steady_input=priming_level(x, self.fs))
+            s.primed = True
         start = s.emitted
-        stop = s.emitted = start + len(x)
+        stop = start + len(x)
         self.vitals.add_samples(start, stop)
         band = s.band._process_checked(x)
         self.vitals.add_signal(start, band, x, checked=True)
@@ -693,16 +694,17 @@ class Pipeline:
             if event is not None:
                 self._add_event(event)
         self.status.occupied = self._bed.occupied
+        s.emitted = stop  # only now: after a failure above, these were not processed
 
-    def _new_stretch(self, chunk: Chunk, level: float) -> None:
+    def _new_stretch(self, chunk: Chunk) -> None:
         if self._stretch is not None:
             self._flush_stretch()
             self._bed.gap()
-        self._stretch = _Stretch(self.fs, chunk.start_index, level)
+        self._stretch = _Stretch(self.fs, chunk.start_index)
 
     def _flush_stretch(self, analyse: bool = True) -> None:
-        """The samples the despiker (unless not ``analyse``) and the beats the detector
-        still hold at the end of a stretch."""
+        """The end of a stretch: the samples the despiker holds through the DSP (skipped
+        when not ``analyse``), then the beats the detector holds."""
         s = self._stretch
         held = s.despiker.flush()
         if analyse:

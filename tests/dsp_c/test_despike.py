@@ -79,7 +79,7 @@ def test_real_recordings_pass_untouched(name, channel) -> None:
 
 def test_the_first_second_is_judged_by_itself_once_whole() -> None:
     """No scale before a stretch's first second: it is held until whole, then judged by
-    its own maximum (a glitch in it is not part of that maximum)."""
+    its own largest height (a glitch in it is not part of that)."""
     fs = 250.0
     x = _bcg(fs, 20.0)
     x[int(0.5 * fs)] += 5 * np.ptp(x)
@@ -90,24 +90,32 @@ def test_the_first_second_is_judged_by_itself_once_whole() -> None:
     assert first[int(0.5 * fs)] == 0.5 * (x[int(0.5 * fs) - 1] + x[int(0.5 * fs) + 1])
 
 
-def test_a_flat_start_waits_for_a_second_with_a_scale() -> None:
-    """A stuck input (or a start-up step run over by the pipeline) has no heights: its
-    seconds pass as they came, and the first second with some judges itself."""
+def test_a_run_over_start_does_not_shrink_the_scale() -> None:
+    """A start-up step run over at a level near, not at, the next sample (the pipeline's
+    settled level): its second has one tiny height; the seconds after it are judged by
+    their own heights too, and nothing of the clean signal is replaced."""
     fs = 250.0
     x = _bcg(fs, 20.0)
-    x[: int(1.5 * fs)] = x[int(1.5 * fs)]
+    x[: int(fs)] = x[int(fs)] + 1e-6 * np.ptp(x)
+    y, replaced = _despiked(x, fs)
+    assert replaced == 0 and np.array_equal(y, x)
     x[int(2.2 * fs)] += 5 * np.ptp(x)
     y, replaced = _despiked(x, fs)
     assert replaced == 1 and np.flatnonzero(y != x).tolist() == [int(2.2 * fs)]
-    d = Despiker(fs)
-    assert d.process(x[: 2 * int(fs)]).size == fs  # the flat second, not held
 
 
-def test_two_glitches_side_by_side_and_the_last_samples_stay() -> None:
+def test_a_glitch_on_a_flat_line_is_replaced() -> None:
+    fs = 50.0
+    x = np.full(500, 2047.0)
+    x[260] = 4095.0  # a rail value
+    y, replaced = _despiked(x, fs)
+    assert replaced == 1 and np.array_equal(y, np.full(500, 2047.0))
+
+
+def test_two_glitches_side_by_side_stay() -> None:
     fs = 250.0
     x = _bcg(fs, 20.0)
-    x[3000:3002] += 5 * np.ptp(x)  # two in a row: not isolated
-    x[-2] += 5 * np.ptp(x)  # no second neighbour on the right
+    x[3000:3002] += 5 * np.ptp(x)  # two in a row: neither is isolated
     y, replaced = _despiked(x, fs)
     assert replaced == 0 and np.array_equal(y, x)
 
@@ -147,7 +155,7 @@ def test_frequent_glitches_do_not_grow_the_scale() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    fs=st.sampled_from(FS_VALUES),
+    fs=st.sampled_from((10.0, 33.3, *FS_VALUES)),
     cuts=st.lists(st.floats(min_value=0.0, max_value=1.0), max_size=25),
     seed=st.integers(0, 2**16),
 )
@@ -163,15 +171,37 @@ def test_chunked_equals_one_shot(fs, cuts, seed) -> None:
     assert n_whole >= 1  # glitches were there to find
 
 
-def test_the_last_samples_wait_for_their_neighbours() -> None:
+def test_whole_seconds_wait_for_their_neighbours() -> None:
     fs = 50.0
     x = _bcg(fs, 5.0)
     d = Despiker(fs)
-    assert d.process(x[:40]).size == 0 and d.held == 40  # no whole second yet
-    assert d.process(x[40:120]).size == 120 - LOOK_AHEAD and d.held == LOOK_AHEAD
-    assert d.process(x[120:200]).size == 80 and d.held == LOOK_AHEAD
-    np.testing.assert_array_equal(d.flush(), x[200 - LOOK_AHEAD : 200])
-    assert d.held == 0
+    assert d.process(x[:52]).size == 0 and d.held == 52  # a second, one sample short
+    assert d.process(x[52:53]).size == 50 and d.held == LOOK_AHEAD
+    assert d.process(x[53:120]).size == 50 and d.held == 20
+    assert d.process(x[120:200]).size == 50 and d.held == 50
+    np.testing.assert_array_equal(d.flush(), x[150:200])  # judged: nothing to replace
+    assert d.held == 0 and d.flush().size == 0
+
+
+@pytest.mark.parametrize("end", [0, 1, -2, -1])
+def test_the_ends_of_a_stretch_are_judged_too(end) -> None:
+    """Beyond either end the stretch is mirrored: a glitch on its first, second, last or
+    next-to-last sample is found, and a glitch there does not hide the others."""
+    fs = 250.0
+    x = _bcg(fs, 10.0)
+    where = sorted([end % x.size, 100, 400, 700])
+    glitched = x.copy()
+    glitched[where] += 5 * np.ptp(x) * np.array([1, -1, 1, -1])
+    y, replaced = _despiked(glitched, fs)
+    assert replaced == len(where)
+    assert np.flatnonzero(y != glitched).tolist() == where
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9])
+def test_a_stretch_of_a_few_samples_comes_back_whole(n) -> None:
+    x = _bcg(250.0, 1.0)[:n]
+    y, _ = _despiked(x, 250.0)
+    assert y.size == n
 
 
 def test_the_example_in_the_module_runs() -> None:
@@ -205,4 +235,3 @@ def test_reset_starts_a_new_stretch() -> None:
     d.reset()
     again = np.concatenate([d.process(glitched), d.flush()])
     np.testing.assert_array_equal(again, _despiked(glitched, fs)[0])
-    assert dsp_c.Despiker is Despiker

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dsp_c
 from edge.errors import BedsideError
 from edge.eval.harness import oximeter_rates
 from edge.pipeline import OpenGate, Pipeline, Settings, next_local_time, settling_samples
@@ -23,6 +24,7 @@ from edge.sources.base import Chunk
 from edge.sources.replay import ReplaySource
 from edge.sources.sim import SimSource
 from edge.store import Store
+from edge.vitals import EpochVitals
 
 T0 = 1_750_000_000.0
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -355,7 +357,7 @@ def test_a_sensor_settling_is_run_over_in_any_chunking(six_minutes, tmp_path_fac
     tmp = tmp_path_factory.mktemp("settle")
     step = _switched_on(six_minutes)
     level = step.copy()
-    level[:250] = step[250]
+    level[:250] = np.median(step[248:251])  # the settled level: the last three's median
     parts = _run(_RandomChunks(step, sizes), tmp, name="parts.db")
     flat = _run(_RandomChunks(level, [level.size]), tmp, name="flat.db")
     assert parts[0].settled_samples == 250 and flat[0].settled_samples == 0
@@ -363,6 +365,97 @@ def test_a_sensor_settling_is_run_over_in_any_chunking(six_minutes, tmp_path_fac
     assert [e for e in parts[2] if e.kind != "shutdown"] == [
         e for e in flat[2] if e.kind != "shutdown"
     ]
+
+
+def test_a_glitch_where_a_sensor_settled_does_not_set_its_level(six_minutes, tmp_path):
+    """The settled level is the median of the first second's last three samples: a glitch
+    on the last one stores the same night as without it (the despiker takes it out after;
+    the level was that one sample, a step of the glitch's height)."""
+    step = _switched_on(six_minutes)
+    glitched = step.copy()
+    glitched[250] += 50.0 * np.ptp(six_minutes[250:5000])
+    clean = _run(_RandomChunks(step, [250]), tmp_path, name="clean.db")
+    other = _run(_RandomChunks(glitched, [250]), tmp_path, name="glitched.db")
+    assert other[0].settled_samples == 250 and other[0].glitch_samples == 1
+    assert clean[0].glitch_samples == 0
+    assert len(clean[1]) == 12
+    assert [(e.state, e.hr_reason) for e in other[1]] == [(e.state, e.hr_reason) for e in clean[1]]
+
+
+class _Scripted:
+    """Chunks as given: (start index, samples) each, gaps wherever the starts jump."""
+
+    def __init__(self, chunks: list[tuple[int, np.ndarray]]) -> None:
+        self.name, self.fs, self._chunks = "replay:scripted", 250.0, list(chunks)
+
+    def read(self, timeout_s=None):
+        if not self._chunks:
+            return None
+        start, x = self._chunks.pop(0)
+        return Chunk(start, x, T0 + start / self.fs)
+
+    def drain_events(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def test_every_sample_reaches_the_dsp_once_in_order_past_the_despiker(
+    six_minutes, tmp_path, monkeypatch
+):
+    """Glitches, chunks of 1 to 700 samples, short gaps (bridged), long gaps (new
+    stretches) and a stretch shorter than the despiker's second: per stretch, what the DSP
+    gets is one Despiker over what went in, each sample once, in order; and no epoch is
+    written before its samples went through."""
+    rng = np.random.default_rng(5)
+    x = six_minutes[: 250 * 120].astype(np.float64)
+    where = rng.choice(x.size, 40, replace=False)
+    x[where] += np.ptp(x) * rng.choice([-5.0, 5.0], where.size)
+    chunks, i, alone = [], 0, False
+    while i < x.size:
+        if rng.random() < 0.04:
+            i += int(rng.integers(1, 100)) if rng.random() < 0.5 else int(rng.integers(500, 900))
+        if not alone and i > 60 * 250:  # 0.4 s alone between two long gaps
+            chunks.append((i + 1000, x[i + 1000 : i + 1100]))
+            i, alone = i + 2100, True
+        size = int(rng.choice([1, int(rng.integers(2, 700))]))
+        chunks.append((i, x[i : i + size]))
+        i += size
+    chunks = [c for c in chunks if c[1].size]
+    went_in: dict[int, list[np.ndarray]] = {}
+    came_out: dict[int, list[tuple[int, np.ndarray]]] = {}
+    ingest, analyse, ready = Pipeline._ingest, Pipeline._analyse, EpochVitals.ready
+
+    def spy_ingest(self, start, samples):
+        went_in.setdefault(self._stretch.origin, []).append(samples.copy())
+        return ingest(self, start, samples)
+
+    def spy_analyse(self, samples):
+        out = came_out.setdefault(self._stretch.origin, [])
+        out.append((self._stretch.emitted, samples.copy()))
+        return analyse(self, samples)
+
+    def spy_ready(self, processed):
+        # Up to the samples through the DSP, or a new stretch's start (none of the old
+        # stretch can come any more).
+        done = max(start + samples.size for out in came_out.values() for start, samples in out)
+        assert processed <= done or processed in went_in
+        return ready(self, processed)
+
+    monkeypatch.setattr(Pipeline, "_ingest", spy_ingest)
+    monkeypatch.setattr(Pipeline, "_analyse", spy_analyse)
+    monkeypatch.setattr(EpochVitals, "ready", spy_ready)
+    result = _run(_Scripted(chunks), tmp_path)[0]
+    assert len(went_in) >= 3 and result.glitch_samples >= 20
+    for origin, parts in went_in.items():
+        despiker = dsp_c.Despiker(250.0)
+        raw = np.concatenate(parts)
+        expected = np.concatenate([despiker.process(raw), despiker.flush()])
+        starts = [start for start, _ in came_out[origin]]
+        got = [samples for _, samples in came_out[origin]]
+        assert starts == list(origin + np.cumsum([0] + [g.size for g in got[:-1]]))
+        np.testing.assert_array_equal(np.concatenate(got), expected)
 
 
 class _Dropping(_RandomChunks):

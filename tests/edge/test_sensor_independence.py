@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge.eval.transforms import add_glitches, add_mains_hum, resample, to_adc_counts
-from edge.pipeline import Pipeline, Settings
+from edge.pipeline import Pipeline, RunResult, Settings
 from edge.quality import QualityGate
 from edge.readers import Recording
 from edge.records import Epoch
@@ -28,11 +28,17 @@ T0 = 1_750_000_000.0
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def _stored(x: np.ndarray, fs: float, path: Path, chunk_s: float | None = None) -> list[Epoch]:
+def _stored_run(
+    x: np.ndarray, fs: float, path: Path, chunk_s: float | None = None
+) -> tuple[RunResult, list[Epoch]]:
     source = ReplaySource(Recording(x, fs, "bcg", ("bcg",)), t0_utc=T0, chunk_s=chunk_s)
     with Store(str(path)) as store:
-        Pipeline(source, store, QualityGate(fs), Settings(epoch_s=10.0)).run()
-        return [e for _, e in store.epochs()]
+        result = Pipeline(source, store, QualityGate(fs), Settings(epoch_s=10.0)).run()
+        return result, [e for _, e in store.epochs()]
+
+
+def _stored(x: np.ndarray, fs: float, path: Path, chunk_s: float | None = None) -> list[Epoch]:
+    return _stored_run(x, fs, path, chunk_s)[1]
 
 
 @pytest.fixture(scope="module")
@@ -161,13 +167,6 @@ def test_mains_hum_stores_the_same_night(sadek, tmp_path) -> None:
     both = np.isfinite(hr) & np.isfinite(hr_other)
     assert both.sum() >= 20
     assert np.max(np.abs(hr_other - hr)[both]) <= 1.0
-
-
-def _stored_run(x: np.ndarray, fs: float, path: Path, chunk_s: float | None = None):
-    source = ReplaySource(Recording(x, fs, "bcg", ("bcg",)), t0_utc=T0, chunk_s=chunk_s)
-    with Store(str(path)) as store:
-        result = Pipeline(source, store, QualityGate(fs), Settings(epoch_s=10.0)).run()
-        return result, [e for _, e in store.epochs()]
 
 
 @pytest.mark.parametrize("chunk_s", [None, 0.13])
