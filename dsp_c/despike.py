@@ -4,29 +4,34 @@ A sensor's ADC or its link now and then delivers one sample far off the signal: 
 flipped, a read torn in half, a rail value. A band-pass turns that one sample into its
 impulse response, which looks like a movement (the gate stores the window as ``motion``)
 and rings at the beat band. One such sample every 30 s made a third of a real night
-``motion``. :class:`Despiker` replaces each one by the mean of its two neighbours.
+``motion``. :class:`Despiker` replaces each one by the line through its neighbours: their
+mean (at a stretch's first or last sample, the line through the two on its other side).
 
 A sample is a glitch when both hold:
 
 - **isolated**: it stands alone off the line through its neighbours. Its height above that
   line, ``h = x[n] - (x[n-1] + x[n+1]) / 2``, is not 0 and at least twice each of the steps
   next to it (``x[n+1] - x[n-1]``, ``x[n-1] - x[n-2]``, ``x[n+2] - x[n+1]``). A beat or a
-  movement, even at 50 Hz, rises and falls over several samples: the steps beside its
-  peak are as large as the peak's height.
+  movement, from 50 samples/s up, rises and falls over several samples: the steps beside
+  its peak are as large as the peak's height. (Below about 30 samples/s a J-wave can be
+  one sample wide; the unit takes 50 and up.)
 - **large**: ``|h|`` is more than :data:`GLITCH_RATIO` times the usual largest height of
   its one-second block of the stretch: the larger of the block's own largest height and the
   median of the last :data:`SCALE_SECONDS` blocks' largest. Heights here are those of the
-  samples neither isolated nor next to an isolated one, so glitches, however many, never
-  raise the scale; a flat block (a stuck input, a start-up step run over) adds nothing to
-  the median. Relative to the signal itself: no level, gain or offset, and it follows the
-  sensor and the night. On the real recordings and their transforms the largest isolated
-  height is 2.0 times that scale, on the simulated sets 2.7 (docs/dsp.md, "Glitches").
+  samples neither isolated, nor next to an isolated one, nor at a stretch's ends, so
+  glitches, however many, never raise the scale; a flat block (a stuck input, a start-up
+  step run over) adds nothing to the median, and a stretch flat from its start has no
+  scale: nothing in it is judged. Relative to the signal itself: no level, gain or offset,
+  and it follows the sensor and the night. On the real recordings and their transforms the
+  largest isolated height is 2.0 times that scale, on the simulated sets 2.7 (docs/dsp.md,
+  "Glitches").
 
 Each one-second block is judged once it is whole and the three samples after it are in:
-:meth:`Despiker.process` returns whole blocks and holds the rest (at most a second and three
+:meth:`Despiker.process` returns whole blocks and holds the rest (up to a second and two
 samples). :meth:`Despiker.flush` judges what it holds at the end of a stretch. A first or
-last sample is judged against the line through the two samples on its other side, and only
-the steps that exist count, so every sample is judged. Whatever the chunking, the output is the
+last sample is judged against the line through the two samples on its other side, with the
+steps that exist (beside an isolated sample it is not one: two side by side). A stretch of
+fewer than 5 samples comes back as it went in. Whatever the chunking, the output is the
 same: every test and the scale are functions of the samples alone. Two glitches side by
 side are not isolated and stay: they are rare, and the gate then sees a movement.
 
@@ -86,7 +91,7 @@ class Despiker:
 
     @property
     def held(self) -> int:
-        """Samples taken in but not yet returned (at most a second and :data:`LOOK_AHEAD`)."""
+        """Samples taken in but not yet returned (up to a second and two samples)."""
         return self._received - self._decided
 
     def reset(self) -> None:
@@ -158,15 +163,23 @@ class Despiker:
         height = np.abs(mid - line)
         steps = np.fmax(np.abs(p1 - m1), np.fmax(np.abs(m1 - m2), np.abs(p2 - p1)))
         isolated = (steps <= ISOLATION * height) & (height > 0.0)  # False where NaN
-        # A sample next to an isolated one stands half its height off its own line.
-        plain = ~(isolated[1:-1] | isolated[:-2] | isolated[2:])
+        one_sided = np.isnan(m1) | np.isnan(p1)  # a first or last sample (or the padding)
+        if ends:  # an end sample beside an isolated one: two side by side, neither is one
+            beside = np.zeros_like(isolated)
+            beside[:-1] |= isolated[1:]
+            beside[1:] |= isolated[:-1]
+            isolated &= ~(one_sided & beside)
+        # A sample next to an isolated one stands half its height off its own line, and an
+        # end sample's line runs through its neighbours on one side: neither sets the scale.
+        plain = ~(isolated[1:-1] | isolated[:-2] | isolated[2:] | one_sided[1:-1])
         height, isolated, line = height[1:-1], isolated[1:-1], line[1:-1]
         glitch = np.zeros(height.size, dtype=bool)
         for begin in range(0, height.size, self._block):  # first is a block's start
             block = slice(begin, begin + self._block)
             own = float((height[block] * plain[block]).max())
             scale = max(own, _median(self._maxima)) if self._maxima else own
-            glitch[block] = isolated[block] & (height[block] > GLITCH_RATIO * scale)
+            if scale > 0.0:  # else flat from the start (an idle input): nothing to judge by
+                glitch[block] = isolated[block] & (height[block] > GLITCH_RATIO * scale)
             if own > 0.0:  # a flat block (a stuck input) tells nothing
                 self._maxima.append(own)
         out = x[3 : 3 + height.size].copy()

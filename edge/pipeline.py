@@ -4,11 +4,11 @@
     result = pipeline.run(should_stop=lambda: stopping)   # until the source ends or a stop
 
 Per chunk of samples, checked once as it comes in: the despiker (single-sample glitches
-replaced before any filter rings with them; it holds a stretch's last three samples back for
-their neighbours), the beat band-pass and J-peak detector, the respiration extractor and the
-motion meter of :mod:`dsp_c` (all streaming and chunk-proof), and the quality gate (which
-takes the beat band from here, the same band-pass as its own, rather than filtering the
-chunk again); :class:`edge.vitals.EpochVitals` turns their outputs into epochs,
+replaced before any filter rings with them; it holds up to a second of a stretch back, to
+judge whole seconds), the beat band-pass and J-peak detector, the respiration extractor and
+the motion meter of :mod:`dsp_c` (all streaming and chunk-proof), and the quality gate
+(which takes the beat band from here, the same band-pass as its own, rather than filtering
+the chunk again); :class:`edge.vitals.EpochVitals` turns their outputs into epochs,
 :mod:`edge.events` into events, and the store commits them in batches (every
 ``commit_epochs`` epochs or ``commit_s`` seconds of wall time, whichever comes first).
 
@@ -148,7 +148,7 @@ class RunResult:
     samples: int = 0
     bridged_samples: int = 0  # lost in short gaps, run over as a straight line
     settled_samples: int = 0  # a sensor's start-up step, run over at its settled level
-    glitch_samples: int = 0  # single-sample glitches, replaced by their neighbours' mean
+    glitch_samples: int = 0  # single-sample glitches, replaced by the line through their neighbours
     stream_s: float = 0.0
     wall_s: float = 0.0
     epochs: int = 0
@@ -533,7 +533,7 @@ class Pipeline:
         try:
             if self._stretch is not None:
                 # After a failure the DSP may be what failed: the samples the despiker
-                # holds (three, or a stretch's first second) are left out; what was
+                # holds (up to a second) are left out; what was
                 # processed is written.
                 self._flush_stretch(analyse=clean)
                 for epoch in self.vitals.finish(self._stretch.emitted):
@@ -653,7 +653,7 @@ class Pipeline:
 
     def _ingest(self, start: int, x: np.ndarray) -> None:
         """Samples ``x`` (checked) from stream index ``start`` through the despiker, which
-        holds back the last few of the stretch (:data:`dsp_c.despike.LOOK_AHEAD`), and the
+        holds back up to a second of the stretch (whole one-second blocks go on), and the
         rest of the DSP."""
         self._next_index = start + len(x)
         self._last_sample = float(x[-1])

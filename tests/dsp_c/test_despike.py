@@ -104,12 +104,19 @@ def test_a_run_over_start_does_not_shrink_the_scale() -> None:
     assert replaced == 1 and np.flatnonzero(y != x).tolist() == [int(2.2 * fs)]
 
 
-def test_a_glitch_on_a_flat_line_is_replaced() -> None:
+def test_a_line_flat_from_the_start_has_no_scale_and_a_stuck_one_keeps_its_own() -> None:
+    """An idle input flat from its start (one-count flips aside) has nothing to judge a
+    height by: it comes back as it went in. A sensor stuck after a signal keeps the
+    signal's scale: a rail value on the flat line is a glitch, a one-count flip is not."""
     fs = 50.0
-    x = np.full(500, 2047.0)
-    x[260] = 4095.0  # a rail value
-    y, replaced = _despiked(x, fs)
-    assert replaced == 1 and np.array_equal(y, np.full(500, 2047.0))
+    idle = np.full(500, 2047.0)
+    idle[[60, 130, 260]] += [1.0, -1.0, 2048.0]
+    y, replaced = _despiked(idle, fs)
+    assert replaced == 0 and np.array_equal(y, idle)
+    stuck = np.concatenate([_bcg(fs, 20.0), np.full(500, 2047.0)])
+    stuck[[1060, 1130]] += [1.0, 2048.0]
+    y, replaced = _despiked(stuck, fs)
+    assert replaced == 1 and np.flatnonzero(y != stuck).tolist() == [1130]
 
 
 def test_two_glitches_side_by_side_stay() -> None:
@@ -183,18 +190,22 @@ def test_whole_seconds_wait_for_their_neighbours() -> None:
     assert d.held == 0 and d.flush().size == 0
 
 
-@pytest.mark.parametrize("end", [0, 1, -2, -1])
-def test_the_ends_of_a_stretch_are_judged_too(end) -> None:
-    """Beyond either end the stretch is mirrored: a glitch on its first, second, last or
-    next-to-last sample is found, and a glitch there does not hide the others."""
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("end", [0, 1, 2, 3, -4, -3, -2, -1])
+def test_the_ends_of_a_stretch_are_judged_too(end, seed) -> None:
+    """A first or last sample is judged against the line through the two on its other
+    side: a glitch on any of a stretch's first or last four samples is found (and only
+    it: the end sample beside it is not moved), and it does not hide the others."""
     fs = 250.0
-    x = _bcg(fs, 10.0)
-    where = sorted([end % x.size, 100, 400, 700])
+    x = _bcg(fs, 10.0, seed=seed % 4)
+    sign = 1.0 if seed % 2 else -1.0
+    where = sorted([end % x.size, 100, 400, 700, x.size - 300])
     glitched = x.copy()
-    glitched[where] += 5 * np.ptp(x) * np.array([1, -1, 1, -1])
+    glitched[where] += 5 * np.ptp(x) * sign * np.array([1, -1, 1, -1, 1])
     y, replaced = _despiked(glitched, fs)
-    assert replaced == len(where)
     assert np.flatnonzero(y != glitched).tolist() == where
+    assert replaced == len(where)
+    assert np.max(np.abs(y[where] - x[where])) <= 2 * np.max(np.abs(np.diff(x)))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9])

@@ -19,7 +19,8 @@ def test_the_readme_dsp_example_runs_and_finds_the_beats() -> None:
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     rec = bcg_signal(250.0, 60.0, seed=3)
     chunks = np.array_split(rec.x, 60)
-    names = {"first_chunk": chunks[0], "sensor_chunks": chunks, "x": rec.x}
+    first_seconds = np.concatenate(chunks[:2])
+    names = {"first_seconds": first_seconds, "sensor_chunks": chunks[2:], "x": rec.x}
     found: list[np.ndarray] = []
     wrapped = code.replace("det = dsp_c.JPeakDetector(250)", "det = _Recording(250)")
     exec(compile(wrapped, "README.md", "exec"), {**names, "_Recording": _recording(found)})
