@@ -64,9 +64,10 @@ GLITCH_RATIO = 4.0
 ISOLATION = 0.5
 #: The usual largest height: at least the median of this many last one-second maxima.
 SCALE_SECONDS = 10
-#: Samples after a block needed to judge it: a sample's own test needs x[n + 2], whether
-#: it may count for the scale needs its right neighbour's test, so x[n + 3].
-LOOK_AHEAD = 3
+#: Samples either side of a sample that its decision reads: its own test reaches two,
+#: whether it may count for the scale needs its neighbours' tests, one more. A block is
+#: judged once this many samples after it are in.
+REACH = LOOK_AHEAD = 3
 
 
 class Despiker:
@@ -130,9 +131,9 @@ class Despiker:
         return out
 
     def _tail_start(self) -> int:
-        """The stretch index of the first raw sample still needed: three before the first
-        undecided one (the left neighbour's test reaches two further back)."""
-        return max(0, self._decided - LOOK_AHEAD)
+        """The stretch index of the first raw sample still needed: :data:`REACH` before the
+        first undecided one."""
+        return max(0, self._decided - REACH)
 
     def _decide(self, raw: np.ndarray, stop: int, end: bool = False) -> np.ndarray:
         """Decide the stretch's samples ``[self._decided, stop)``, whole blocks but for the
@@ -140,19 +141,19 @@ class Despiker:
         ``self._received - raw.size`` on."""
         offset = self._received - raw.size  # the stretch index of raw[0]
         first = self._decided
-        x = raw[max(0, first - 3) - offset : stop + 3 - offset]
+        x = raw[max(0, first - REACH) - offset : stop + REACH - offset]
         if x.size < 5:  # a stretch of a few samples: nothing to judge by
             self._decided = stop
             return raw[first - offset : stop - offset].copy()
         # Beyond either end of the stretch there is nothing (NaN): the line through a
         # first or last sample's neighbours is the one through the two on its other side,
         # and only the steps that exist are compared.
-        ends = first < 3 or end
-        if first < 3:
-            x = np.concatenate([np.full(3 - first, np.nan), x])
+        ends = first < REACH or end
+        if first < REACH:
+            x = np.concatenate([np.full(REACH - first, np.nan), x])
         if end:
-            x = np.concatenate([x, np.full(3, np.nan)])
-        # x[j] is stretch sample first - 3 + j. Heights and isolation from one sample
+            x = np.concatenate([x, np.full(REACH, np.nan)])
+        # x[j] is stretch sample first - REACH + j. Heights and isolation from one sample
         # before the first to one after the last (the plain test needs the neighbours').
         m2, m1, mid, p1, p2 = x[:-4], x[1:-3], x[2:-2], x[3:-1], x[4:]
         line = 0.5 * (m1 + p1)
@@ -182,7 +183,7 @@ class Despiker:
                 glitch[block] = isolated[block] & (height[block] > GLITCH_RATIO * scale)
             if own > 0.0:  # a flat block (a stuck input) tells nothing
                 self._maxima.append(own)
-        out = x[3 : 3 + height.size].copy()
+        out = x[REACH : REACH + height.size].copy()
         out[glitch] = line[glitch]
         self._replaced += int(np.count_nonzero(glitch))
         self._decided = stop

@@ -533,8 +533,7 @@ class Pipeline:
         try:
             if self._stretch is not None:
                 # After a failure the DSP may be what failed: the samples the despiker
-                # holds (up to a second) are left out; what was
-                # processed is written.
+                # holds (up to a second) are left out; what was processed is written.
                 self._flush_stretch(analyse=clean)
                 for epoch in self.vitals.finish(self._stretch.emitted):
                     self._add_epoch(epoch)
