@@ -232,6 +232,17 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
     return n if away > SETTLE_RATIO * spread else 0
 
 
+def _bridge_end(edge: np.ndarray) -> float:
+    """Where a bridge meets the samples ``edge`` (the nearest first): the median of the
+    nearest sample, the next one and the line through the next two, so that on a straight
+    stretch it is the nearest sample itself and a glitch there (a torn read beside a lost
+    frame) is not: that sample is then left alone off the line, and the despiker takes it
+    out. With fewer than three samples, the nearest."""
+    if edge.size < 3:
+        return float(edge[0])
+    return float(np.median([edge[0], edge[1], 2.0 * edge[1] - edge[2]]))
+
+
 def _bridged(chunks: list[Chunk]) -> np.ndarray:
     """The samples of consecutive ``chunks`` (float64), a short gap between two of them run
     over by a straight line, as the pipeline bridges it."""
@@ -301,6 +312,7 @@ class _Stretch:
         self.origin = origin
         self.despiker = dsp_c.Despiker(fs)  # before every filter: a glitch rings in them all
         self.emitted = origin  # the stream index of its next sample past the despiker
+        self.tail = np.zeros(0)  # its last (up to 3) samples in: where a bridge starts
         self.band = beat_filter(fs, mains=True)  # the power-line hum out of the band too
         self.primed = False  # the band is primed on the first samples past the despiker
         self.picker = BeatPicker(fs, origin)
@@ -365,7 +377,6 @@ class Pipeline:
         self._gap_runs = GapRuns(self.fs)
         self._stretch: _Stretch | None = None
         self._next_index: int | None = None
-        self._last_sample = 0.0  # the last sample processed: where a bridge starts
         self._bridge_max = int(BRIDGE_MAX_S * self.fs)
         self._settle_len = int(round(SETTLE_S * self.fs))
         self._settling: list[Chunk] = []  # the start of a stretch, waiting (_take)
@@ -631,7 +642,7 @@ class Pipeline:
             self._gap_runs.missing(gap, bridged=bridge)
         if bridge:
             start -= gap
-            x = np.concatenate([self._bridge(start, chunk.start_index, float(x[0])), x])
+            x = np.concatenate([self._bridge(start, chunk.start_index, x), x])
             self.result.bridged_samples += gap
         self._ingest(start, x)
         self.result.samples += len(chunk.samples)
@@ -639,24 +650,26 @@ class Pipeline:
         for epoch in self.vitals.ready(self._stretch.emitted):
             self._add_epoch(epoch)
 
-    def _bridge(self, start: int, stop: int, next_sample: float) -> np.ndarray:
+    def _bridge(self, start: int, stop: int, after: np.ndarray) -> np.ndarray:
         """The samples for ``[start, stop)``, lost in a short gap (up to
-        :data:`BRIDGE_MAX_S`): a straight line from the last sample to the next one, so the
-        DSP runs on and the filters and the quality gate need not start again (a lossy link
-        would otherwise leave no 10 s for the gate to judge). The vitals count the line as
-        signal but take no beat from it and measure no interval across it."""
+        :data:`BRIDGE_MAX_S`) before the samples ``after``: a straight line from the level
+        before the gap to the level after it (:func:`_bridge_end`), so the DSP runs on and
+        the filters and the quality gate need not start again (a lossy link would otherwise
+        leave no 10 s for the gate to judge). The vitals count the line as signal but take
+        no beat from it and measure no interval across it."""
         n = stop - start
         self.vitals.bridge(start, stop)
-        step = (next_sample - self._last_sample) / (n + 1)
-        return self._last_sample + step * np.arange(1, n + 1)
+        first, last = _bridge_end(self._stretch.tail[::-1]), _bridge_end(after[:3])
+        return first + (last - first) / (n + 1) * np.arange(1, n + 1)
 
     def _ingest(self, start: int, x: np.ndarray) -> None:
         """Samples ``x`` (checked) from stream index ``start`` through the despiker, which
         holds back up to a second of the stretch (whole one-second blocks go on), and the
         rest of the DSP."""
         self._next_index = start + len(x)
-        self._last_sample = float(x[-1])
-        self._analyse(self._stretch.despiker._process_checked(x))
+        s = self._stretch
+        s.tail = np.concatenate([s.tail, x[-3:]])[-3:]
+        self._analyse(s.despiker._process_checked(x))
 
     def _analyse(self, x: np.ndarray) -> None:
         """Samples ``x`` (checked, glitches out), the current stretch's next ones, through

@@ -16,10 +16,17 @@ from hypothesis import strategies as st
 import dsp_c
 from edge.errors import BedsideError
 from edge.eval.harness import oximeter_rates
-from edge.pipeline import OpenGate, Pipeline, Settings, next_local_time, settling_samples
+from edge.pipeline import (
+    OpenGate,
+    Pipeline,
+    Settings,
+    _bridge_end,
+    next_local_time,
+    settling_samples,
+)
 from edge.quality import QualityGate
 from edge.readers import Recording
-from edge.sim import Night, State
+from edge.sim import Night, Scenario, State
 from edge.sources.base import Chunk
 from edge.sources.replay import ReplaySource
 from edge.sources.sim import SimSource
@@ -456,6 +463,48 @@ def test_every_sample_reaches_the_dsp_once_in_order_past_the_despiker(
         got = [samples for _, samples in came_out[origin]]
         assert starts == list(origin + np.cumsum([0] + [g.size for g in got[:-1]]))
         np.testing.assert_array_equal(np.concatenate(got), expected)
+
+
+def test_a_bridge_ends_at_the_line_not_at_a_glitch_beside_it() -> None:
+    """A short gap's bridge meets each side at its nearest sample on a straight stretch, at
+    the line through the next two when that sample is a glitch."""
+    line = 3.0 + 0.5 * np.arange(5)
+    assert _bridge_end(line) == line[0]
+    torn = line.copy()
+    torn[0] += 1e6
+    assert _bridge_end(torn) == pytest.approx(line[0], abs=0.5)
+    assert _bridge_end(np.array([7.0, 1e6])) == 7.0  # too few to tell
+
+
+def test_glitches_beside_short_gaps_store_the_same_night(tmp_path):
+    """A torn read beside a lost frame: a glitch on the last sample before each short gap
+    and on the first after it. The bridge runs between the levels either side, so each
+    glitch is a sample alone off the line, which the despiker takes out: the same epochs as
+    with the same gaps and no glitch. (A bridge from the glitch itself made a ramp of it: a
+    movement to the gate, every epoch `motion`.)"""
+    night = Night(seed=3, scenario=Scenario.chain([(300, "good", "supine")]))
+    x = night.samples().astype(np.float64)
+    starts, i = [], 0
+    while i < x.size:  # 1 s frames, and 0.2 s lost after every tenth (bridged)
+        starts.append(i)
+        i += 250 + (50 if len(starts) % 10 == 6 else 0)
+
+    def chunks(y: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        return [(i, y[i : i + 250]) for i in starts]
+
+    glitched, height = x.copy(), 50.0 * np.ptp(x[:2500])
+    for before, after in zip(starts[:-1], starts[1:], strict=True):
+        if after - before > 250:
+            glitched[after - 51] += height
+            glitched[after] -= height
+    clean = _run(_Scripted(chunks(x)), tmp_path, name="clean.db", epoch_s=10.0)
+    other = _run(_Scripted(chunks(glitched)), tmp_path, name="glitched.db", epoch_s=10.0)
+    assert clean[0].bridged_samples > 0 and clean[0].glitch_samples == 0
+    assert other[0].glitch_samples == np.count_nonzero(glitched != x)
+    assert len(clean[1]) == 30 and sum(e.hr_bpm is not None for e in clean[1]) >= 27
+    assert [(e.state, e.hr_reason, e.hr_bpm) for e in other[1]] == [
+        (e.state, e.hr_reason, e.hr_bpm) for e in clean[1]
+    ]
 
 
 class _Dropping(_RandomChunks):
