@@ -91,6 +91,11 @@ MAX_STORE_ERRORS = 20
 #: A gap up to this long (s) is bridged, not a new stretch (see Pipeline._bridge): a few lost
 #: frames, under half a beat at 120 bpm.
 BRIDGE_MAX_S = 0.5
+#: A bridge's end is judged on this many samples beside the gap (see _bridge_end) ...
+BRIDGE_END_SAMPLES = 5
+#: ... and the sample next to the gap is a glitch, not an end, when it stands off their line
+#: by more than this many times the largest step between the others.
+BRIDGE_END_OFF = 2.0
 #: Stretch anchors kept (an epoch is final long before this many gaps have passed).
 _MAX_ANCHORS = 64
 #: The start of a stream that is looked at for a sensor settling (s) ...
@@ -233,19 +238,29 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
 
 
 def _bridge_end(edge: np.ndarray) -> float:
-    """Where a bridge meets the samples ``edge`` (the nearest first): the median of the
-    nearest sample, the next one and the line through the next two, so that on a straight
-    stretch it is the nearest sample itself and a glitch there (a torn read beside a lost
-    frame) is not: that sample is then left alone off the line, and the despiker takes it
-    out. With fewer than three samples, the nearest."""
-    if edge.size < 3:
+    """Where a bridge meets the samples ``edge`` (the nearest first): the nearest sample,
+    unless it stands off the line through the :data:`BRIDGE_END_SAMPLES` nearest by more
+    than :data:`BRIDGE_END_OFF` times the largest step between the others (a glitch: a torn
+    read beside a lost frame); then that line's value there, so the glitch is left alone off
+    the bridge and the despiker takes it out. The line is robust to one glitch among them
+    (the median of their pairwise slopes, then the median of their intercepts). With fewer
+    samples, the nearest."""
+    if edge.size < BRIDGE_END_SAMPLES:
         return float(edge[0])
-    return float(np.median([edge[0], edge[1], 2.0 * edge[1] - edge[2]]))
+    edge = edge[:BRIDGE_END_SAMPLES]
+    a, b = np.triu_indices(edge.size, 1)
+    slope = np.median((edge[b] - edge[a]) / (b - a))
+    line = float(np.median(edge - slope * np.arange(edge.size)))
+    if abs(edge[0] - line) > BRIDGE_END_OFF * float(np.max(np.abs(np.diff(edge[1:])))):
+        return line
+    return float(edge[0])
 
 
 def _bridged(chunks: list[Chunk]) -> np.ndarray:
     """The samples of consecutive ``chunks`` (float64), a short gap between two of them run
-    over by a straight line, as the pipeline bridges it."""
+    over by a straight line between the samples either side: for the settling look only
+    (the DSP's bridges end on :func:`_bridge_end`, which a glitch beside the gap does not
+    move)."""
     start = chunks[0].start_index
     where = np.concatenate([np.arange(c.start_index, c.stop_index) for c in chunks]) - start
     values = np.concatenate([np.asarray(c.samples, dtype=np.float64) for c in chunks])
@@ -312,7 +327,7 @@ class _Stretch:
         self.origin = origin
         self.despiker = dsp_c.Despiker(fs)  # before every filter: a glitch rings in them all
         self.emitted = origin  # the stream index of its next sample past the despiker
-        self.tail = np.zeros(0)  # its last (up to 3) samples in: where a bridge starts
+        self.tail = np.zeros(0)  # its last samples in (BRIDGE_END_SAMPLES): a bridge's start
         self.band = beat_filter(fs, mains=True)  # the power-line hum out of the band too
         self.primed = False  # the band is primed on the first samples past the despiker
         self.picker = BeatPicker(fs, origin)
@@ -659,7 +674,8 @@ class Pipeline:
         no beat from it and measure no interval across it."""
         n = stop - start
         self.vitals.bridge(start, stop)
-        first, last = _bridge_end(self._stretch.tail[::-1]), _bridge_end(after[:3])
+        first = _bridge_end(self._stretch.tail[::-1])
+        last = _bridge_end(after[:BRIDGE_END_SAMPLES])
         return first + (last - first) / (n + 1) * np.arange(1, n + 1)
 
     def _ingest(self, start: int, x: np.ndarray) -> None:
@@ -668,7 +684,7 @@ class Pipeline:
         rest of the DSP."""
         self._next_index = start + len(x)
         s = self._stretch
-        s.tail = np.concatenate([s.tail, x[-3:]])[-3:]
+        s.tail = np.concatenate([s.tail, x[-BRIDGE_END_SAMPLES:]])[-BRIDGE_END_SAMPLES:]
         self._analyse(s.despiker._process_checked(x))
 
     def _analyse(self, x: np.ndarray) -> None:

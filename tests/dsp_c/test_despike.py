@@ -169,12 +169,22 @@ def test_frequent_glitches_do_not_grow_the_scale() -> None:
 def test_chunked_equals_one_shot(fs, cuts, seed) -> None:
     x = _bcg(fs, 8.0, seed=seed % 4)
     rng = np.random.default_rng(seed)
+    # Six glitches anywhere, any size (side by side, several in one second) ...
+    anywhere = x.copy()
     where = rng.choice(np.arange(5, x.size - 5), 6, replace=False)
-    x[where] += np.ptp(x) * rng.uniform(-3, 3, where.size)
-    whole, n_whole = _despiked(x, fs)
-    chunked, n_chunked = _despiked(x, fs, [int(c * x.size) for c in cuts])
-    np.testing.assert_array_equal(chunked, whole)
-    assert n_chunked == n_whole
+    anywhere[where] += np.ptp(x) * rng.uniform(-3, 3, where.size)
+    # ... and six the despiker is for: each alone in its second, one to three times the
+    # signal's range, either way (the first kind can leave none found).
+    alone = x.copy()
+    seconds = rng.choice(int(x.size // fs), 6, replace=False)
+    where = (seconds * fs).astype(int) + rng.integers(3, int(fs) - 3, seconds.size)
+    alone[where] += np.ptp(x) * rng.uniform(1, 3, where.size) * rng.choice([-1.0, 1.0], 6)
+    chunks = [int(c * x.size) for c in cuts]
+    for y in (anywhere, alone):
+        whole, n_whole = _despiked(y, fs)
+        chunked, n_chunked = _despiked(y, fs, chunks)
+        np.testing.assert_array_equal(chunked, whole)
+        assert n_chunked == n_whole
     assert n_whole >= 1  # glitches were there to find
 
 
