@@ -237,22 +237,28 @@ def settling_samples(x: np.ndarray, fs: float) -> int:
     return n if away > SETTLE_RATIO * spread else 0
 
 
+def _line_at_zero(y: np.ndarray, at: np.ndarray) -> float:
+    """The value at 0 of a robust straight line through the points (``at``, ``y``): the
+    median of their pairwise slopes, then the median of their intercepts (Theil-Sen)."""
+    a, b = np.triu_indices(y.size, 1)
+    slope = np.median((y[b] - y[a]) / (at[b] - at[a]))
+    return float(np.median(y - slope * at))
+
+
 def _bridge_end(edge: np.ndarray) -> float:
     """Where a bridge meets the samples ``edge`` (the nearest first): the nearest sample,
-    unless it stands off the line through the :data:`BRIDGE_END_SAMPLES` nearest by more
-    than :data:`BRIDGE_END_OFF` times the largest step between the others (a glitch: a torn
-    read beside a lost frame); then that line's value there, so the glitch is left alone off
-    the bridge and the despiker takes it out. The line is robust to one glitch among them
-    (the median of their pairwise slopes, then the median of their intercepts). With fewer
-    samples, the nearest."""
+    unless it stands off the robust line through the :data:`BRIDGE_END_SAMPLES` nearest by
+    more than :data:`BRIDGE_END_OFF` times the largest step between the others (a glitch: a
+    torn read beside a lost frame); then the value at its place of the line through the
+    others, so the glitch is left alone off the bridge and the despiker takes it out. With
+    fewer samples, the nearest."""
     if edge.size < BRIDGE_END_SAMPLES:
         return float(edge[0])
     edge = edge[:BRIDGE_END_SAMPLES]
-    a, b = np.triu_indices(edge.size, 1)
-    slope = np.median((edge[b] - edge[a]) / (b - a))
-    line = float(np.median(edge - slope * np.arange(edge.size)))
-    if abs(edge[0] - line) > BRIDGE_END_OFF * float(np.max(np.abs(np.diff(edge[1:])))):
-        return line
+    at = np.arange(edge.size, dtype=np.float64)
+    step = float(np.max(np.abs(np.diff(edge[1:]))))
+    if abs(edge[0] - _line_at_zero(edge, at)) > BRIDGE_END_OFF * step:
+        return _line_at_zero(edge[1:], at[1:])
     return float(edge[0])
 
 

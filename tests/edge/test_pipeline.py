@@ -481,6 +481,14 @@ def test_a_bridge_ends_at_the_line_not_at_a_glitch_beside_it(where, sign) -> Non
     assert _bridge_end(torn[: BRIDGE_END_SAMPLES - 1]) == torn[0]  # too few to tell
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_glitch_at_a_bridge_end_is_replaced_by_the_line_through_the_others(sign) -> None:
+    """Not by a line the glitch itself pulls: the value of the (robust) line through the
+    four others (slopes 2, 0.5, 1, -1, 0.5, 2: median 0.75; intercepts 0.25, 1.5, -0.25,
+    1: median 0.625)."""
+    assert _bridge_end(np.array([sign * 1e6, 1.0, 3.0, 2.0, 4.0])) == pytest.approx(0.625)
+
+
 @pytest.mark.parametrize("inward", [0, 1, 2])
 def test_glitches_beside_short_gaps_store_the_same_night(tmp_path, inward):
     """A torn read beside a lost frame: a glitch on the last sample before each short gap
