@@ -24,6 +24,12 @@ When :data:`RESTART_SHARE` of the last :data:`MOVES_KEPT` counted picks move the
 the template sits on another wave than the one the detector usually takes, and it starts
 again on the picks: every copy of a recording ends on the detector's own wave.
 
+Each counted beat is then timed to a fraction of a sample (:meth:`BeatAligner.fine_times`):
+its envelope at the full sampling rate slid over a full-rate template, the vertex of the
+parabola through the best correlation and its neighbours. The HRV reads those times (a 50
+Hz sample is 20 ms, as much as a calm heart's beat-to-beat change); the rate, the whole
+samples.
+
 Only picks in windows judged good are placed (no rate is read from the others). A sensor
 with one clear J-wave per beat keeps its picks (the template's best match is the pick
 itself); a ringing one gets one wave per beat. Everything here is a correlation or a share
@@ -34,6 +40,8 @@ the same beats. docs/dsp.md ("One wave per beat") has the measured effect.
 from __future__ import annotations
 
 import numpy as np
+
+from .rhythm import interpolated_peak
 
 __all__ = ["ALIGN_RATE", "BeatAligner"]
 
@@ -63,6 +71,10 @@ MOVES_KEPT = 30
 RESTART_SHARE = 2 / 3
 #: The beat period is the median of this many of the rhythm check's last periods.
 PERIODS_KEPT = 6
+#: A counted beat's time is refined this far (s) either way of where it was placed, on the
+#: envelope at the full sampling rate: one sample of a 50 Hz sensor is 20 ms, as much as a
+#: resting heart's beat-to-beat change, so whole-sample times swell the HRV.
+FINE_REACH_S = 0.03
 
 
 class BeatAligner:
@@ -91,6 +103,8 @@ class BeatAligner:
         self._periods: list[float] = []
         self._last: int | None = None  # the last aligned beat (stream index)
         self._moves: list[int] = []  # how far each of the last counted picks moved
+        # The template at the full sampling rate, for beat times to a fraction of a sample.
+        self.fine_template: np.ndarray | None = None
 
     def add(self, start_index: int, beat_band: np.ndarray) -> None:
         """The next chunk of beat band, from stream index ``start_index`` (a jump is a gap:
@@ -140,11 +154,44 @@ class BeatAligner:
                 if shift and self._alike(shift) >= RESTART_SHARE * MOVES_KEPT:
                     # Most picks move the same way: the template sits on another wave than
                     # the one the detector takes. Start it again on the detector's wave.
-                    self.template, self._moves = None, []
+                    self.template, self.fine_template, self._moves = None, None, []
                     self._learn(int(pick))
                 else:
                     self._learn(placed)
         return out, kept
+
+    def fine_times(self, placed: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """The times (stream indices, fractional) of the beats ``placed`` (as :meth:`align`
+        returned them) that ``counts``: where the envelope at the full rate matches the
+        night's full-rate template best within :data:`FINE_REACH_S` of the placed beat, to a
+        fraction of a sample (the vertex of the parabola through the best correlation and
+        its neighbours). NaN for the others, and where the best match lies at the edge of
+        the search (another wave), the signal is not all there, or no template is learnt
+        yet. Each counted beat then teaches the template, at its placed sample."""
+        out = np.full(np.asarray(placed).size, np.nan)
+        half = int(round(TEMPLATE_S * self.fs))
+        reach = max(2, int(round(FINE_REACH_S * self.fs)))
+        for k, beat in enumerate(np.asarray(placed, dtype=np.int64)):
+            if not counts[k]:
+                continue
+            j = int(beat) - self._start
+            if j - half - reach < 0 or j + half + reach + 1 > self._band.size:
+                continue
+            seg = self._band[j - half - reach : j + half + reach + 1]
+            if not np.isfinite(seg).all():
+                continue
+            if self.fine_template is not None:
+                # lags -reach..reach, to the last bit on any CPU: a time is read off them
+                match = _normalized_correlation(seg, self.fine_template, exact=True)
+                best = int(np.argmax(match))
+                if 0 < best < match.size - 1:
+                    out[k] = beat - reach + interpolated_peak(match, best)
+            own = seg[reach : reach + 2 * half + 1]
+            if self.fine_template is None:
+                self.fine_template = own.copy()
+            else:
+                self.fine_template += TEMPLATE_RATE * (own - self.fine_template)
+        return out
 
     def _alike(self, shift: int) -> int:
         """How many of the last counted picks moved about as far as ``shift``."""
@@ -198,16 +245,27 @@ class BeatAligner:
             self.template += TEMPLATE_RATE * (seg - self.template)
 
 
-def _normalized_correlation(seg: np.ndarray, template: np.ndarray) -> np.ndarray:
+def _normalized_correlation(
+    seg: np.ndarray, template: np.ndarray, exact: bool = False
+) -> np.ndarray:
     """The correlation coefficient of ``template`` with each window of ``seg`` as long,
-    one per lag (each window's mean and spread from running sums: no copy per lag)."""
+    one per lag (each window's mean and spread from running sums: no copy per lag).
+    ``exact``: summed as products, the same to the last bit on any CPU (slower)."""
     n = template.size
     t = template - template.mean()
     sums = np.concatenate([[0.0], np.cumsum(seg)])
     squares = np.concatenate([[0.0], np.cumsum(seg * seg)])
     total = sums[n:] - sums[:-n]
     spread = (squares[n:] - squares[:-n]) - total * total / n
-    # sum((w - mean(w)) * t) == sum(w * t): t sums to zero
-    return np.correlate(seg, t, mode="valid") / (
-        np.sqrt(np.maximum(spread, 0.0) * float(t @ t)) + 1e-300
-    )
+    # sum((w - mean(w)) * t) == sum(w * t): t sums to zero. BLAS's dot (np.correlate, `@`)
+    # rounds differently from one CPU to another: fine for where the best match lies, not
+    # for a time read off the values (make arm64 compares the stored HRV bit for bit).
+    if exact:
+        step = seg.strides[0]  # each row a window of seg (a view: no copy)
+        windows = np.lib.stride_tricks.as_strided(
+            seg, (seg.size - n + 1, n), (step, step), writeable=False
+        )
+        dots = np.sum(windows * t, axis=1)
+    else:
+        dots = np.correlate(seg, t, mode="valid")
+    return dots / (np.sqrt(np.maximum(spread, 0.0) * float(np.sum(t * t))) + 1e-300)

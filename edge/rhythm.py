@@ -47,6 +47,7 @@ __all__ = [
     "RhythmCheck",
     "acf_prefers_period",
     "acf_period",
+    "interpolated_peak",
 ]
 
 #: The rhythm's period is looked for at these lags (s): 30-200 bpm.
@@ -104,8 +105,10 @@ def _acf_peaks(envelope: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarra
     return acf, k
 
 
-def _interpolated_lag(acf: np.ndarray, k: int) -> float:
-    """The peak at lag ``k`` to a fraction of a sample (parabolic interpolation)."""
+def interpolated_peak(acf: np.ndarray, k: int) -> float:
+    """The peak of ``acf`` at index ``k`` (0 < k < size - 1) to a fraction of an index: the
+    vertex of the parabola through it and its neighbours (``k`` itself when they do not
+    curve down)."""
     a, b, c = acf[k - 1], acf[k], acf[k + 1]
     denom = a - 2 * b + c
     return k + (0.5 * (a - c) / denom if denom < 0 else 0.0)
@@ -120,7 +123,7 @@ def acf_period(envelope: np.ndarray, rate: float) -> tuple[float, float] | None:
         return None
     acf, k = found
     first = int(k[np.argmax(acf[k] >= FUNDAMENTAL_SHARE * acf[k].max())])
-    return _interpolated_lag(acf, first) / rate, float(acf[first])
+    return interpolated_peak(acf, first) / rate, float(acf[first])
 
 
 def acf_prefers_period(envelope: np.ndarray, rate: float, period_s: float, over_s: float) -> bool:
@@ -135,7 +138,7 @@ def acf_prefers_period(envelope: np.ndarray, rate: float, period_s: float, over_
     if found is None:
         return False
     acf, k = found
-    lags = np.array([_interpolated_lag(acf, int(j)) for j in k]) / rate
+    lags = np.array([interpolated_peak(acf, int(j)) for j in k]) / rate
     at = acf[k][np.abs(lags / period_s - 1.0) <= AGREE_SHARE]
     if at.size == 0 or at.max() < FUNDAMENTAL_SHARE * acf[k].max():
         return False

@@ -145,11 +145,16 @@ class _Events:
     index: np.ndarray
     stretch: np.ndarray
     aligned: np.ndarray  #: placed on the beat template already (edge.alignment)
+    #: the time to a fraction of a sample (stream index; NaN: not refined, use ``index``)
+    time: np.ndarray
 
     @classmethod
     def empty(cls) -> _Events:
         return cls(
-            np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
+            np.empty(0, dtype=np.int64),
+            np.empty(0, dtype=np.int64),
+            np.empty(0, dtype=bool),
+            np.empty(0),
         )
 
     def add(self, index: np.ndarray, stretch: int | np.ndarray) -> None:
@@ -158,6 +163,7 @@ class _Events:
             runs = np.broadcast_to(np.asarray(stretch, dtype=np.int64), index.shape)
             self.stretch = np.concatenate([self.stretch, runs])
             self.aligned = np.concatenate([self.aligned, np.zeros(index.size, dtype=bool)])
+            self.time = np.concatenate([self.time, np.full(index.size, np.nan)])
 
     def drop_from(self, since: int) -> None:
         self._keep(slice(0, int(np.searchsorted(self.index, since))))
@@ -168,7 +174,7 @@ class _Events:
 
     def _keep(self, which: slice | np.ndarray) -> None:
         self.index, self.stretch = self.index[which], self.stretch[which]
-        self.aligned = self.aligned[which]
+        self.aligned, self.time = self.aligned[which], self.time[which]
 
 
 class EpochVitals:
@@ -365,8 +371,10 @@ class EpochVitals:
             return
         found = self.rhythm.period(hi - self._hr_span, hi)
         self.aligner.note_period(None if found is None else found[0])
-        placed, kept = self.aligner.align(beats.index[todo], self._counting(beats.index[todo]))
+        counts = self._counting(beats.index[todo])
+        placed, kept = self.aligner.align(beats.index[todo], counts)
         beats.index[todo] = placed
+        beats.time[todo] = self.aligner.fine_times(placed, counts & kept)
         beats.aligned[todo] = True
         if not kept.all():
             beats._keep(np.delete(np.arange(beats.index.size), todo[~kept]))
@@ -557,9 +565,11 @@ class EpochVitals:
         reason = self._doubt(beats, hr, e1, counting, stride)
         if reason is not None:
             return None, None, reason, stride
-        # The HRV: steady intervals, none across a bridged gap.
+        # The HRV: steady intervals, none across a bridged gap, timed to a fraction of a
+        # sample where the beats were refined (edge.alignment.BeatAligner.fine_times).
         timed = _steady(intervals, normal) & ~self._across_bridge(beats, lo, e1, stride)
-        return hr, _rmssd_ms(intervals, timed, self.fs, lag=stride), None, stride
+        fine = self._intervals(beats, counting, lo, e1, stride, fine=True)
+        return hr, _rmssd_ms(fine, timed, self.fs, lag=stride), None, stride
 
     def _seen_before(self, e0: int, hr: float) -> bool:
         """Remember ``hr``, which the checks passed for the epoch starting at ``e0``; True when
@@ -682,12 +692,13 @@ class EpochVitals:
 
     @staticmethod
     def _intervals(
-        events: _Events, counts: np.ndarray, lo: int, hi: int, stride: int = 1
+        events: _Events, counts: np.ndarray, lo: int, hi: int, stride: int = 1, fine: bool = False
     ) -> np.ndarray:
         """Intervals (samples, float) from each detected event to the one ``stride`` events
         on, in order, for those ending in ``[lo, hi)``; NaN where an event from one to the
         other does not count or a gap lies between them (so neighbours in the result are
-        neighbours in time)."""
+        neighbours in time). ``fine``: between the events' refined times where both have
+        one (``_Events.time``), else their whole-sample indices."""
         idx = events.index
         if idx.size <= stride:
             return np.empty(0)
@@ -697,6 +708,9 @@ class EpochVitals:
         ends = idx[stride:]
         span = (ends >= lo) & (ends < hi)
         intervals = (idx[stride:] - idx[:-stride]).astype(np.float64)
+        if fine:
+            refined = events.time[stride:] - events.time[:-stride]
+            intervals = np.where(np.isfinite(refined), refined, intervals)
         intervals[~ok] = np.nan
         return intervals[span]
 

@@ -306,7 +306,8 @@ def compare_runs(base: StoredRun, other: StoredRun, hr_tol_bpm: float = 1.0) -> 
 
     Over the epochs either run stored (on their common grid): ``same_state`` (%),
     ``hr_presence`` (% with an HR in both or in neither), ``hr_both`` (epochs with an HR in
-    both), ``hr_within`` (% of those within ``hr_tol_bpm``) and ``hr_max_diff`` (bpm).
+    both), ``hr_within`` (% of those within ``hr_tol_bpm``), ``hr_max_diff`` (bpm), and
+    ``hrv_diff`` (ms): the median difference of the HRV over the epochs with one in both.
     """
     n = min(base.n, other.n)
     a, b = base.state[:n], other.state[:n]
@@ -314,6 +315,8 @@ def compare_runs(base: StoredRun, other: StoredRun, hr_tol_bpm: float = 1.0) -> 
     has_a, has_b = np.isfinite(base.hr[:n]), np.isfinite(other.hr[:n])
     both = has_a & has_b
     diff = np.abs(base.hr[:n] - other.hr[:n])[both]
+    hrv_diff = np.abs(base.hrv[:n] - other.hrv[:n])
+    hrv_diff = hrv_diff[np.isfinite(hrv_diff)]
     return {
         "epochs": int(either.sum()),
         "same_state": _share(int(np.count_nonzero(either & (a == b))), int(either.sum())),
@@ -323,4 +326,5 @@ def compare_runs(base: StoredRun, other: StoredRun, hr_tol_bpm: float = 1.0) -> 
         "hr_both": int(both.sum()),
         "hr_within": _share(int(np.count_nonzero(diff <= hr_tol_bpm)), int(both.sum())),
         "hr_max_diff": float(diff.max()) if diff.size else float("nan"),
+        "hrv_diff": float(np.median(hrv_diff)) if hrv_diff.size else float("nan"),
     }

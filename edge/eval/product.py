@@ -699,7 +699,8 @@ def report(results: dict) -> str:
             "",
             "Transforms: each run against the untransformed run of the same record",
             f"{'record':14} {'transform':16} {'epochs':>6} {'state %':>7} {'HR pres %':>9} "
-            f"{'HR base/tr/both':>15} {'<=1bpm %':>8} {'max diff':>8} {'ref MAE':>7}",
+            f"{'HR base/tr/both':>15} {'<=1bpm %':>8} {'max diff':>8} {'ref MAE':>7} "
+            f"{'HRV diff':>8}",
         ]
         for rec, table in results["transforms"].items():
             for name, c in table.items():
@@ -710,7 +711,8 @@ def report(results: dict) -> str:
                 lines.append(
                     f"{rec[:14]:14} {name[:16]:16} {c['epochs']:>6} {_fmt(c['same_state']):>7} "
                     f"{_fmt(c['hr_presence']):>9} {counts:>15} {_fmt(c['hr_within']):>8} "
-                    f"{_fmt(c['hr_max_diff'], 2):>8} {_fmt(c.get('hr_mae_ref'), 2):>7}"
+                    f"{_fmt(c['hr_max_diff'], 2):>8} {_fmt(c.get('hr_mae_ref'), 2):>7} "
+                    f"{_fmt(c['hrv_diff']):>8}"
                 )
     if results["machines"]:
         lines += [

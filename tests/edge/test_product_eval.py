@@ -167,14 +167,23 @@ def test_span_rmssd_of_alternating_intervals():
 
 
 def test_compare_runs_of_a_transformed_record():
-    base = _run(["good", "good", "motion", "good", ""], [60.0, 61.0, nan, 62.0, nan])
-    other = _run(["good", "poor", "motion", "good", ""], [60.5, nan, nan, 64.0, nan])
+    base = _run(
+        ["good", "good", "motion", "good", ""],
+        [60.0, 61.0, nan, 62.0, nan],
+        hrv=[30.0, 40.0, nan, 50.0, nan],
+    )
+    other = _run(
+        ["good", "poor", "motion", "good", ""],
+        [60.5, nan, nan, 64.0, nan],
+        hrv=[32.0, nan, nan, 46.0, nan],
+    )
     c = compare_runs(base, other)
     assert c["epochs"] == 4  # the epoch neither stored is left out
     assert c["same_state"] == pytest.approx(75.0)
     assert c["hr_presence"] == pytest.approx(75.0)
     assert (c["hr_base"], c["hr_other"], c["hr_both"]) == (3, 2, 2)
     assert c["hr_within"] == pytest.approx(50.0) and c["hr_max_diff"] == pytest.approx(2.0)
+    assert c["hrv_diff"] == pytest.approx(3.0)  # the median of 2 and 4 ms
 
 
 # --- transforms ------------------------------------------------------------------------------
