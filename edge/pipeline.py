@@ -262,15 +262,30 @@ def _bridge_end(edge: np.ndarray) -> float:
     return float(edge[0])
 
 
+def _bridge_line(before: np.ndarray, after: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` samples of a short gap between the samples ``before`` it (the nearest
+    first) and ``after`` it: a straight line between :func:`_bridge_end` of each side."""
+    first = _bridge_end(before[:BRIDGE_END_SAMPLES])
+    last = _bridge_end(after[:BRIDGE_END_SAMPLES])
+    return first + (last - first) / (n + 1) * np.arange(1, n + 1)
+
+
 def _bridged(chunks: list[Chunk]) -> np.ndarray:
     """The samples of consecutive ``chunks`` (float64), a short gap between two of them run
-    over by a straight line between the samples either side: for the settling look only
-    (the DSP's bridges end on :func:`_bridge_end`, which a glitch beside the gap does not
-    move)."""
-    start = chunks[0].start_index
-    where = np.concatenate([np.arange(c.start_index, c.stop_index) for c in chunks]) - start
-    values = np.concatenate([np.asarray(c.samples, dtype=np.float64) for c in chunks])
-    return np.interp(np.arange(chunks[-1].stop_index - start), where, values)
+    over as the DSP runs over it (:func:`_bridge_line`; each side's samples up to the next
+    gap): what the settling look reads."""
+    runs: list[tuple[int, np.ndarray]] = []  # back-to-back chunks as one: (start, samples)
+    for c in chunks:
+        x = np.asarray(c.samples, dtype=np.float64)
+        if runs and c.start_index == runs[-1][0] + runs[-1][1].size:
+            runs[-1] = (runs[-1][0], np.concatenate([runs[-1][1], x]))
+        else:
+            runs.append((c.start_index, x))
+    start, out = runs[0]
+    for begin, x in runs[1:]:
+        gap = begin - start - out.size
+        out = np.concatenate([out, _bridge_line(out[::-1], x, gap), x])
+    return out
 
 
 def _joined(chunks: list[Chunk]) -> list[Chunk]:
@@ -678,11 +693,8 @@ class Pipeline:
         the filters and the quality gate need not start again (a lossy link would otherwise
         leave no 10 s for the gate to judge). The vitals count the line as signal but take
         no beat from it and measure no interval across it."""
-        n = stop - start
         self.vitals.bridge(start, stop)
-        first = _bridge_end(self._stretch.tail[::-1])
-        last = _bridge_end(after[:BRIDGE_END_SAMPLES])
-        return first + (last - first) / (n + 1) * np.arange(1, n + 1)
+        return _bridge_line(self._stretch.tail[::-1], after, stop - start)
 
     def _ingest(self, start: int, x: np.ndarray) -> None:
         """Samples ``x`` (checked) from stream index ``start`` through the despiker, which

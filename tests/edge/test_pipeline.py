@@ -22,6 +22,7 @@ from edge.pipeline import (
     Pipeline,
     Settings,
     _bridge_end,
+    _bridged,
     next_local_time,
     settling_samples,
 )
@@ -487,6 +488,25 @@ def test_a_glitch_at_a_bridge_end_is_replaced_by_the_line_through_the_others(sig
     four others (slopes 2, 0.5, 1, -1, 0.5, 2: median 0.75; intercepts 0.25, 1.5, -0.25,
     1: median 0.625)."""
     assert _bridge_end(np.array([sign * 1e6, 1.0, 3.0, 2.0, 4.0])) == pytest.approx(0.625)
+
+
+def test_the_settling_look_bridges_a_gap_as_the_dsp_does() -> None:
+    """The first second waits for the settling look, which reads its short gaps bridged as
+    the DSP will bridge them: a line between the levels either side, which a glitch beside
+    the gap does not pull (two chunks and a third, back to back with the second, after a
+    gap of 4 samples)."""
+    ramp = np.arange(20, dtype=np.float64)
+    before = ramp[:8].copy()
+    before[-1] = 1e6  # a torn read next to the gap
+    chunks = [
+        Chunk(0, before, T0),
+        Chunk(12, ramp[12:14], T0 + 0.048),  # fewer than BRIDGE_END_SAMPLES: read on with
+        Chunk(14, ramp[14:20], T0 + 0.056),  # the chunk after it
+    ]
+    x = _bridged(chunks)
+    assert x.size == 20 and x[7] == 1e6
+    np.testing.assert_allclose(x[8:12], ramp[8:12])  # the line from 7 (not 1e6) to 12
+    np.testing.assert_array_equal(x[12:], ramp[12:])
 
 
 @pytest.mark.parametrize("inward", [0, 1, 2])
