@@ -25,10 +25,10 @@ the template sits on another wave than the one the detector usually takes, and i
 again on the picks: every copy of a recording ends on the detector's own wave.
 
 Each counted beat is then timed to a fraction of a sample (:meth:`BeatAligner.fine_times`):
-its envelope at the full sampling rate slid over a full-rate template, the vertex of the
-parabola through the best correlation and its neighbours. The HRV reads those times (a 50
-Hz sample is 20 ms, as much as a calm heart's beat-to-beat change); the rate, the whole
-samples.
+the beat band at the full sampling rate matched to a full-rate template of it, the vertex of
+the parabola through the best correlation and its neighbours, kept when within a sample of
+the placed beat. The HRV reads those times (a 50 Hz sample is 20 ms, as much as a calm
+heart's beat-to-beat change); the rate, the whole samples.
 
 Only picks in windows judged good are placed (no rate is read from the others). A sensor
 with one clear J-wave per beat keeps its picks (the template's best match is the pick
@@ -38,6 +38,8 @@ the same beats. docs/dsp.md ("One wave per beat") has the measured effect.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 
@@ -71,10 +73,15 @@ MOVES_KEPT = 30
 RESTART_SHARE = 2 / 3
 #: The beat period is the median of this many of the rhythm check's last periods.
 PERIODS_KEPT = 6
-#: A counted beat's time is refined this far (s) either way of where it was placed, on the
-#: envelope at the full sampling rate: one sample of a 50 Hz sensor is 20 ms, as much as a
-#: resting heart's beat-to-beat change, so whole-sample times swell the HRV.
-FINE_REACH_S = 0.03
+#: A counted beat's time is refined to a fraction of a sample within this many samples of
+#: where it was placed (one sample of a 50 Hz sensor is 20 ms, as much as a resting heart's
+#: beat-to-beat change, so whole-sample times swell the HRV); a best match further off is
+#: the detector and the template disagreeing, not a rounding: no fine time then.
+FINE_OFF_SAMPLES = 1.0
+#: The full-rate template is the mean of the last this many counted beats: a template of
+#: the whole night would carry a difference in one beat's placing (by how the source
+#: chunked the stream, say) into every later HRV; this one forgets it.
+FINE_BEATS = 16
 
 
 class BeatAligner:
@@ -95,33 +102,38 @@ class BeatAligner:
         self.rate = self.fs / self.step
         self._half = int(round(TEMPLATE_S * self.rate))
         self._keep = int(round(memory_s * self.fs))
-        self._start = 0  # stream index of self._band[0]
-        self._band = np.empty(0)  # |beat band| at fs; NaN where no signal came
+        self._start = 0  # stream index of self._wave[0]
+        self._wave = np.empty(0)  # the beat band at fs; NaN where no signal came
         self._env = np.empty(0)  # its blocks of `step` samples, for the alignment under way
         self._next: int | None = None
         self.template: np.ndarray | None = None
         self._periods: list[float] = []
         self._last: int | None = None  # the last aligned beat (stream index)
         self._moves: list[int] = []  # how far each of the last counted picks moved
-        # The template at the full sampling rate, for beat times to a fraction of a sample.
-        self.fine_template: np.ndarray | None = None
+        # The beat band around the last counted beats at the full sampling rate, signed
+        # (|band| folds back into the band at 50 Hz): their mean is the template for beat
+        # times to a fraction of a sample. And where in the last align() the template
+        # started again (fine_times starts its own there too).
+        self._fine_beats: deque[np.ndarray] = deque(maxlen=FINE_BEATS)
+        self._restarts: list[int] = []
+        self._fine_restarts: list[int] = []  # stream indices (forget_after), in order
 
     def add(self, start_index: int, beat_band: np.ndarray) -> None:
         """The next chunk of beat band, from stream index ``start_index`` (a jump is a gap:
         no signal there, and nothing is aligned across it)."""
-        chunk = np.abs(np.asarray(beat_band, dtype=np.float64))
+        chunk = np.asarray(beat_band, dtype=np.float64)
         if self._next is None or start_index - self._next >= self._keep:
             # Blocks of the envelope sit on a grid of whole steps of the stream index.
-            self._band = np.full(start_index % self.step, np.nan)
-            self._start = start_index - self._band.size
+            self._wave = np.full(start_index % self.step, np.nan)
+            self._start = start_index - self._wave.size
         elif start_index != self._next:
             chunk = np.concatenate([np.full(start_index - self._next, np.nan), chunk])
         new = np.asarray(beat_band).size
         self._next = start_index + new
-        self._band = np.concatenate([self._band, chunk])
-        drop = (self._band.size - new - self._keep) // self.step * self.step
+        self._wave = np.concatenate([self._wave, chunk])
+        drop = (self._wave.size - new - self._keep) // self.step * self.step
         if drop > 0:
-            self._band = self._band[drop:]
+            self._wave = self._wave[drop:]
             self._start += drop
 
     def note_period(self, period_s: float | None) -> None:
@@ -136,8 +148,9 @@ class BeatAligner:
         from the others)."""
         out = np.asarray(index, dtype=np.int64).copy()
         kept = np.ones(out.size, dtype=bool)
-        whole = self._band.size // self.step * self.step
-        self._env = self._band[:whole].reshape(-1, self.step).mean(axis=1)
+        whole = self._wave.size // self.step * self.step
+        self._env = np.abs(self._wave[:whole]).reshape(-1, self.step).mean(axis=1)
+        self._restarts = []
         reach = 0
         if self._periods:
             period = float(np.median(self._periods))
@@ -154,53 +167,66 @@ class BeatAligner:
                 if shift and self._alike(shift) >= RESTART_SHARE * MOVES_KEPT:
                     # Most picks move the same way: the template sits on another wave than
                     # the one the detector takes. Start it again on the detector's wave.
-                    self.template, self.fine_template, self._moves = None, None, []
+                    self.template, self._moves = None, []
+                    self._restarts.append(k)
                     self._learn(int(pick))
                 else:
                     self._learn(placed)
         return out, kept
 
     def fine_times(self, placed: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """The times (stream indices, fractional) of the beats ``placed`` (as :meth:`align`
-        returned them) that ``counts``: where the envelope at the full rate matches the
-        night's full-rate template best within :data:`FINE_REACH_S` of the placed beat, to a
-        fraction of a sample (the vertex of the parabola through the best correlation and
-        its neighbours). NaN for the others, and where the best match lies at the edge of
-        the search (another wave), the signal is not all there, or no template is learnt
-        yet. Each counted beat then teaches the template, at its placed sample."""
+        """The times (stream indices, fractional) of the beats ``placed`` (what the last
+        :meth:`align` returned) that ``counts``: where the beat band at the full rate
+        matches the full-rate template (the mean of the last :data:`FINE_BEATS` counted
+        beats) best, to a fraction of a sample (the vertex of the parabola through the best
+        correlation and its neighbours), when that is within :data:`FINE_OFF_SAMPLES` of
+        the placed beat. NaN for the others, and where the signal is not all there or no
+        beat came before. Each counted beat then joins the template, at its placed sample;
+        where :meth:`align` started its template again (another wave), this one starts
+        again too, from the beat after."""
         out = np.full(np.asarray(placed).size, np.nan)
         half = int(round(TEMPLATE_S * self.fs))
-        reach = max(2, int(round(FINE_REACH_S * self.fs)))
+        reach = int(FINE_OFF_SAMPLES) + 1  # the best may lie a sample off, with a neighbour
+        restarts = set(self._restarts)
         for k, beat in enumerate(np.asarray(placed, dtype=np.int64)):
+            if self._fine_restarts and beat >= self._fine_restarts[0]:
+                self._fine_restarts = [at for at in self._fine_restarts if at > beat]
+                self._fine_beats.clear()
+            if k in restarts:  # placed on the old wave; the beats after it on the new one
+                self._fine_beats.clear()
+                continue
             if not counts[k]:
                 continue
             j = int(beat) - self._start
-            if j - half - reach < 0 or j + half + reach + 1 > self._band.size:
+            if j - half - reach < 0 or j + half + reach + 1 > self._wave.size:
                 continue
-            seg = self._band[j - half - reach : j + half + reach + 1]
+            seg = self._wave[j - half - reach : j + half + reach + 1]
             if not np.isfinite(seg).all():
                 continue
-            if self.fine_template is not None:
+            if self._fine_beats:
                 # lags -reach..reach, to the last bit on any CPU: a time is read off them
-                match = _normalized_correlation(seg, self.fine_template, exact=True)
+                template = np.mean(np.stack(self._fine_beats), axis=0)
+                match = _normalized_correlation(seg, template, exact=True)
                 best = int(np.argmax(match))
                 if 0 < best < match.size - 1:
-                    out[k] = beat - reach + interpolated_peak(match, best)
-            own = seg[reach : reach + 2 * half + 1]
-            if self.fine_template is None:
-                self.fine_template = own.copy()
-            else:
-                self.fine_template += TEMPLATE_RATE * (own - self.fine_template)
+                    off = interpolated_peak(match, best) - reach
+                    if abs(off) <= FINE_OFF_SAMPLES:
+                        out[k] = beat + off
+            self._fine_beats.append(seg[reach : reach + 2 * half + 1].copy())
         return out
 
     def _alike(self, shift: int) -> int:
         """How many of the last counted picks moved about as far as ``shift``."""
         return sum(abs(m - shift) <= KEEP_S * self.fs for m in self._moves)
 
-    def forget_after(self, last: int | None) -> None:
-        """The beats after ``last`` (a stream index; None: all) were withdrawn (the picker
-        turned over): the next beat is compared with ``last``."""
+    def forget_after(self, last: int | None, since: int) -> None:
+        """The beats from stream index ``since`` on were withdrawn (the picker turned over):
+        the next beat is compared with ``last`` (the last aligned beat before them; None:
+        none), and the full-rate template starts again at the first beat from ``since`` on
+        that :meth:`fine_times` sees (the new picks may keep to another point of the beat;
+        at a beat, not now, so that how the source chunked the stream does not matter)."""
         self._last = last
+        self._fine_restarts.append(since)
 
     def _segment(self, centre: int, half: int) -> np.ndarray | None:
         """The envelope (blocks of :attr:`step` samples) over ``centre`` +- ``half`` blocks,
@@ -225,10 +251,8 @@ class BeatAligner:
             return pick
         near = int(round(WAVE_NEAR_S * self.fs))
         lo = pick + shift - near - self._start
-        if (
-            np.nanmax(self._band[lo : lo + 2 * near + 1])
-            < COMPARABLE * self._band[pick - self._start]
-        ):
+        picked = abs(self._wave[pick - self._start])
+        if np.nanmax(np.abs(self._wave[lo : lo + 2 * near + 1])) < COMPARABLE * picked:
             return pick  # no wave there as tall as the one picked
         # Moved by the lag of the best match, not onto the wave's tallest sample: the pick
         # keeps the detector's own timing (its template's point on the wave, not the peak),

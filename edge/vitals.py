@@ -74,6 +74,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .alignment import MAX_REACH_S, TEMPLATE_S, BeatAligner
+from .polarity import TRIAL_S
 from .quality import WINDOW_S
 from .records import GAP_REASON, STATES, Epoch
 from .rhythm import AGREE_SHARE, MACHINE_RMSSD_MS, RhythmCheck
@@ -219,6 +220,8 @@ class EpochVitals:
         self._beat_breaks: list[int] = []
         self._pruned_breaks = 0
         self._bridges: list[tuple[int, int]] = []  # [start, stop) of bridged gaps (pruned)
+        # [start, stop) of the spans a turned picker gave its beats again for (pruned).
+        self._untimed: list[tuple[int, int]] = []
         self._next_epoch: int | None = None  # index k of the next epoch to write
         # The rhythm check reads the signal (add_signal); without it (check_rhythm=False, for
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
@@ -286,7 +289,11 @@ class EpochVitals:
         if self._placed is not None:
             self._placed.drop_from(since)
             placed = self._placed.index[self._placed.aligned]
-            self.aligner.forget_after(int(placed[-1]) if placed.size else None)
+            self.aligner.forget_after(int(placed[-1]) if placed.size else None, since)
+            # The beats given again for the turned span get no fine time (nor teach one):
+            # whether the aligner still holds their signal when they come depends on how
+            # the source chunked the stream. The span is at most TRIAL_S long.
+            self._untimed.append((since, since + int(round(TRIAL_S * self.fs))))
 
     def bridge(self, start: int, stop: int) -> None:
         """Samples ``[start, stop)`` were missing and the pipeline bridges them (a straight
@@ -372,9 +379,13 @@ class EpochVitals:
         found = self.rhythm.period(hi - self._hr_span, hi)
         self.aligner.note_period(None if found is None else found[0])
         counts = self._counting(beats.index[todo])
-        placed, kept = self.aligner.align(beats.index[todo], counts)
+        picks = beats.index[todo]
+        placed, kept = self.aligner.align(picks, counts)
+        timed = counts & kept
+        for lo, stop in self._untimed:
+            timed &= (picks < lo) | (picks >= stop)
         beats.index[todo] = placed
-        beats.time[todo] = self.aligner.fine_times(placed, counts & kept)
+        beats.time[todo] = self.aligner.fine_times(placed, timed)
         beats.aligned[todo] = True
         if not kept.all():
             beats._keep(np.delete(np.arange(beats.index.size), todo[~kept]))
@@ -426,6 +437,7 @@ class EpochVitals:
         self._pruned_breaks += k
         del self._beat_breaks[:k]
         self._bridges = [b for b in self._bridges if b[1] > old_break]
+        self._untimed = [u for u in self._untimed if u[1] > keep]
         old = next_start - MOTION_MEMORY_S * self.fs - self.epoch_len
         k = int(np.searchsorted(self._motion_history[0], old))
         self._motion_history = self._motion_history[:, k:]
