@@ -39,6 +39,7 @@ the same beats. docs/dsp.md ("One wave per beat") has the measured effect.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 
 import numpy as np
@@ -222,11 +223,16 @@ class BeatAligner:
     def forget_after(self, last: int | None, since: int) -> None:
         """The beats from stream index ``since`` on were withdrawn (the picker turned over):
         the next beat is compared with ``last`` (the last aligned beat before them; None:
-        none), and the full-rate template starts again at the first beat from ``since`` on
-        that :meth:`fine_times` sees (the new picks may keep to another point of the beat;
-        at a beat, not now, so that how the source chunked the stream does not matter)."""
+        none), and the full-rate template starts again there (:meth:`restart_fine_at`)."""
         self._last = last
-        self._fine_restarts.append(since)
+        self.restart_fine_at(since)
+
+    def restart_fine_at(self, index: int) -> None:
+        """The full-rate template starts again at the first beat from stream index ``index``
+        on that :meth:`fine_times` sees: the beats from there on are another picker's (a
+        turned one, a new stretch's), which may keep to another point of the beat. At a
+        beat, not at once, so that how the source chunked the stream does not matter."""
+        bisect.insort(self._fine_restarts, int(index))
 
     def _segment(self, centre: int, half: int) -> np.ndarray | None:
         """The envelope (blocks of :attr:`step` samples) over ``centre`` +- ``half`` blocks,

@@ -220,8 +220,6 @@ class EpochVitals:
         self._beat_breaks: list[int] = []
         self._pruned_breaks = 0
         self._bridges: list[tuple[int, int]] = []  # [start, stop) of bridged gaps (pruned)
-        # [start, stop) of the spans a turned picker gave its beats again for (pruned).
-        self._untimed: list[tuple[int, int]] = []
         self._next_epoch: int | None = None  # index k of the next epoch to write
         # The rhythm check reads the signal (add_signal); without it (check_rhythm=False, for
         # tests of the interval rules on beats alone) every picked rate is taken as it is.
@@ -230,8 +228,11 @@ class EpochVitals:
         # once every window holding it is judged: when its epoch is written, after the chunk
         # that takes the stream past the epoch's end plus the lag, a chunk that starts before
         # then. So the aligner keeps, counted back from the newest chunk's start, the epoch,
-        # the lag, the search reach, the template's half-width, and 1 s to spare.
-        memory_s = self.epoch_s + LAG_S + MAX_REACH_S + TEMPLATE_S + 1.0
+        # the lag, the search reach, the template's half-width, and 1 s to spare; and the
+        # span a turned picker gives its beats again for (up to TRIAL_S before the turn),
+        # which are placed at the next epoch written: else whether their signal is still
+        # there would depend on how the source chunked the stream.
+        memory_s = self.epoch_s + LAG_S + MAX_REACH_S + TEMPLATE_S + 1.0 + TRIAL_S
         self.aligner = BeatAligner(self.fs, memory_s) if check_rhythm else None
         self._machine_span = max(self._hr_span, int(round(MACHINE_SPAN_S * fs)))
         # The start and rate of the last epoch whose rate the checks passed (stored or not),
@@ -260,6 +261,8 @@ class EpochVitals:
             self._stretches.append([start, stop])
             self._stretch += 1
             bisect.insort(self._beat_breaks, start)
+            if self.aligner is not None:  # a new picker: the beats may keep to another wave
+                self.aligner.restart_fine_at(start)
 
     @property
     def stretch(self) -> int:
@@ -290,10 +293,6 @@ class EpochVitals:
             self._placed.drop_from(since)
             placed = self._placed.index[self._placed.aligned]
             self.aligner.forget_after(int(placed[-1]) if placed.size else None, since)
-            # The beats given again for the turned span get no fine time (nor teach one):
-            # whether the aligner still holds their signal when they come depends on how
-            # the source chunked the stream. The span is at most TRIAL_S long.
-            self._untimed.append((since, since + int(round(TRIAL_S * self.fs))))
 
     def bridge(self, start: int, stop: int) -> None:
         """Samples ``[start, stop)`` were missing and the pipeline bridges them (a straight
@@ -379,13 +378,9 @@ class EpochVitals:
         found = self.rhythm.period(hi - self._hr_span, hi)
         self.aligner.note_period(None if found is None else found[0])
         counts = self._counting(beats.index[todo])
-        picks = beats.index[todo]
-        placed, kept = self.aligner.align(picks, counts)
-        timed = counts & kept
-        for lo, stop in self._untimed:
-            timed &= (picks < lo) | (picks >= stop)
+        placed, kept = self.aligner.align(beats.index[todo], counts)
         beats.index[todo] = placed
-        beats.time[todo] = self.aligner.fine_times(placed, timed)
+        beats.time[todo] = self.aligner.fine_times(placed, counts & kept)
         beats.aligned[todo] = True
         if not kept.all():
             beats._keep(np.delete(np.arange(beats.index.size), todo[~kept]))
@@ -437,7 +432,6 @@ class EpochVitals:
         self._pruned_breaks += k
         del self._beat_breaks[:k]
         self._bridges = [b for b in self._bridges if b[1] > old_break]
-        self._untimed = [u for u in self._untimed if u[1] > keep]
         old = next_start - MOTION_MEMORY_S * self.fs - self.epoch_len
         k = int(np.searchsorted(self._motion_history[0], old))
         self._motion_history = self._motion_history[:, k:]

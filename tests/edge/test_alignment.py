@@ -217,3 +217,48 @@ def test_fine_times_only_for_counted_beats_with_their_signal() -> None:
     assert np.isnan(fine[~counts]).all()
     assert np.isfinite(fine[counts][1:]).all()
     assert np.isnan(aligner.fine_times(np.array([3, picks[-1] + 200]), np.ones(2, bool))).all()
+
+
+def _taught(fs: float, beats: np.ndarray, band: np.ndarray) -> BeatAligner:
+    aligner = BeatAligner(fs, memory_s=80.0)
+    aligner.add(0, band)
+    return aligner
+
+
+def test_the_fine_template_starts_again_at_the_beat_where_another_picker_starts() -> None:
+    """A turned picker or a new stretch may keep to another point of the beat: the template
+    starts again at the first beat from that stream index on (a beat before it that comes
+    later, in the next batch, is still timed on the old one), whatever the batches."""
+    fs = 50.0
+    beats = np.arange(1.0, 40.0, 0.8)
+    picks = np.round(beats * fs).astype(np.int64)
+    every = np.ones(picks.size, dtype=bool)
+    at = int(picks[20])
+    whole = _taught(fs, beats, _slow_band(beats, 42.0, fs))
+    whole.restart_fine_at(at)
+    one_batch = whole.fine_times(picks, every)
+    assert np.isfinite(one_batch[1:20]).all()
+    assert np.isnan(one_batch[20])  # the first beat after the restart: nothing to match
+    assert np.isfinite(one_batch[21:]).all()
+    split = _taught(fs, beats, _slow_band(beats, 42.0, fs))
+    first = split.fine_times(picks[:15], every[:15])
+    split.restart_fine_at(at)  # told before beats 15-19 come
+    np.testing.assert_array_equal(
+        np.concatenate([first, split.fine_times(picks[15:], every[15:])]), one_batch
+    )
+
+
+def test_no_fine_time_further_than_a_sample_off() -> None:
+    """Fine times mend a pick's rounding; a pick the template puts further off (the detector
+    and the template on different points of the beat) keeps its whole-sample time, until
+    the template (the last 16 beats) has followed the picks there."""
+    fs = 50.0
+    beats = np.arange(1.0, 60.0, 0.8)
+    picks = np.round(beats * fs).astype(np.int64)
+    later = beats + np.where(np.arange(beats.size) >= 20, 1.3 / fs, 0.0)  # 1.3 samples on
+    aligner = _taught(fs, beats, _slow_band(later, 62.0, fs))
+    assert np.isfinite(aligner.fine_times(picks[:20], np.ones(20, dtype=bool))[1:]).all()
+    fine = aligner.fine_times(picks[20:70], np.ones(50, dtype=bool)) - picks[20:70]
+    assert np.isnan(fine[:5]).all()  # the detector's picks, the template 1.3 samples apart
+    assert np.isfinite(fine[20:]).all()  # the template has followed
+    assert np.abs(fine[20:]).max() < 1.0

@@ -496,17 +496,17 @@ def test_the_settling_look_bridges_a_gap_as_the_dsp_does() -> None:
     the gap does not pull (two chunks and a third, back to back with the second, after a
     gap of 4 samples)."""
     ramp = np.arange(20, dtype=np.float64)
-    before = ramp[:8].copy()
-    before[-1] = 1e6  # a torn read next to the gap
+    torn = ramp.copy()
+    torn[7] = torn[12] = 1e6  # torn reads on both sides of the gap
     chunks = [
-        Chunk(0, before, T0),
-        Chunk(12, ramp[12:14], T0 + 0.048),  # fewer than BRIDGE_END_SAMPLES: read on with
-        Chunk(14, ramp[14:20], T0 + 0.056),  # the chunk after it
+        Chunk(0, torn[:8], T0),
+        Chunk(12, torn[12:14], T0 + 0.048),  # fewer than BRIDGE_END_SAMPLES: read on with
+        Chunk(14, torn[14:20], T0 + 0.056),  # the chunk after it
     ]
     x = _bridged(chunks)
-    assert x.size == 20 and x[7] == 1e6
-    np.testing.assert_allclose(x[8:12], ramp[8:12])  # the line from 7 (not 1e6) to 12
-    np.testing.assert_array_equal(x[12:], ramp[12:])
+    assert x.size == 20 and x[7] == x[12] == 1e6
+    np.testing.assert_allclose(x[8:12], ramp[8:12])  # the line from 7 to 12 (not 1e6)
+    np.testing.assert_array_equal(x[13:], ramp[13:])
 
 
 @pytest.mark.parametrize("inward", [0, 1, 2])
