@@ -265,25 +265,20 @@ def _bridge_end(edge: np.ndarray) -> float:
 def _bridge_line(before: np.ndarray, after: np.ndarray, n: int) -> np.ndarray:
     """The ``n`` samples of a short gap between the samples ``before`` it (the nearest
     first) and ``after`` it: a straight line between :func:`_bridge_end` of each side."""
-    first = _bridge_end(before[:BRIDGE_END_SAMPLES])
-    last = _bridge_end(after[:BRIDGE_END_SAMPLES])
+    first, last = _bridge_end(before), _bridge_end(after)
     return first + (last - first) / (n + 1) * np.arange(1, n + 1)
 
 
 def _bridged(chunks: list[Chunk]) -> np.ndarray:
     """The samples of consecutive ``chunks`` (float64), a short gap between two of them run
     over as the DSP runs over it (:func:`_bridge_line`; each side's samples up to the next
-    gap): what the settling look reads."""
-    runs: list[tuple[int, np.ndarray]] = []  # back-to-back chunks as one: (start, samples)
-    for c in chunks:
+    gap, back-to-back chunks joined as for the DSP, :func:`_joined`): what the settling
+    look reads."""
+    runs = _joined(chunks)
+    start, out = runs[0].start_index, np.asarray(runs[0].samples, dtype=np.float64)
+    for c in runs[1:]:
         x = np.asarray(c.samples, dtype=np.float64)
-        if runs and c.start_index == runs[-1][0] + runs[-1][1].size:
-            runs[-1] = (runs[-1][0], np.concatenate([runs[-1][1], x]))
-        else:
-            runs.append((c.start_index, x))
-    start, out = runs[0]
-    for begin, x in runs[1:]:
-        gap = begin - start - out.size
+        gap = c.start_index - start - out.size  # 0 between chunks left apart (a bad sample)
         out = np.concatenate([out, _bridge_line(out[::-1], x, gap), x])
     return out
 
