@@ -4,6 +4,8 @@ the unit stores for it (one definition), with clear errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import math
 from pathlib import Path
 
@@ -72,3 +74,26 @@ def test_a_file_the_unit_refuses_is_one_coded_line(tmp_path, capsys) -> None:
     assert main([str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error E") and len(err.splitlines()) == 1
+
+
+def test_the_old_name_runs_the_same_tool(tmp_path) -> None:
+    """``python -m edge.heart_rate`` (its name before the re-layout) prints what
+    ``python -m edge.eval.heart_rate`` prints, and fails as it does."""
+    with np.load(DATA / "sadek_sample.npz") as data:
+        x, fs = data["raw"][: int(60 * 50)], float(data["fs"])
+    path = tmp_path / "mat.npz"
+    np.savez(path, raw=x, fs=fs)
+    runs = {
+        name: [
+            subprocess.run(
+                [sys.executable, "-m", name, *args], capture_output=True, text=True, timeout=120
+            )
+            for args in ([str(path)], [str(tmp_path / "missing.npz")])
+        ]
+        for name in ("edge.heart_rate", "edge.eval.heart_rate")
+    }
+    old, new = runs["edge.heart_rate"], runs["edge.eval.heart_rate"]
+    assert old[0].returncode == 0 and "bpm" in old[0].stdout
+    for a, b in zip(old, new, strict=True):
+        assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
+    assert old[1].returncode != 0 and old[1].stderr
