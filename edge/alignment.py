@@ -83,6 +83,10 @@ FINE_OFF_SAMPLES = 1.0
 #: the whole night would carry a difference in one beat's placing (by how the source
 #: chunked the stream, say) into every later HRV; this one forgets it.
 FINE_BEATS = 16
+#: ... and the best match is sought this far either way (s): past the next wave of a
+#: ringing frame (waves 170-250 ms apart), so a beat placed on another wave than the
+#: template's gets no fine time.
+FINE_SEARCH_S = 0.25
 
 
 class BeatAligner:
@@ -177,19 +181,30 @@ class BeatAligner:
 
     def fine_times(self, placed: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """The times (stream indices, fractional) of the beats ``placed`` (what the last
-        :meth:`align` returned) that ``counts``: where the beat band at the full rate
-        matches the full-rate template (the mean of the last :data:`FINE_BEATS` counted
-        beats) best, to a fraction of a sample (the vertex of the parabola through the best
-        correlation and its neighbours), when that is within :data:`FINE_OFF_SAMPLES` of
-        the placed beat. NaN for the others, and where the signal is not all there or no
-        beat came before. Each counted beat then joins the template, at its placed sample;
-        where :meth:`align` started its template again (another wave), this one starts
-        again too, from the beat after."""
-        out = np.full(np.asarray(placed).size, np.nan)
+        :meth:`align` returned) that ``counts``, for the HRV. Each is matched to the
+        full-rate template (the beat band at the full rate, the mean of the last
+        :data:`FINE_BEATS` counted beats) over +-:data:`FINE_SEARCH_S`:
+
+        - the best match within :data:`FINE_OFF_SAMPLES` of the placed beat: the time to a
+          fraction of a sample (the vertex of the parabola through it and its neighbours);
+        - further, but within :data:`KEEP_S`: the placed beat's whole sample;
+        - further still: NaN. The template's wave is elsewhere: the beat sits on another
+          wave than the beats before it (a ringing frame's next cycle, a hop of 90-250 ms
+          that can pass for a beat-to-beat change), so its time is no heartbeat's.
+
+        The placed whole sample too where the signal is not all there or no beat came
+        before; NaN for the beats that do not count. Each counted beat but those on
+        another wave then joins the template, at its placed sample; where :meth:`align`
+        started its template again (another wave), this one starts again too, from the
+        beat after."""
+        placed = np.asarray(placed, dtype=np.int64)
+        out = np.where(np.asarray(counts, dtype=bool), placed.astype(np.float64), np.nan)
         half = int(round(TEMPLATE_S * self.fs))
-        reach = int(FINE_OFF_SAMPLES) + 1  # the best may lie a sample off, with a neighbour
+        near = int(FINE_OFF_SAMPLES) + 1  # the best may lie a sample off, with a neighbour
+        reach = max(near, int(round(FINE_SEARCH_S * self.fs)))
+        far = KEEP_S * self.fs
         restarts = set(self._restarts)
-        for k, beat in enumerate(np.asarray(placed, dtype=np.int64)):
+        for k, beat in enumerate(placed):
             if self._fine_restarts and beat >= self._fine_restarts[0]:
                 self._fine_restarts = [at for at in self._fine_restarts if at > beat]
                 self._fine_beats.clear()
@@ -205,12 +220,19 @@ class BeatAligner:
             if not np.isfinite(seg).all():
                 continue
             if self._fine_beats:
-                # lags -reach..reach, to the last bit on any CPU: a time is read off them
                 template = np.mean(np.stack(self._fine_beats), axis=0)
-                match = _normalized_correlation(seg, template, exact=True)
-                best = int(np.argmax(match))
-                if 0 < best < match.size - 1:
-                    off = interpolated_peak(match, best) - reach
+                # Where the best match lies (lags -reach..reach) ...
+                best = int(np.argmax(_normalized_correlation(seg, template))) - reach
+                if abs(best) > far:
+                    out[k] = np.nan  # on another wave: no time, and not in the template
+                    continue
+                # ... and the time, read off lags -near..near summed to the last bit on any
+                # CPU (make arm64 compares the stored HRV bit for bit).
+                close = seg[reach - near : reach + near + 2 * half + 1]
+                match = _normalized_correlation(close, template, exact=True)
+                top = int(np.argmax(match))
+                if 0 < top < match.size - 1:
+                    off = interpolated_peak(match, top) - near
                     if abs(off) <= FINE_OFF_SAMPLES:
                         out[k] = beat + off
             self._fine_beats.append(seg[reach : reach + 2 * half + 1].copy())

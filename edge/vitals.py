@@ -146,7 +146,9 @@ class _Events:
     index: np.ndarray
     stretch: np.ndarray
     aligned: np.ndarray  #: placed on the beat template already (edge.alignment)
-    #: the time to a fraction of a sample (stream index; NaN: not refined, use ``index``)
+    #: the time of an aligned event, for the HRV (stream index, to a fraction of a sample
+    #: where refined; NaN: on another wave than the beats before it, no time at all);
+    #: unused (NaN) until the event is aligned: ``index`` is its time then
     time: np.ndarray
 
     @classmethod
@@ -572,9 +574,11 @@ class EpochVitals:
         if reason is not None:
             return None, None, reason, stride
         # The HRV: steady intervals, none across a bridged gap, timed to a fraction of a
-        # sample where the beats were refined (edge.alignment.BeatAligner.fine_times).
+        # sample where the beats were refined, none to a beat on another wave than the
+        # ones before it (edge.alignment.BeatAligner.fine_times).
         timed = _steady(intervals, normal) & ~self._across_bridge(beats, lo, e1, stride)
         fine = self._intervals(beats, counting, lo, e1, stride, fine=True)
+        timed &= np.isfinite(fine)
         return hr, _rmssd_ms(fine, timed, self.fs, lag=stride), None, stride
 
     def _seen_before(self, e0: int, hr: float) -> bool:
@@ -703,8 +707,8 @@ class EpochVitals:
         """Intervals (samples, float) from each detected event to the one ``stride`` events
         on, in order, for those ending in ``[lo, hi)``; NaN where an event from one to the
         other does not count or a gap lies between them (so neighbours in the result are
-        neighbours in time). ``fine``: between the events' refined times where both have
-        one (``_Events.time``), else their whole-sample indices."""
+        neighbours in time). ``fine``: between the aligned events' times (``_Events.time``:
+        NaN where one has none), the others' whole-sample indices."""
         idx = events.index
         if idx.size <= stride:
             return np.empty(0)
@@ -715,8 +719,8 @@ class EpochVitals:
         span = (ends >= lo) & (ends < hi)
         intervals = (idx[stride:] - idx[:-stride]).astype(np.float64)
         if fine:
-            refined = events.time[stride:] - events.time[:-stride]
-            intervals = np.where(np.isfinite(refined), refined, intervals)
+            time = np.where(events.aligned, events.time, idx)
+            intervals = time[stride:] - time[:-stride]
         intervals[~ok] = np.nan
         return intervals[span]
 

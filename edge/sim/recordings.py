@@ -13,7 +13,7 @@ Everything comes from the seed (numpy only), so tests and ``edge/eval`` can use 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +28,7 @@ from .sensor_model import Resonance, SensorModel
 __all__ = [
     "HELDOUT_DURATION_S",
     "HELDOUT_FS",
+    "RINGING_WAVES_Q",
     "SimRecording",
     "Stretch",
     "heldout_like",
@@ -40,6 +41,9 @@ HELDOUT_FS = 500.0
 HELDOUT_DURATION_S = 300.0
 #: Its beat's waves: this far apart (s), as on the real recording.
 HELDOUT_WAVE_SPACING_S = 0.18
+#: The quality of the bed mode whose cycles are the waves (``ringing_waves``): each wave
+#: exp(-pi / Q) of the one before, from 0.46 (Q 4) to 0.73 (Q 10).
+RINGING_WAVES_Q = (4.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,15 @@ class SimRecording(NamedTuple):
     labels: tuple[Stretch, ...]  #: still / moving stretches, end to end
 
 
-def heldout_like_night(seed: int) -> Night:
+def heldout_like_night(seed: int, ringing_waves: bool = False) -> Night:
     """The :class:`Night` behind :func:`heldout_like` (all of its truth: J-peaks, breaths,
-    states, the sensor model and ``beat_lag_s``)."""
+    states, the sensor model and ``beat_lag_s``).
+
+    ``ringing_waves``: the beat's waves are the cycles of one bed mode instead, ringing at
+    the waves' spacing (about 5.5 Hz) with a Q of :data:`RINGING_WAVES_Q`: the other way a
+    bed gives several waves of similar height 180 ms apart. Its echo two cycles on lands
+    near half a beat at 80 bpm, where a picker taking both reads twice the rate. The same
+    person, night and converter as without it."""
     rng = stream(seed, "heldout like")
     posture = str(rng.choice(["supine", "left", "right"]))
     first = rng.uniform(70.0, 130.0)  # the first movement starts here (s)
@@ -100,6 +110,16 @@ def heldout_like_night(seed: int) -> Night:
         adc_gain=float(rng.uniform(20.0, 60.0) / j_counts),
         polarity=1 if rng.random() < 0.5 else -1,
     )
+    if ringing_waves:
+        ring = stream(seed, "heldout ringing waves")
+        mode = Resonance(1.0 / spacing, float(ring.uniform(*RINGING_WAVES_Q)))
+        model = replace(
+            model,
+            kind="heldout_ringing",
+            resonances=(mode,),
+            wave_delays_s=(),
+            wave_heights=(1.0,),
+        )
     return Night(
         seed=seed,
         scenario=Scenario.chain(steps),

@@ -188,7 +188,7 @@ def test_fine_times_time_beats_between_samples(gain: float, hz: float) -> None:
     placed, kept = aligner.align(picks, np.ones(picks.size, dtype=bool))
     np.testing.assert_array_equal(placed[kept], picks)  # one clear wave: the picks stay
     fine = aligner.fine_times(placed, kept) / fs
-    assert np.isnan(fine[0])  # the first beat has no template yet: it teaches it
+    assert fine[0] == picks[0] / fs  # no template yet: its whole sample; it teaches it
     assert np.isfinite(fine[1:]).all()
     whole_error = picks[1:] / fs - beats[1:]
     fine_error = fine[1:] - beats[1:]
@@ -200,8 +200,9 @@ def test_fine_times_time_beats_between_samples(gain: float, hz: float) -> None:
 
 
 def test_fine_times_only_for_counted_beats_with_their_signal() -> None:
-    """A beat that does not count gets no time (and teaches nothing); nor does one whose
-    surroundings the aligner no longer holds."""
+    """A beat that does not count gets no time (and teaches nothing); one whose
+    surroundings the aligner no longer holds, or that came before any other, keeps its
+    whole sample."""
     fs = 50.0
     beats = np.arange(1.0, 30.0, 0.8)
     band = _slow_band(beats, 30.0, fs)
@@ -211,12 +212,14 @@ def test_fine_times_only_for_counted_beats_with_their_signal() -> None:
     fresh = BeatAligner(fs, memory_s=40.0)
     fresh.add(0, band)
     assert np.isnan(fresh.fine_times(picks[:5], np.zeros(5, bool))).all()
-    assert np.isnan(fresh.fine_times(picks[5:6], np.ones(1, bool))).all()  # none taught it
+    assert fresh.fine_times(picks[5:6], np.ones(1, bool))[0] == picks[5]  # none taught it
     counts = np.arange(picks.size) % 3 != 0
     fine = aligner.fine_times(picks, counts)
     assert np.isnan(fine[~counts]).all()
-    assert np.isfinite(fine[counts][1:]).all()
-    assert np.isnan(aligner.fine_times(np.array([3, picks[-1] + 200]), np.ones(2, bool))).all()
+    assert np.isfinite(fine[counts]).all()
+    assert (fine[counts][1:] % 1.0 != 0.0).any()  # timed between samples once taught
+    outside = np.array([3, picks[-1] + 200])
+    np.testing.assert_array_equal(aligner.fine_times(outside, np.ones(2, bool)), outside)
 
 
 def _taught(fs: float, beats: np.ndarray, band: np.ndarray) -> BeatAligner:
@@ -238,7 +241,7 @@ def test_the_fine_template_starts_again_at_the_beat_where_another_picker_starts(
     whole.restart_fine_at(at)
     one_batch = whole.fine_times(picks, every)
     assert np.isfinite(one_batch[1:20]).all()
-    assert np.isnan(one_batch[20])  # the first beat after the restart: nothing to match
+    assert one_batch[20] == picks[20]  # the first beat after the restart: its whole sample
     assert np.isfinite(one_batch[21:]).all()
     split = _taught(fs, beats, _slow_band(beats, 42.0, fs))
     first = split.fine_times(picks[:15], every[:15])
@@ -250,8 +253,9 @@ def test_the_fine_template_starts_again_at_the_beat_where_another_picker_starts(
 
 def test_no_fine_time_further_than_a_sample_off() -> None:
     """Fine times mend a pick's rounding; a pick the template puts further off (the detector
-    and the template on different points of the beat) keeps its whole-sample time, until
-    the template (the last 16 beats) has followed the picks there."""
+    and the template on different points of the beat, not another wave) keeps its
+    whole-sample time, until the template (the last 16 beats) has followed the picks
+    there."""
     fs = 50.0
     beats = np.arange(1.0, 60.0, 0.8)
     picks = np.round(beats * fs).astype(np.int64)
@@ -259,6 +263,25 @@ def test_no_fine_time_further_than_a_sample_off() -> None:
     aligner = _taught(fs, beats, _slow_band(later, 62.0, fs))
     assert np.isfinite(aligner.fine_times(picks[:20], np.ones(20, dtype=bool))[1:]).all()
     fine = aligner.fine_times(picks[20:70], np.ones(50, dtype=bool)) - picks[20:70]
-    assert np.isnan(fine[:5]).all()  # the detector's picks, the template 1.3 samples apart
+    assert (fine[:5] == 0.0).all()  # the detector's picks, the template 1.3 samples apart
     assert np.isfinite(fine[20:]).all()  # the template has followed
     assert np.abs(fine[20:]).max() < 1.0
+
+
+def test_a_beat_on_another_wave_has_no_time() -> None:
+    """Three comparable waves 180 ms apart: the beats placed on the first wave are timed;
+    one placed on the second (a hop the rate's checks can pass for a beat-to-beat change:
+    180 ms of a 760 ms beat) gets no time, so no HRV reads it, and does not teach the
+    template: the beats after it are timed on the first wave again."""
+    beats = _beats(40.0)
+    band = _band(beats, DELAYS_S, (1.0, 0.9, 0.85), 40.0)
+    picks = np.round(beats * FS).astype(np.int64)
+    hop = 20
+    picks[hop] += round(DELAYS_S[1] * FS)
+    aligner = BeatAligner(FS, memory_s=45.0)
+    aligner.add(0, band)
+    fine = aligner.fine_times(picks, np.ones(picks.size, dtype=bool))
+    assert np.isnan(fine[hop])
+    others = np.delete(np.arange(picks.size), hop)
+    assert np.isfinite(fine[others]).all()
+    assert np.abs(fine[others] - beats[others] * FS).max() <= 1.0

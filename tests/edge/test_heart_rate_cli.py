@@ -4,9 +4,9 @@ the unit stores for it (one definition), with clear errors."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
-import math
 from pathlib import Path
 
 import numpy as np

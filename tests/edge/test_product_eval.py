@@ -381,7 +381,7 @@ def test_product_cli_prints_targets_and_writes_json(tmp_path, capsys):
     assert "sadek: HR MAE at coverage" in text and "sim nominal (held out): hr_mae" in text
     data = json.loads(out.read_text())
     prod = data["product"]
-    sets = {"nominal", "night", "low_snr", "slow", "fast", "heldout_like"}
+    sets = {"nominal", "night", "low_snr", "slow", "fast", "heldout_like", "heldout_ringing"}
     assert set(prod["groups"]) == sets | set(product.SENSOR_KINDS)
     assert "sensor models (simulated)" in text
     assert {"aydin imp_env", "aydin bcg", "sadek"} <= set(prod["records"])
