@@ -176,8 +176,7 @@ def sim_records(seed_set: str = "held-out", nights: int = 10) -> list[ProductRec
     pairs = synthetic_nights(seed_set, nights)
     pairs += [(HELDOUT_LIKE, heldout_like_night(first + k)) for k in range(nights)]
     pairs += [
-        (HELDOUT_RINGING, heldout_like_night(first + k, ringing_waves=True))
-        for k in range(nights)
+        (HELDOUT_RINGING, heldout_like_night(first + k, ringing_waves=True)) for k in range(nights)
     ]
     pairs += [
         (kind, Night(first + k, duration_s=SENSOR_NIGHT_S, sensor_model=kind))
