@@ -339,24 +339,28 @@ def test_heldout_like_is_a_500_hz_12_bit_still_recording_with_two_movements():
     assert np.array_equal(again.samples, samples) and again.labels == labels
 
 
-@pytest.mark.parametrize("seed", [3, 6])
-def test_heldout_like_beats_have_comparable_waves_180_ms_apart(seed):
-    n = heldout_like_night(seed)
-    first_still = n.segments[0]
-    cut = Night(
+def _first_still(n: Night) -> Night:
+    """``n``'s first still stretch alone, as a night of its own (its ensemble is clean)."""
+    first = n.segments[0]
+    return Night(
         seed=n.seed,
-        scenario=Scenario.constant(first_still.stop_s, State.GOOD, first_still.posture),
+        scenario=Scenario.constant(first.stop_s, State.GOOD, first.posture),
         heart_bpm=n.heart_bpm,
         snr_db=n.snr_db,
         sensor_model=n.sensor_model,
     )
-    t, avg = ensemble(cut)
+
+
+@pytest.mark.parametrize("seed", [3, 6])
+def test_heldout_like_beats_have_comparable_waves_180_ms_apart(seed):
+    n = heldout_like_night(seed)
+    t, avg = ensemble(_first_still(n))
     found = waves(t, avg, -0.1, n.sensor_model.wave_delays_s[-1] + 0.06, FIRST_WAVE)
     assert found.shape[0] == n.sensor_model.n_waves
     spacing = (found[-1, 0] - found[0, 0]) / (found.shape[0] - 1)
     assert 0.14 <= spacing <= 0.2  # drawn 171-189 ms; overlaps pull the peaks closer
     assert found[:, 1].min() >= 0.6  # similar heights: drawn within 25 %, then overlaps
-    assert abs(found[0, 0] - n.beat_lags_s[first_still.posture]) <= 0.012
+    assert abs(found[0, 0] - n.beat_lags_s[n.segments[0].posture]) <= 0.012
 
 
 @pytest.mark.parametrize("seed", [3, 6])
@@ -375,15 +379,7 @@ def test_heldout_ringing_waves_are_the_cycles_of_one_bed_mode(seed):
     )
     (mode,) = n.sensor_model.resonances
     assert n.sensor_model.n_waves == 1 and 5.0 <= mode.freq_hz <= 6.0
-    first_still = n.segments[0]
-    cut = Night(
-        seed=n.seed,
-        scenario=Scenario.constant(first_still.stop_s, State.GOOD, first_still.posture),
-        heart_bpm=n.heart_bpm,
-        snr_db=n.snr_db,
-        sensor_model=n.sensor_model,
-    )
-    t, avg = ensemble(cut)
+    t, avg = ensemble(_first_still(n))
     found = waves(t, avg, 0.0, 0.6, 0.5)  # measured: 3 or 4, the 2nd to 4th 0.7-1.0
     assert found.shape[0] >= 3
     assert np.diff(found[:, 0]) == pytest.approx(1.0 / mode.freq_hz, abs=0.02)
