@@ -28,7 +28,9 @@ Each counted beat is then timed to a fraction of a sample (:meth:`BeatAligner.fi
 the beat band at the full sampling rate matched to a full-rate template of it, the vertex of
 the parabola through the best correlation and its neighbours, kept when within a sample of
 the placed beat. The HRV reads those times (a 50 Hz sample is 20 ms, as much as a calm
-heart's beat-to-beat change); the rate, the whole samples.
+heart's beat-to-beat change); the rate, the whole samples. A beat whose best match lies
+further than :data:`KEEP_S` from where it was placed may sit on another wave than the beats
+before it: it gets no time, and no HRV reads an interval to or from it.
 
 Only picks in windows judged good are placed (no rate is read from the others). A sensor
 with one clear J-wave per beat keeps its picks (the template's best match is the pick
@@ -83,9 +85,9 @@ FINE_OFF_SAMPLES = 1.0
 #: the whole night would carry a difference in one beat's placing (by how the source
 #: chunked the stream, say) into every later HRV; this one forgets it.
 FINE_BEATS = 16
-#: ... and the best match is sought this far either way (s): past the next wave of a
-#: ringing frame (waves 170-250 ms apart), so a beat placed on another wave than the
-#: template's gets no fine time.
+#: ... and the best match is sought this far either way (s; to the nearest sample): past
+#: the next wave of a ringing frame (waves 170-250 ms apart), so a beat placed on another
+#: wave than the template's gets no fine time.
 FINE_SEARCH_S = 0.25
 
 
@@ -188,15 +190,20 @@ class BeatAligner:
         - the best match within :data:`FINE_OFF_SAMPLES` of the placed beat: the time to a
           fraction of a sample (the vertex of the parabola through it and its neighbours);
         - further, but within :data:`KEEP_S`: the placed beat's whole sample;
-        - further still: NaN. The template's wave is elsewhere: the beat sits on another
-          wave than the beats before it (a ringing frame's next cycle, a hop of 90-250 ms
-          that can pass for a beat-to-beat change), so its time is no heartbeat's.
+        - further still: NaN. The template's wave is elsewhere: the beat may sit on
+          another wave than the beats before it (a ringing frame's next cycle, a hop of
+          90-250 ms that can pass for a beat-to-beat change), so its time is not trusted.
+          On a frame ringing with a high Q one cycle on can match about as well as the
+          beat's own wave: such a beat loses its time too (no HRV rather than a wrong one).
 
         The placed whole sample too where the signal is not all there or no beat came
-        before; NaN for the beats that do not count. Each counted beat but those on
-        another wave then joins the template, at its placed sample; where :meth:`align`
-        started its template again (another wave), this one starts again too, from the
-        beat after."""
+        before; NaN for the beats that do not count, and for the beat where :meth:`align`
+        started its template again (it sits on the old wave, the beats after it on the
+        new: an interval across it mixes the two). Each counted beat then joins the
+        template, at its placed sample (one on another wave too, so that a template begun
+        on a wave the picks seldom take follows them within :data:`FINE_BEATS` beats);
+        where :meth:`align` started its template again, this one starts again too, from
+        the beat after."""
         placed = np.asarray(placed, dtype=np.int64)
         out = np.where(np.asarray(counts, dtype=bool), placed.astype(np.float64), np.nan)
         half = int(round(TEMPLATE_S * self.fs))
@@ -210,6 +217,7 @@ class BeatAligner:
                 self._fine_beats.clear()
             if k in restarts:  # placed on the old wave; the beats after it on the new one
                 self._fine_beats.clear()
+                out[k] = np.nan
                 continue
             if not counts[k]:
                 continue
@@ -224,17 +232,17 @@ class BeatAligner:
                 # Where the best match lies (lags -reach..reach) ...
                 best = int(np.argmax(_normalized_correlation(seg, template))) - reach
                 if abs(best) > far:
-                    out[k] = np.nan  # on another wave: no time, and not in the template
-                    continue
-                # ... and the time, read off lags -near..near summed to the last bit on any
-                # CPU (make arm64 compares the stored HRV bit for bit).
-                close = seg[reach - near : reach + near + 2 * half + 1]
-                match = _normalized_correlation(close, template, exact=True)
-                top = int(np.argmax(match))
-                if 0 < top < match.size - 1:
-                    off = interpolated_peak(match, top) - near
-                    if abs(off) <= FINE_OFF_SAMPLES:
-                        out[k] = beat + off
+                    out[k] = np.nan  # maybe on another wave: no time
+                else:
+                    # ... and the time, read off lags -near..near summed to the last bit on
+                    # any CPU (make arm64 compares the stored HRV bit for bit).
+                    close = seg[reach - near : reach + near + 2 * half + 1]
+                    match = _normalized_correlation(close, template, exact=True)
+                    top = int(np.argmax(match))
+                    if 0 < top < match.size - 1:
+                        off = interpolated_peak(match, top) - near
+                        if abs(off) <= FINE_OFF_SAMPLES:
+                            out[k] = beat + off
             self._fine_beats.append(seg[reach : reach + 2 * half + 1].copy())
         return out
 

@@ -58,13 +58,15 @@ FUNDAMENTAL_SHARE = 0.8
 #: The envelope compared around each picked beat: this long before and after it (s).
 WAVE_SPAN_S = 0.25
 #: Picks on two waves by turns: the next-but-one beat's envelope correlates at least this
-#: much, and this much more than the next beat's (measured: 0.4-0.8 more on simulated
-#: three-wave beats picked at twice the rate; 0.2 less to 0.1 more on true beats).
+#: much, and this much more than the next beat's (measured on the envelope before it was
+#: smoothed: 0.4-0.8 more on simulated three-wave beats picked at twice the rate, 0.2 less
+#: to 0.1 more on true beats; smoothed, 0.85 more on a bed ringing at 5.5 Hz).
 ALTERNATION_LIKE = 0.6
 ALTERNATION_GAP = 0.3
 MIN_ALTERNATION_BEATS = 6
 #: Re-locked on one wave, the beat's autocorrelation peak exceeds that at the picks' spacing
-#: by at least this (measured: 0.1-0.2 on simulated three-wave beats).
+#: by at least this (measured before the envelope was smoothed: 0.1-0.2 on simulated
+#: three-wave beats).
 PREFER_MARGIN = 0.05
 #: An autocorrelation peak below this is no rhythm at all (noise): nothing is confirmed.
 MIN_PEAK = 0.2
@@ -264,7 +266,9 @@ class RhythmCheck:
         lo = max(0, int(k.min()) - 2 * half)
         region = self._env[lo : int(k.max()) + 2 * half + 1]
         env = self._smoothed(region)
-        k = k - lo - (region.size - env.size) // 2  # env[j] is centred on region[j + lead]
+        # env[j] is centred on region[j + lead] (half a block later for an even window:
+        # the same for every beat, so no shape moves against another)
+        k = k - lo - (region.size - env.size) // 2
         k = k[(k >= half) & (k + half < env.size)]
         if k.size < MIN_ALTERNATION_BEATS:
             return 1

@@ -271,8 +271,8 @@ def test_no_fine_time_further_than_a_sample_off() -> None:
 def test_a_beat_on_another_wave_has_no_time() -> None:
     """Three comparable waves 180 ms apart: the beats placed on the first wave are timed;
     one placed on the second (a hop the rate's checks can pass for a beat-to-beat change:
-    180 ms of a 760 ms beat) gets no time, so no HRV reads it, and does not teach the
-    template: the beats after it are timed on the first wave again."""
+    180 ms of a 760 ms beat) gets no time, so no HRV reads it; the beats after it are
+    timed on the first wave again."""
     beats = _beats(40.0)
     band = _band(beats, DELAYS_S, (1.0, 0.9, 0.85), 40.0)
     picks = np.round(beats * FS).astype(np.int64)
@@ -285,3 +285,20 @@ def test_a_beat_on_another_wave_has_no_time() -> None:
     others = np.delete(np.arange(picks.size), hop)
     assert np.isfinite(fine[others]).all()
     assert np.abs(fine[others] - beats[others] * FS).max() <= 1.0
+
+
+def test_a_fine_template_begun_on_another_wave_follows_the_beats() -> None:
+    """The first beat after a start teaches the template unchecked: when it sat on a wave
+    the others do not take, the beats after it lose their times only until the template
+    (the last 16 beats, each joining it) has followed them."""
+    beats = _beats(40.0)
+    band = _band(beats, DELAYS_S, (1.0, 0.9, 0.85), 40.0)
+    picks = np.round(beats * FS).astype(np.int64)
+    picks[0] += round(DELAYS_S[1] * FS)
+    aligner = BeatAligner(FS, memory_s=45.0)
+    aligner.add(0, band)
+    fine = aligner.fine_times(picks, np.ones(picks.size, dtype=bool))
+    assert np.isnan(fine[1])  # the template still on the first beat's wave
+    late = np.arange(16, picks.size)
+    assert np.isfinite(fine[late]).all()
+    assert np.abs(fine[late] - beats[late] * FS).max() <= 1.0
