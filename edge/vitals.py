@@ -147,8 +147,10 @@ class _Events:
     stretch: np.ndarray
     aligned: np.ndarray  #: placed on the beat template already (edge.alignment)
     #: the time of an aligned event, for the HRV (stream index, to a fraction of a sample
-    #: where refined; NaN: on another wave than the beats before it, no time at all);
-    #: unused (NaN) until the event is aligned: ``index`` is its time then
+    #: where refined; NaN: no time at all, for a beat that may sit on another wave than the
+    #: ones before it, the beat where the template started again, or one that does not
+    #: count: BeatAligner.fine_times); unused (NaN) until the event is aligned: ``index``
+    #: is its time then
     time: np.ndarray
 
     @classmethod
